@@ -1,0 +1,3 @@
+from optibid.cli import main
+
+main()

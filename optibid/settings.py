@@ -1,0 +1,81 @@
+"""Typed settings, read from `OPTIBID_*` environment variables (and `.env`) when a command starts.
+
+Nothing builds a Settings object at import time: the CLI builds one and passes it down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".optibid"
+    return Path.home() / ".local" / "state" / "optibid"
+
+
+class Settings(BaseSettings):
+    """Everything an OptiBid process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIBID_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Folder holding all local-stack state: data, logs, pid files.",
+    )
+    host: str = Field("127.0.0.1", description="Loopback address the local stack binds to.")
+    kafka_port: int = Field(29092, description="Kafka broker listener port.")
+    kafka_controller_port: int = Field(29093, description="Kafka KRaft controller port.")
+    kafka_heap_mb: int = Field(512, description="Kafka JVM heap (-Xms/-Xmx), MiB.")
+    registry_port: int = Field(28081, description="Schema registry HTTP port.")
+    registry_heap_mb: int = Field(384, description="Schema registry JVM heap, MiB.")
+    postgres_port: int = Field(25432, description="PostgreSQL port.")
+    postgres_db: str = Field("optibid", description="PostgreSQL database of the read models.")
+    postgres_user: str = Field("optibid", description="PostgreSQL role (trust auth on loopback).")
+    redis_port: int = Field(26379, description="Redis port.")
+    ready_timeout_s: float = Field(180.0, description="Deadline for each server to become ready.")
+    topic_prefix: str = Field("", description="Prefix of every topic name (isolated environments).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+
+    # Point at external services instead of the local stack (clusters, Helm).
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers override.")
+    registry_url: str | None = Field(
+        None, description="Confluent-compatible registry URL override."
+    )
+    database_url: SecretStr | None = Field(None, description="PostgreSQL URL override.")
+    redis_url: str | None = Field(None, description="Redis URL override.")
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if value != "localhost" and not ipaddress.ip_address(value).is_loopback:
+            raise ValueError(f"the local stack binds to loopback only, not {value!r}")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def schema_registry_url(self) -> str:
+        return self.registry_url or f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    @property
+    def postgres_dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return (
+            f"postgresql://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or f"redis://{self.host}:{self.redis_port}/0"

@@ -1,0 +1,170 @@
+"""What every local-stack server provides."""
+
+from __future__ import annotations
+
+import pwd
+import shutil
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optibid.settings import Settings
+from optibid.stack import process
+from optibid.stack.errors import StackError
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    host: str
+    port: int
+    state: str  # "running", "stopped", "unhealthy"
+    pid: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "state": self.state,
+            "pid": self.pid,
+            **self.details,
+        }
+
+
+class Server(ABC):
+    """One real server of the local stack.
+
+    Contract: `check_installed` raises StackError naming the package when a binary is
+    missing; `prepare` is idempotent first-start work (initdb, format, fetch jars);
+    `argv` is the foreground command; `ready` is a real round trip, not a port probe;
+    `up` reuses a running server and never starts a second one.
+    """
+
+    name: str
+    stop_signal: signal.Signals = signal.SIGTERM
+    port_setting: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.state_dir / self.name
+        self.log_path = settings.state_dir / "logs" / f"{self.name}.log"
+        self.pid_file = process.PidFile(settings.state_dir / "run" / f"{self.name}.pid")
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    @property
+    @abstractmethod
+    def port(self) -> int: ...
+
+    @property
+    def extra_ports(self) -> dict[int, str]:
+        """Other ports the server binds, with the setting that moves each."""
+        return {}
+
+    @abstractmethod
+    def check_installed(self) -> None: ...
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most servers need none
+        """First-start work; must be safe to repeat."""
+
+    @abstractmethod
+    def argv(self) -> list[str]: ...
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def run_as(self) -> str | None:
+        return None
+
+    @abstractmethod
+    def ready(self) -> bool: ...
+
+    def after_ready(self) -> None:  # noqa: B027 - optional hook, most servers need none
+        """Idempotent set-up once the server answers (databases, extensions)."""
+
+    def details(self) -> dict[str, Any]:
+        return {}
+
+    def pid(self) -> int | None:
+        return self.pid_file.alive_pid()
+
+    def up(self) -> str:
+        """Start the server unless it runs; returns 'started' or 'reused'."""
+        pid = self.pid()
+        if pid is not None:
+            process.wait_for(
+                self.ready,
+                self.settings.ready_timeout_s,
+                f"{self.name}",
+                pid=pid,
+                log=self.log_path,
+            )
+            self.after_ready()
+            return "reused"
+        self.pid_file.remove()
+        self.check_installed()
+        ports = {self.port: self.port_setting, **self.extra_ports}
+        for port, setting in ports.items():
+            process.require_port_free(self.host, port, self.name, setting)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        pid = process.start(
+            self.argv(),
+            self.log_path,
+            self.pid_file,
+            env=self.env(),
+            cwd=self.dir,
+            user=self.run_as(),
+        )
+        try:
+            process.wait_for(
+                self.ready,
+                self.settings.ready_timeout_s,
+                f"{self.name} on {self.host}:{self.port}",
+                pid=pid,
+                log=self.log_path,
+            )
+            self.after_ready()
+        except BaseException:
+            process.stop(pid, sig=self.stop_signal)
+            self.pid_file.remove()
+            raise
+        return "started"
+
+    def down(self) -> bool:
+        """Stop the server; returns whether one was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.remove()
+            return False
+        process.stop(pid, sig=self.stop_signal)
+        if process.is_alive(pid):
+            raise StackError(f"{self.name} (pid {pid}) survived SIGKILL", f"inspect pid {pid}")
+        self.pid_file.remove()
+        return True
+
+    def status(self) -> ServerStatus:
+        pid = self.pid()
+        if pid is None:
+            return ServerStatus(self.name, self.host, self.port, "stopped")
+        try:
+            healthy = self.ready()
+        except Exception:
+            healthy = False
+        details = self.details() if healthy else {}
+        state = "running" if healthy else "unhealthy"
+        return ServerStatus(self.name, self.host, self.port, state, pid, details)
+
+    def logs(self, lines: int) -> str:
+        return process.tail(self.log_path, lines)
+
+
+def chown_tree(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for root in [path, *path.rglob("*")]:
+        shutil.chown(root, entry.pw_uid, entry.pw_gid)

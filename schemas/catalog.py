@@ -1,0 +1,245 @@
+"""The topic catalog: every topic of OptiBid, its key, partitions, retention and value schema.
+
+Topics are a public contract. This module is the only place that spells a topic name;
+everything else asks the catalog. Keys are UTF-8 strings (not Avro): market data is
+keyed by `iso|market|location` so every interval of one series lands on one partition,
+in order. Values are Avro in the Confluent wire format, registered under the subject
+`<topic>-value` (TopicNameStrategy), so Kafka Connect, Flink, Spark and ksqlDB read them as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+DAY_MS = 24 * 60 * 60 * 1000
+FOREVER = -1
+
+
+class Iso(StrEnum):
+    PJM = "pjm"
+    CAISO = "caiso"
+    ERCOT = "ercot"
+
+
+class Dataset(StrEnum):
+    LMP_DA_HOURLY = "lmp_da_hourly"
+    LMP_RT_5MIN = "lmp_rt_5min"
+    LMP_RT_15MIN = "lmp_rt_15min"
+    LMP_RT_HOURLY = "lmp_rt_hourly"
+    LOAD = "load"
+    FUEL_MIX = "fuel_mix"
+    AS_PRICES = "as_prices"
+
+
+# Which datasets each ISO publishes natively (v1).
+ISO_DATASETS: dict[Iso, tuple[Dataset, ...]] = {
+    Iso.PJM: (
+        Dataset.LMP_DA_HOURLY,
+        Dataset.LMP_RT_5MIN,
+        Dataset.LMP_RT_HOURLY,
+        Dataset.LOAD,
+        Dataset.FUEL_MIX,
+        Dataset.AS_PRICES,
+    ),
+    Iso.CAISO: (
+        Dataset.LMP_DA_HOURLY,
+        Dataset.LMP_RT_15MIN,
+        Dataset.LMP_RT_5MIN,
+        Dataset.LOAD,
+        Dataset.FUEL_MIX,
+        Dataset.AS_PRICES,
+    ),
+    Iso.ERCOT: (
+        Dataset.LMP_DA_HOURLY,
+        Dataset.LMP_RT_15MIN,
+        Dataset.LMP_RT_5MIN,
+        Dataset.LOAD,
+        Dataset.FUEL_MIX,
+        Dataset.AS_PRICES,
+    ),
+}
+
+RAW_SCHEMA: dict[Dataset, str] = {
+    Dataset.LMP_DA_HOURLY: "energy.optibid.raw.LmpReported",
+    Dataset.LMP_RT_5MIN: "energy.optibid.raw.LmpReported",
+    Dataset.LMP_RT_15MIN: "energy.optibid.raw.LmpReported",
+    Dataset.LMP_RT_HOURLY: "energy.optibid.raw.LmpReported",
+    Dataset.LOAD: "energy.optibid.raw.LoadReported",
+    Dataset.FUEL_MIX: "energy.optibid.raw.FuelMixReported",
+    Dataset.AS_PRICES: "energy.optibid.raw.AncillaryPriceReported",
+}
+
+MARKET_DATA_PARTITIONS = 6  # raw, core and kpi topics share it so they co-partition by key
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the contract."""
+
+    name: str
+    key: str
+    partitions: int
+    value_schema: str
+    doc: str
+    retention_ms: int = FOREVER
+    compact: bool = False
+
+    @property
+    def subject(self) -> str:
+        """Registry subject of the value schema (TopicNameStrategy)."""
+        return f"{self.name}-value"
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        config = {
+            "cleanup.policy": "compact" if self.compact else "delete",
+            "retention.ms": str(self.retention_ms),
+        }
+        if self.compact:
+            config["min.compaction.lag.ms"] = str(60 * 60 * 1000)
+        return config
+
+    def prefixed(self, prefix: str) -> TopicSpec:
+        """The same topic under a name prefix (isolated environments, tests)."""
+        return replace(self, name=f"{prefix}{self.name}") if prefix else self
+
+
+SERIES_KEY = "iso|market|location_id"
+
+
+def _build() -> tuple[TopicSpec, ...]:
+    topics: list[TopicSpec] = []
+    for iso, datasets in ISO_DATASETS.items():
+        for dataset in datasets:
+            topics.append(
+                TopicSpec(
+                    name=f"raw.{iso}.{dataset}",
+                    key=SERIES_KEY,
+                    partitions=MARKET_DATA_PARTITIONS,
+                    value_schema=RAW_SCHEMA[dataset],
+                    doc=f"{iso.upper()} {dataset} as parsed from the ISO, ISO-native fields kept.",
+                    retention_ms=90 * DAY_MS,
+                )
+            )
+            topics.append(
+                TopicSpec(
+                    name=f"dlq.{iso}.{dataset}",
+                    key=SERIES_KEY,
+                    partitions=1,
+                    value_schema="energy.optibid.ingest.RecordDeadLettered",
+                    doc=f"Rejected records of raw.{iso}.{dataset}: reasons, original bytes.",
+                    retention_ms=30 * DAY_MS,
+                )
+            )
+    core = [
+        ("core.market.lmp", "energy.optibid.market.LmpPublished", SERIES_KEY, "Canonical LMP."),
+        (
+            "core.market.load",
+            "energy.optibid.market.LoadPublished",
+            "iso|area_id",
+            "Canonical load.",
+        ),
+        (
+            "core.market.fuel_mix",
+            "energy.optibid.market.FuelMixPublished",
+            "iso|fuel_type_native",
+            "Canonical generation by fuel.",
+        ),
+        (
+            "core.market.as_prices",
+            "energy.optibid.market.AncillaryPricePublished",
+            "iso|market|region_id|product_native",
+            "Canonical ancillary service clearing prices.",
+        ),
+    ]
+    for name, schema, key, doc in core:
+        topics.append(TopicSpec(name, key, MARKET_DATA_PARTITIONS, schema, doc))
+    topics += [
+        TopicSpec(
+            "ingest.gaps",
+            "iso|dataset",
+            3,
+            "energy.optibid.ingest.GapDetected",
+            "Intervals still missing after the allowed lateness.",
+            retention_ms=90 * DAY_MS,
+        ),
+        TopicSpec(
+            "ingest.backfill_requests",
+            "iso|dataset",
+            3,
+            "energy.optibid.ingest.BackfillRequested",
+            "Windows of one ISO dataset to fetch again, consumed by the backfill worker.",
+            retention_ms=90 * DAY_MS,
+        ),
+        TopicSpec(
+            "ingest.backfill_completed",
+            "iso|dataset",
+            3,
+            "energy.optibid.ingest.BackfillCompleted",
+            "Outcome of each backfill request.",
+            retention_ms=90 * DAY_MS,
+        ),
+        TopicSpec(
+            "ingest.connector_runs",
+            "iso|dataset",
+            3,
+            "energy.optibid.ingest.ConnectorRunCompleted",
+            "One event per connector run, for freshness and completeness.",
+            retention_ms=90 * DAY_MS,
+        ),
+        TopicSpec(
+            "kpi.lmp_hourly",
+            SERIES_KEY,
+            MARKET_DATA_PARTITIONS,
+            "energy.optibid.kpi.KpiComputed",
+            "LMP KPIs per location and market over hourly windows.",
+        ),
+        TopicSpec(
+            "kpi.lmp_daily",
+            SERIES_KEY,
+            MARKET_DATA_PARTITIONS,
+            "energy.optibid.kpi.KpiComputed",
+            "LMP KPIs per location and market over the ISO's local operating day.",
+        ),
+    ]
+    return tuple(topics)
+
+
+class TopicCatalog:
+    """Every topic, optionally under a name prefix (one prefix per isolated environment)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._topics = {t.name: t.prefixed(prefix) for t in _build()}
+
+    def __iter__(self) -> Iterator[TopicSpec]:
+        return iter(self._topics.values())
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def _get(self, base_name: str) -> TopicSpec:
+        try:
+            return self._topics[base_name]
+        except KeyError:
+            raise KeyError(f"no topic {base_name!r} in the catalog") from None
+
+    def raw(self, iso: Iso, dataset: Dataset) -> TopicSpec:
+        if dataset not in ISO_DATASETS[iso]:
+            raise KeyError(f"{iso} publishes no {dataset} dataset")
+        return self._get(f"raw.{iso}.{dataset}")
+
+    def dlq(self, iso: Iso, dataset: Dataset) -> TopicSpec:
+        return self._get(f"dlq.{iso}.{dataset}")
+
+    def core(self, name: str) -> TopicSpec:
+        return self._get(f"core.market.{name}")
+
+    def ingest(self, name: str) -> TopicSpec:
+        return self._get(f"ingest.{name}")
+
+    def kpi(self, name: str) -> TopicSpec:
+        return self._get(f"kpi.{name}")

@@ -1,0 +1,105 @@
+"""Avro values in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+Writers use the schema id the registry assigned to the contract; readers fetch the writer's
+schema by id (cached) and resolve it against the reader's contract, so older records decode
+with today's code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import fastavro
+
+from schemas.contracts import Contract, ContractSet
+from schemas.errors import DeserializationError, SchemaNotFoundError
+from schemas.registry import RegistryClient
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+Record = dict[str, Any]
+Encoder = Callable[[Mapping[str, Any]], bytes]
+
+
+def frame(schema_id: int, parsed_schema: Any, record: Mapping[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    buffer.write(_HEADER.pack(MAGIC, schema_id))
+    fastavro.schemaless_writer(buffer, parsed_schema, record)
+    return buffer.getvalue()
+
+
+def schema_id_of(data: bytes) -> int:
+    """The registry id in a Confluent-framed value."""
+    if len(data) < _HEADER.size:
+        raise DeserializationError(f"value of {len(data)} bytes is shorter than the 5-byte header")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DeserializationError(
+            f"value starts with byte {magic}, not the Confluent magic byte 0"
+        )
+    return int(schema_id)
+
+
+class AvroSerde:
+    """Encodes contracts to Confluent-framed Avro and decodes any registered writer schema."""
+
+    def __init__(self, registry: RegistryClient, contracts: ContractSet | None = None) -> None:
+        self.registry = registry
+        self.contracts = contracts or ContractSet()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._writers: dict[int, tuple[str, Any]] = {}
+
+    def schema_id(self, subject: str, contract: Contract) -> int:
+        """The registry id of `contract` under `subject`, registering it on first use."""
+        key = (subject, contract.full_name)
+        if key not in self._ids:
+            self._ids[key] = self.registry.register(subject, contract.text)
+        return self._ids[key]
+
+    def encoder(self, subject: str, full_name: str) -> Encoder:
+        """A function turning a record of `full_name` into framed bytes for `subject`."""
+        contract = self.contracts.get(full_name)
+        schema_id = self.schema_id(subject, contract)
+        parsed = contract.parsed
+
+        def encode(record: Mapping[str, Any]) -> bytes:
+            try:
+                return frame(schema_id, parsed, record)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise DeserializationError(
+                    f"record does not fit {full_name}: {type(exc).__name__}: {exc}"
+                ) from exc
+
+        return encode
+
+    def _writer(self, schema_id: int) -> tuple[str, Any]:
+        if schema_id not in self._writers:
+            definition = json.loads(self.registry.schema_by_id(schema_id))
+            namespace = definition.get("namespace")
+            name = f"{namespace}.{definition['name']}" if namespace else definition["name"]
+            self._writers[schema_id] = (name, fastavro.parse_schema(definition))
+        return self._writers[schema_id]
+
+    def decode(self, data: bytes) -> tuple[str, Record]:
+        """(Avro full name, record) of a framed value; resolved to our contract when we have it."""
+        schema_id = schema_id_of(data)
+        full_name, writer = self._writer(schema_id)
+        try:
+            reader = self.contracts.get(full_name).parsed
+        except SchemaNotFoundError:
+            reader = None
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+        except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            raise DeserializationError(
+                f"value with schema id {schema_id} ({full_name}) does not decode:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(record, dict):
+            raise DeserializationError(f"schema id {schema_id} ({full_name}) is not a record")
+        return full_name, record

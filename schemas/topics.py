@@ -1,0 +1,62 @@
+"""Creates the catalog's topics on a broker, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.catalog import TopicSpec
+from schemas.errors import ContractError
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    An existing topic with a different partition count is an error: repartitioning a
+    keyed topic breaks per-series ordering, so it is never done silently.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000})
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise ContractError(f"cannot list topics on {bootstrap}: {exc}") from exc
+    wanted = list(topics)
+    for spec in wanted:
+        if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:
+            raise ContractError(
+                f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions on"
+                f" {bootstrap}, the catalog says {spec.partitions}"
+            )
+    missing = [
+        NewTopic(spec.name, spec.partitions, 1, config=spec.config)
+        for spec in wanted
+        if spec.name not in existing
+    ]
+    if not missing:
+        return []
+    created: list[str] = []
+    futures = admin.create_topics(missing, operation_timeout=timeout_s, request_timeout=timeout_s)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                continue  # created concurrently by another process: the same end state
+            raise ContractError(f"creating topic {name} on {bootstrap} failed: {exc}") from exc
+    return sorted(created)
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = list(names)
+    if not names:
+        return
+    for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
+                raise

@@ -1,0 +1,118 @@
+"""Integration fixtures: the real local stack, started once for the whole suite when not up.
+
+Each test gets its own topics (a unique name prefix), consumer group and database schema,
+so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from optibid import stack
+from optibid.settings import Settings
+from schemas.catalog import TopicCatalog, TopicSpec
+from schemas.contracts import ContractSet
+from schemas.registry import RegistryClient
+from schemas.serde import AvroSerde
+from schemas.topics import delete_topics, ensure_topics
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """Settings of a running local stack; starts it (and stops it afterwards) when it was down."""
+    settings = Settings()
+    was_running = all(s.state == "running" for s in stack.status(settings))
+    stack.up(settings)
+    yield settings
+    if not was_running and os.environ.get("OPTIBID_TEST_KEEP_STACK") != "1":
+        stack.down(settings)
+
+
+@pytest.fixture
+def test_id() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def registry(stack_settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(stack_settings.schema_registry_url) as client:
+        yield client
+
+
+@pytest.fixture
+def serde(registry: RegistryClient) -> AvroSerde:
+    return AvroSerde(registry, ContractSet())
+
+
+@pytest.fixture
+def catalog(stack_settings: Settings, test_id: str) -> Iterator[TopicCatalog]:
+    """The catalog under a prefix of this test's own; its topics and subjects go afterwards."""
+    prefixed = TopicCatalog(f"{test_id}.")
+    yield prefixed
+    _cleanup(stack_settings, list(prefixed))
+
+
+@pytest.fixture
+def topic_factory(
+    stack_settings: Settings, catalog: TopicCatalog
+) -> Callable[[TopicSpec], TopicSpec]:
+    """Creates one catalog topic under the test's prefix."""
+
+    def create(spec: TopicSpec) -> TopicSpec:
+        ensure_topics(stack_settings.bootstrap_servers, [spec])
+        return spec
+
+    return create
+
+
+def _cleanup(settings: Settings, topics: list[TopicSpec]) -> None:
+    delete_topics(settings.bootstrap_servers, [t.name for t in topics if _exists(settings, t)])
+    with RegistryClient(settings.schema_registry_url) as registry:
+        subjects = set(registry.subjects())
+        for topic in topics:
+            if topic.subject in subjects:
+                registry.delete_subject(topic.subject)
+
+
+def _exists(settings: Settings, topic: TopicSpec) -> bool:
+    metadata = AdminClient({"bootstrap.servers": settings.bootstrap_servers}).list_topics(
+        timeout=10
+    )
+    return topic.name in metadata.topics
+
+
+@pytest.fixture
+def group_id(test_id: str) -> str:
+    return f"{test_id}-group"
+
+
+@pytest.fixture
+def db_schema(stack_settings: Settings, test_id: str) -> Iterator[str]:
+    """A PostgreSQL schema of this test's own, dropped afterwards."""
+    with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{test_id}"')
+    yield test_id
+    with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{test_id}" CASCADE')
+
+
+def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }

@@ -1,0 +1,134 @@
+"""The local stack: idempotent up, status for people and scripts, port clashes, a full cycle."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from optibid import stack
+from optibid.settings import Settings
+from optibid.stack import process
+from optibid.stack.redis_server import RedisServer
+from schemas.catalog import TopicCatalog, TopicSpec
+from schemas.registry import RegistryClient
+from schemas.serde import AvroSerde
+from tests.integration.test_contracts_on_kafka import LMP, consume, lmp_record, produce
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_second_up_reuses_every_server(stack_settings: Settings) -> None:
+    before = {s.name: s.pid for s in stack.status(stack_settings)}
+    assert stack.up(stack_settings) == dict.fromkeys(before, "reused")
+    after = {s.name: s.pid for s in stack.status(stack_settings)}
+    assert after == before
+
+
+def test_status_json_gives_each_server_host_port_and_state(stack_settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "optibid", "stack", "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT,
+    )
+    status = json.loads(result.stdout)
+    assert set(status) == {"postgres", "redis", "kafka", "registry"}
+    for name, server in status.items():
+        assert server["host"] == "127.0.0.1", name
+        assert server["state"] == "running", name
+        assert isinstance(server["port"], int), name
+    assert status["kafka"]["port"] == stack_settings.kafka_port
+    assert isinstance(status["postgres"]["timescaledb"], bool)
+
+
+def test_each_test_gets_a_database_schema_of_its_own(
+    stack_settings: Settings, db_schema: str
+) -> None:
+    with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{db_schema}".probe (n int)')
+        conn.execute(f'INSERT INTO "{db_schema}".probe VALUES (42)')
+        assert conn.execute(f'SELECT n FROM "{db_schema}".probe').fetchall() == [(42,)]
+
+
+def test_redis_answers_on_loopback(stack_settings: Settings) -> None:
+    client = redis.Redis.from_url(stack_settings.redis_dsn)
+    key = f"test:{uuid.uuid4()}"
+    client.set(key, "1", ex=60)
+    assert client.get(key) == b"1"
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_a_port_clash_names_the_port_the_process_and_the_fix(
+    taken_port: int, tmp_path: Path
+) -> None:
+    settings = Settings(state_dir=tmp_path, redis_port=taken_port)
+    with pytest.raises(stack.StackError) as info:
+        RedisServer(settings).up()
+    message = str(info.value)
+    assert f"port {taken_port} on 127.0.0.1 is already in use by pid" in message
+    assert "OPTIBID_REDIS_PORT" in message
+    assert not (tmp_path / "run" / "redis.pid").exists()
+
+
+def test_the_cli_reports_a_port_clash_and_exits_non_zero(taken_port: int, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "optibid", "stack", "up"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "OPTIBID_STATE_DIR": str(tmp_path),
+            "OPTIBID_POSTGRES_PORT": str(taken_port),
+        },
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"port {taken_port}" in result.stderr
+    assert "OPTIBID_POSTGRES_PORT" in result.stderr
+
+
+def test_records_written_before_a_restart_still_decode_after_it(
+    stack_settings: Settings,
+    catalog: TopicCatalog,
+    topic_factory: Callable[[TopicSpec], TopicSpec],
+    serde: AvroSerde,
+    registry: RegistryClient,
+    group_id: str,
+) -> None:
+    topic = topic_factory(catalog.core("lmp"))
+    encode = serde.encoder(topic.subject, LMP)
+    records = [lmp_record("51288", 5 * i, 20.0 + i) for i in range(10)]
+    produce(stack_settings, topic.name, [(b"k", encode(r)) for r in records])
+    schema_id, _, schema_text = registry.latest_version(topic.subject)
+    pids = [s.pid for s in stack.status(stack_settings)]
+
+    stack.down(stack_settings)
+    assert [p for p in pids if p is not None and process.is_alive(p)] == []
+    for server in stack.servers(stack_settings):
+        assert process.port_free(server.host, server.port), server.name
+    stack.up(stack_settings)
+
+    with RegistryClient(stack_settings.schema_registry_url) as after:
+        assert after.latest_version(topic.subject) == (schema_id, 1, schema_text)
+        fresh = AvroSerde(after)
+        values = consume(stack_settings, topic.name, group_id, len(records))
+        assert [fresh.decode(v) for v in values] == [(LMP, r) for r in records]

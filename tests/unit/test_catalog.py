@@ -1,0 +1,63 @@
+"""The topic catalog names every topic once, with a schema that exists."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from schemas.catalog import ISO_DATASETS, MARKET_DATA_PARTITIONS, Dataset, Iso, TopicCatalog
+from schemas.contracts import ContractSet
+
+CATALOG = TopicCatalog()
+LAYERED = re.compile(
+    r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot)|core\.market|ingest|kpi)\.[a-z0-9_]+$"
+)
+
+
+def test_every_topic_names_an_existing_schema() -> None:
+    contracts = ContractSet()
+    for topic in CATALOG:
+        contracts.get(topic.value_schema)
+
+
+def test_names_are_layered_and_unique() -> None:
+    names = [t.name for t in CATALOG]
+    assert len(names) == len(set(names))
+    bad = [n for n in names if not LAYERED.match(n)]
+    assert bad == []
+
+
+def test_each_iso_dataset_has_a_raw_and_a_dead_letter_topic() -> None:
+    for iso, datasets in ISO_DATASETS.items():
+        for dataset in datasets:
+            assert CATALOG.raw(iso, dataset).name == f"raw.{iso}.{dataset}"
+            assert CATALOG.dlq(iso, dataset).value_schema.endswith("RecordDeadLettered")
+
+
+def test_an_iso_without_a_dataset_has_no_topic_for_it() -> None:
+    # PJM publishes no 15-minute real-time market
+    with pytest.raises(KeyError, match="pjm publishes no lmp_rt_15min"):
+        CATALOG.raw(Iso.PJM, Dataset.LMP_RT_15MIN)
+
+
+def test_market_data_topics_co_partition() -> None:
+    keyed_by_series = [
+        t for t in CATALOG if t.key == "iso|market|location_id" and "dlq" not in t.name
+    ]
+    assert keyed_by_series
+    assert {t.partitions for t in keyed_by_series} == {MARKET_DATA_PARTITIONS}
+
+
+def test_retention_and_compaction_reach_the_broker_config() -> None:
+    core = CATALOG.core("lmp")
+    assert core.config == {"cleanup.policy": "delete", "retention.ms": "-1"}
+    raw = CATALOG.raw(Iso.ERCOT, Dataset.LMP_RT_5MIN)
+    assert raw.config["retention.ms"] == str(90 * 86_400_000)
+
+
+def test_prefix_isolates_names_and_subjects() -> None:
+    prefixed = TopicCatalog("t1234.")
+    assert prefixed.core("lmp").name == "t1234.core.market.lmp"
+    assert prefixed.core("lmp").subject == "t1234.core.market.lmp-value"
+    assert len(prefixed) == len(CATALOG)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pwd
 import shutil
 import signal
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,15 @@ class Server(ABC):
 
     def logs(self, lines: int) -> str:
         return process.tail(self.log_path, lines)
+
+
+def ensure_traversable(path: Path) -> None:
+    """Give others search (not read) permission on `path`'s folders, so a server running as
+    another user can reach its data directory under a root-owned checkout."""
+    for folder in reversed(path.resolve().parents):
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
 
 
 def chown_tree(path: Path, user: str) -> None:

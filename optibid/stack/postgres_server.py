@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from optibid.stack import process
-from optibid.stack.base import Server, chown_tree
+from optibid.stack.base import Server, chown_tree, ensure_traversable
 from optibid.stack.errors import StackError
 
 _PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin/{name}",)
@@ -73,6 +73,7 @@ class PostgresServer(Server):
     def prepare(self) -> None:
         user = self.run_as()
         if user:
+            ensure_traversable(self.dir)
             chown_tree(self.dir, user)
         if (self.data_dir / "PG_VERSION").exists():
             return

@@ -18,6 +18,8 @@ from optibid.stack.errors import StackError
 POM = maven.OPS_DIR / "kafka" / "pom.xml"
 LOG4J2 = maven.OPS_DIR / "kafka" / "log4j2.properties"
 READY_TOPIC = "__optibid_ready"
+# librdkafka logs every refused connection while the broker boots; the probe reports failure itself
+QUIET = {"log_level": 2}
 
 
 class KafkaServer(Server):
@@ -119,7 +121,9 @@ class KafkaServer(Server):
 
     def ready(self) -> bool:
         """A produce/consume round trip through the broker."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000, **QUIET}
+        )
         metadata = admin.list_topics(timeout=3)
         if READY_TOPIC not in metadata.topics:
             futures = admin.create_topics([NewTopic(READY_TOPIC, 1, 1)], operation_timeout=5)
@@ -131,7 +135,9 @@ class KafkaServer(Server):
                         raise
         token = uuid.uuid4().bytes
         delivered: list[int] = []
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+        producer = Producer(
+            {"bootstrap.servers": self.bootstrap, "enable.idempotence": True, **QUIET}
+        )
 
         def on_delivery(err: Any, msg: Any) -> None:
             if err is None:
@@ -145,6 +151,7 @@ class KafkaServer(Server):
             {
                 "bootstrap.servers": self.bootstrap,
                 "group.id": "optibid-ready",
+                **QUIET,
                 "enable.auto.commit": False,
             }
         )

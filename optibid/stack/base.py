@@ -89,6 +89,11 @@ class Server(ABC):
         """Idempotent set-up once the server answers (databases, extensions)."""
 
     def details(self) -> dict[str, Any]:
+        """Facts read from the running server."""
+        return {}
+
+    def static_details(self) -> dict[str, Any]:
+        """Facts known without the server running (what is installed)."""
         return {}
 
     def pid(self) -> int | None:
@@ -152,12 +157,14 @@ class Server(ABC):
     def status(self) -> ServerStatus:
         pid = self.pid()
         if pid is None:
-            return ServerStatus(self.name, self.host, self.port, "stopped")
+            return ServerStatus(
+                self.name, self.host, self.port, "stopped", None, self.static_details()
+            )
         try:
             healthy = self.ready()
         except Exception:
             healthy = False
-        details = self.details() if healthy else {}
+        details = {**self.static_details(), **(self.details() if healthy else {})}
         state = "running" if healthy else "unhealthy"
         return ServerStatus(self.name, self.host, self.port, state, pid, details)
 

@@ -145,6 +145,13 @@ class PostgresServer(Server):
             if available and self._timescale_available():
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 
+    def static_details(self) -> dict[str, Any]:
+        try:
+            self.check_installed()
+        except StackError:
+            return {"timescaledb_available": False}
+        return {"timescaledb_available": self._timescale_available()}
+
     def details(self) -> dict[str, Any]:
         with self._connect(self.settings.postgres_db) as conn:
             version = conn.execute("SHOW server_version").fetchone()

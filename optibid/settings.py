@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
 
+    # ISO credentials (never logged; SecretStr keeps them out of reprs).
+    pjm_api_key: SecretStr | None = Field(
+        None, description="PJM Data Miner 2 subscription key (Ocp-Apim-Subscription-Key)."
+    )
+    ercot_api_username: str | None = Field(None, description="ERCOT public API user (token).")
+    ercot_api_password: SecretStr | None = Field(None, description="ERCOT public API password.")
+    ercot_api_subscription_key: SecretStr | None = Field(
+        None, description="ERCOT public API subscription key."
+    )
+
     # Point at external services instead of the local stack (clusters, Helm).
     kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers override.")
     registry_url: str | None = Field(

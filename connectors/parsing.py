@@ -1,0 +1,33 @@
+"""Which parser reads which (ISO, dataset), and parsing by name from the CLI."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from connectors.records import Record
+from schemas.catalog import ISO_DATASETS, Dataset, Iso
+
+Parser = Callable[[bytes, str], list[Record]]
+"""A pure function from the raw bytes of one response (and its name) to typed records.
+
+Contract: times are tz-aware UTC interval starts; nothing is dropped silently: input the parser
+does not recognise raises connectors.errors.ParseError naming the file, row and problem.
+"""
+
+
+def parsers(iso: Iso) -> dict[Dataset, Parser]:
+    module = importlib.import_module(f"connectors.{iso.value}.parse")
+    table: dict[Dataset, Parser] = module.PARSERS
+    return table
+
+
+def parser_for(iso: Iso, dataset: Dataset) -> Parser:
+    if dataset not in ISO_DATASETS[iso]:
+        known = ", ".join(d.value for d in ISO_DATASETS[iso])
+        raise KeyError(f"{iso.value} has no dataset {dataset.value}; it has {known}")
+    return parsers(iso)[dataset]
+
+
+def parse(iso: Iso, dataset: Dataset, data: bytes, source: str) -> list[Record]:
+    return parser_for(iso, dataset)(data, source)

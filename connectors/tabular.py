@@ -1,0 +1,149 @@
+"""Shared helpers for parsing ISO payloads: CSV tables, zips, numbers, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import zipfile
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from connectors.errors import ParseError
+
+Format = Literal["zip", "json", "xml", "html", "csv", "empty"]
+
+
+def sniff(data: bytes) -> Format:
+    """The payload's format, from its content (never from a file name)."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        return "empty"
+    if data[:4] == b"PK\x03\x04":
+        return "zip"
+    if head[:1] in (b"{", b"["):
+        return "json"
+    lowered = head[:200].lower()
+    if lowered.startswith((b"<!doctype html", b"<html")) or b"<html" in lowered:
+        return "html"
+    if head[:1] == b"<":
+        return "xml"
+    return "csv"
+
+
+def reject_unexpected(data: bytes, source: str, accepted: Iterable[Format]) -> Format:
+    """The payload's format, or a ParseError naming what arrived instead."""
+    found = sniff(data)
+    accepted = tuple(accepted)
+    if found in accepted:
+        return found
+    if found == "empty":
+        raise ParseError(source, "empty response")
+    if found == "html":
+        title = _html_title(data)
+        raise ParseError(source, f"an HTML page ({title!r}) instead of data; an error page?")
+    raise ParseError(source, f"a {found} payload where {' or '.join(accepted)} was expected")
+
+
+def _html_title(data: bytes) -> str:
+    text = data[:4096].decode("utf-8", "replace")
+    lower = text.lower()
+    start = lower.find("<title>")
+    end = lower.find("</title>")
+    if start >= 0 and end > start:
+        return text[start + 7 : end].strip()[:80]
+    return text.strip()[:80]
+
+
+def decode_text(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise ParseError(source, f"not text: {exc}") from exc
+
+
+def read_csv(data: bytes, source: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a CSV payload; every row must have the header's width.
+
+    Row numbers in errors are 1-based data rows (the header is row 0).
+    """
+    text = decode_text(data, source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ParseError(source, "empty CSV") from None
+    except csv.Error as exc:
+        raise ParseError(source, f"unreadable CSV header: {exc}") from exc
+    width = len(header)
+    rows: list[list[str]] = []
+    try:
+        for number, row in enumerate(reader, start=1):
+            if not row:
+                continue
+            if len(row) != width:
+                raise ParseError(
+                    source, f"{len(row)} fields where the header has {width}; truncated?", number
+                )
+            rows.append(row)
+    except csv.Error as exc:
+        raise ParseError(source, f"unreadable CSV: {exc}", len(rows) + 1) from exc
+    return header, rows
+
+
+def columns(header: Sequence[str], required: Iterable[str], source: str) -> dict[str, int]:
+    """Index of each required column, or a ParseError naming the missing ones."""
+    index = {name: i for i, name in enumerate(header)}
+    missing = [name for name in required if name not in index]
+    if missing:
+        raise ParseError(
+            source, f"missing column(s) {', '.join(missing)}; found: {', '.join(header)[:400]}"
+        )
+    return index
+
+
+def to_float(text: str, source: str, row: int, column: str) -> float:
+    """A number from an ISO cell: spaces and thousands separators allowed, nothing else."""
+    cleaned = text.strip().replace(",", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise ParseError(source, f"{column} is not a number: {text!r}", row) from None
+    if not math.isfinite(value):
+        raise ParseError(source, f"{column} is not a finite number: {text!r}", row)
+    return value
+
+
+def to_optional_float(text: str, source: str, row: int, column: str) -> float | None:
+    return None if text.strip() == "" else to_float(text, source, row, column)
+
+
+def to_int(text: str, source: str, row: int, column: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ParseError(source, f"{column} is not an integer: {text!r}", row) from None
+
+
+def open_zip(data: bytes, source: str) -> list[tuple[str, bytes]]:
+    """(member name, bytes) of every file in a zip payload."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return [
+                (info.filename, archive.read(info))
+                for info in archive.infolist()
+                if not info.is_dir()
+            ]
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+        raise ParseError(source, f"not a readable zip ({exc}); truncated download?") from exc
+
+
+def load_json(data: bytes, source: str) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ParseError(source, f"invalid JSON ({exc}); truncated response?") from exc

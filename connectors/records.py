@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import ClassVar
 
 VERSION = "VERSION"
 PUBLISH_TIME = "PUBLISH_TIME"
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +34,7 @@ class LmpRecord:
     revision_kind: str
     source_file: str
     source_row: int
-    native_fields: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    native_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -63,7 +60,7 @@ class LoadRecord:
     revision_kind: str
     source_file: str
     source_row: int
-    native_fields: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    native_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -93,7 +90,7 @@ class FuelMixRecord:
     revision_kind: str
     source_file: str
     source_row: int
-    native_fields: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    native_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -119,7 +116,7 @@ class AsPriceRecord:
     revision_kind: str
     source_file: str
     source_row: int
-    native_fields: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    native_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:

@@ -34,7 +34,12 @@ CASE_MODULES = ("cases_pjm", "cases_caiso", "cases_ercot")
 CASES: list[ParserCase] = []
 MALFORMED: list[MalformedCase] = []
 for _name in CASE_MODULES:
-    _module = importlib.import_module(f"tests.unit.connectors.{_name}")
+    try:
+        _module = importlib.import_module(f"tests.unit.connectors.{_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"tests.unit.connectors.{_name}":
+            raise
+        continue  # test_every_iso_dataset_has_a_case reports what is missing
     CASES += _module.CASES
     MALFORMED += _module.MALFORMED
 

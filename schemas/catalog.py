@@ -71,6 +71,19 @@ RAW_SCHEMA: dict[Dataset, str] = {
     Dataset.AS_PRICES: "energy.optibid.raw.AncillaryPriceReported",
 }
 
+SERIES_KEY = "iso|market|location_id"
+
+# Raw topics are keyed per series of their dataset, so one series stays in order on one partition.
+RAW_KEY: dict[Dataset, str] = {
+    Dataset.LMP_DA_HOURLY: SERIES_KEY,
+    Dataset.LMP_RT_5MIN: SERIES_KEY,
+    Dataset.LMP_RT_15MIN: SERIES_KEY,
+    Dataset.LMP_RT_HOURLY: SERIES_KEY,
+    Dataset.LOAD: "iso|area_id",
+    Dataset.FUEL_MIX: "iso|fuel_type_native",
+    Dataset.AS_PRICES: "iso|market|region_id|product_native",
+}
+
 MARKET_DATA_PARTITIONS = 6  # raw, core and kpi topics share it so they co-partition by key
 
 
@@ -107,7 +120,6 @@ class TopicSpec:
         return replace(self, name=f"{prefix}{self.name}") if prefix else self
 
 
-SERIES_KEY = "iso|market|location_id"
 
 
 def _build() -> tuple[TopicSpec, ...]:
@@ -117,7 +129,7 @@ def _build() -> tuple[TopicSpec, ...]:
             topics.append(
                 TopicSpec(
                     name=f"raw.{iso}.{dataset}",
-                    key=SERIES_KEY,
+                    key=RAW_KEY[dataset],
                     partitions=MARKET_DATA_PARTITIONS,
                     value_schema=RAW_SCHEMA[dataset],
                     doc=f"{iso.upper()} {dataset} as parsed from the ISO, ISO-native fields kept.",
@@ -189,6 +201,14 @@ def _build() -> tuple[TopicSpec, ...]:
             "energy.optibid.ingest.ConnectorRunCompleted",
             "One event per connector run, for freshness and completeness.",
             retention_ms=90 * DAY_MS,
+        ),
+        TopicSpec(
+            "ingest.connector_checkpoints",
+            "iso|dataset|stream",
+            1,
+            "energy.optibid.ingest.ConnectorCheckpointed",
+            "How far each connector stream has published; compacted, latest per key wins.",
+            compact=True,
         ),
         TopicSpec(
             "kpi.lmp_hourly",

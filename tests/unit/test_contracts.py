@@ -34,6 +34,7 @@ def test_the_v1_market_data_path_is_complete() -> None:
         "energy.optibid.ingest.BackfillRequested",
         "energy.optibid.ingest.BackfillCompleted",
         "energy.optibid.ingest.ConnectorRunCompleted",
+        "energy.optibid.ingest.ConnectorCheckpointed",
         "energy.optibid.ingest.RecordDeadLettered",
         "energy.optibid.kpi.KpiComputed",
     }

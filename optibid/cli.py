@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from optibid import stack
+from optibid import cli_connectors, stack
 from optibid.demo import run_demo
 from optibid.logs import configure_logging
 from optibid.settings import Settings
@@ -177,6 +177,9 @@ def demo() -> None:
         run_demo(settings, console)
     except (stack.StackError, ContractError) as exc:
         raise _fail(exc) from exc
+
+
+cli_connectors.register(app, _settings)
 
 
 def main() -> None:

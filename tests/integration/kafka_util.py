@@ -1,0 +1,73 @@
+"""Reading topics to their end in tests (conditions with deadlines, never sleeps)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from optibid.settings import Settings
+from schemas.serde import AvroSerde
+
+
+def read_topic(
+    settings: Settings, topic: str, serde: AvroSerde, timeout_s: float = 60
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every (key, decoded value) on `topic` up to its current end, partition by partition."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    out: list[tuple[str, dict[str, Any]]] = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            position = low
+            deadline = time.monotonic() + timeout_s
+            while position < high:
+                assert time.monotonic() < deadline, f"{topic}[{partition}] not read to {high}"
+                msg = consumer.poll(0.5)
+                offset = None if msg is None or msg.error() else msg.offset()
+                if msg is None or offset is None:
+                    continue
+                position = offset + 1
+                value = msg.value()
+                key = msg.key()
+                assert value is not None
+                out.append(((key or b"").decode(), serde.decode(value)[1]))
+    finally:
+        consumer.close()
+    return out
+
+
+def count_records(settings: Settings, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "counter"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def wait_until(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    delay = 0.05
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {deadline_s} s waiting for {what}"
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)

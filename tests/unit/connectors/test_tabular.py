@@ -45,7 +45,7 @@ def test_a_short_row_names_its_row() -> None:
 
 
 def test_missing_columns_are_listed_with_what_was_found() -> None:
-    with pytest.raises(ParseError, match="missing column.*total_lmp_rt; found: a, b"):
+    with pytest.raises(ParseError, match=r"missing column.*total_lmp_rt; found: a, b"):
         columns(["a", "b"], ["a", "total_lmp_rt"], "f.csv")
 
 

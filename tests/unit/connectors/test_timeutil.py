@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -56,14 +57,14 @@ def test_hour_ending_labels_on_the_fall_day() -> None:
         2024, 11, 3, 7, tzinfo=UTC
     )
     assert hour_ending_start_utc("ERCOT", FALL, 24) == datetime(2024, 11, 4, 5, tzinfo=UTC)
-    with pytest.raises(ValueError, match="outside 1..24"):
+    with pytest.raises(ValueError, match=r"outside 1\.\.24"):
         hour_ending_start_utc("ERCOT", FALL, 25)
 
 
 def test_sequential_hours_count_real_hours() -> None:
     starts = [nth_hour_start_utc("PJM", FALL, n) for n in range(1, 26)]
     assert starts[0] == datetime(2024, 11, 3, 4, tzinfo=UTC)
-    assert all(b - a == timedelta(hours=1) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in pairwise(starts))
     with pytest.raises(ValueError, match=r"outside 1\.\.23"):
         nth_hour_start_utc("PJM", SPRING, 24)
 

@@ -1,0 +1,99 @@
+"""Gap arithmetic in event time, across DST days, and coalescing into backfill windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from connectors.timeutil import expected_intervals
+from streams.gaps import GapTracker, coalesce
+
+FIVE = timedelta(minutes=5)
+
+
+def feed(tracker: GapTracker, key: str, starts: list[datetime], minutes: int = 5) -> None:
+    for start in starts:
+        tracker.observe(key, start, minutes)
+
+
+def test_a_complete_fall_back_day_has_no_gap() -> None:
+    # 300 five-minute intervals on the 25-hour day: none may be flagged
+    day = expected_intervals("PJM", date(2024, 11, 3), 5)
+    tracker = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(minutes=30))
+    feed(tracker, "PJM|RT_5MIN|1", day)
+    assert len(day) == 300
+    assert tracker.tick() == []
+
+
+def test_a_hole_in_the_repeated_hour_is_found_after_the_lateness() -> None:
+    day = expected_intervals("PJM", date(2024, 11, 3), 5)
+    repeated_hour = [s for s in day if s.hour == 6][:3]  # 01:00-01:15 EST, the second 1 AM
+    arrived = [s for s in day if s not in repeated_hour]
+    tracker = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(minutes=30))
+    feed(tracker, "PJM|RT_5MIN|1", arrived[: arrived.index(repeated_hour[-1] + FIVE) + 3])
+    assert tracker.tick() == []  # only 15 minutes past: still within the lateness
+    feed(tracker, "PJM|RT_5MIN|1", arrived[arrived.index(repeated_hour[-1] + FIVE) + 3 :])
+    [gap] = tracker.tick()
+    assert (gap.start_utc, gap.end_utc) == (repeated_hour[0], repeated_hour[-1] + FIVE)
+    assert gap.missing_intervals == 3
+    assert tracker.tick() == []  # declared once
+
+
+def test_a_series_that_stops_is_missing_against_the_others() -> None:
+    start = datetime(2024, 3, 10, 5, tzinfo=UTC)  # spring-forward day
+    tracker = GapTracker("ERCOT", "lmp_rt_5min", lateness=timedelta(minutes=10))
+    hours = [start + i * FIVE for i in range(24)]
+    feed(tracker, "A", hours)
+    feed(tracker, "B", hours[:12])  # B stops after an hour
+    gaps = tracker.tick()
+    assert [(g.series_key, g.start_utc) for g in gaps] == [("B", hours[12])]
+    assert gaps[0].end_utc == hours[-1] + FIVE - timedelta(minutes=10)
+
+
+def test_late_data_closes_its_gap() -> None:
+    tracker = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(0))
+    t = [datetime(2024, 6, 1, tzinfo=UTC) + i * FIVE for i in range(6)]
+    feed(tracker, "A", [t[0], t[1], t[4], t[5]])
+    [gap] = tracker.tick()
+    assert tracker.observe("A", t[2], 5) == []  # half filled
+    assert tracker.observe("A", t[3], 5) == [gap]  # closed
+    assert tracker.open_gaps == {}
+
+
+def test_a_thousand_series_missing_one_hour_make_one_request() -> None:
+    t0 = datetime(2024, 6, 1, tzinfo=UTC)
+    tracker = GapTracker("CAISO", "lmp_rt_5min", lateness=timedelta(0))
+    hole = {t0 + timedelta(hours=1) + i * FIVE for i in range(12)}
+    for node in range(1000):
+        feed(tracker, f"N{node}", [t0 + i * FIVE for i in range(36) if t0 + i * FIVE not in hole])
+    gaps = tracker.tick()
+    assert len(gaps) == 1000
+    [window] = coalesce(gaps)
+    assert (window.start_utc, window.end_utc) == (min(hole), max(hole) + FIVE)
+    assert len(window.gap_ids) == 1000
+
+
+def test_windows_split_at_the_maximum_size_and_are_deterministic() -> None:
+    tracker = GapTracker("PJM", "lmp_da_hourly", lateness=timedelta(0))
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    feed(tracker, "A", [t0, t0 + 60 * hour], minutes=60)
+    gaps = tracker.tick()
+    windows = coalesce(gaps, max_window=timedelta(days=1))
+    assert [(w.start_utc, w.end_utc) for w in windows] == [
+        (t0 + hour, t0 + 25 * hour),
+        (t0 + 25 * hour, t0 + 49 * hour),
+        (t0 + 49 * hour, t0 + 60 * hour),
+    ]
+    assert [w.request_id for w in coalesce(gaps, max_window=timedelta(days=1))] == [
+        w.request_id for w in windows
+    ]
+
+
+def test_unrecoverable_gaps_are_abandoned() -> None:
+    tracker = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(0))
+    t = [datetime(2024, 6, 1, tzinfo=UTC) + i * FIVE for i in range(4)]
+    feed(tracker, "A", [t[0], t[3]])
+    [gap] = tracker.tick()
+    assert tracker.abandon([gap.gap_id]) == [gap]
+    assert tracker.observe("A", t[1], 5) == []  # arrives later: no longer tracked
+    assert tracker.open_gaps == {}

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from streams.validate import ValidationConfig, validate
+from streams.validate import PriceBounds, ValidationConfig, validate
 from tests.unit.streams.factories import T0, raw_lmp
 
 NOW = T0 + timedelta(hours=1)
@@ -68,7 +68,6 @@ def test_no_components_at_all_is_fine() -> None:
 
 
 def test_bounds_are_configurable_per_iso() -> None:
-    from streams.validate import PriceBounds
 
     strict = ValidationConfig(bounds={"PJM": PriceBounds(0.0, 100.0)})
     record = raw_lmp(lmp=-5.0, components=(-6.0, 0.5, 0.5))

@@ -169,6 +169,16 @@ def _build() -> tuple[TopicSpec, ...]:
     ]
     for name, schema, key, doc in core:
         topics.append(TopicSpec(name, key, MARKET_DATA_PARTITIONS, schema, doc))
+    topics.append(
+        TopicSpec(
+            "core.market.locations",
+            SERIES_KEY,
+            MARKET_DATA_PARTITIONS,
+            "energy.optibid.market.LocationDiscovered",
+            "Every location seen in the market data, first sighting; compacted.",
+            compact=True,
+        )
+    )
     topics += [
         TopicSpec(
             "ingest.gaps",
@@ -208,6 +218,14 @@ def _build() -> tuple[TopicSpec, ...]:
             1,
             "energy.optibid.ingest.ConnectorCheckpointed",
             "How far each connector stream has published; compacted, latest per key wins.",
+            compact=True,
+        ),
+        TopicSpec(
+            "ingest.freshness",
+            "iso|dataset",
+            1,
+            "energy.optibid.ingest.FreshnessUpdated",
+            "Latest interval, arrival latency and completeness per ISO dataset; compacted.",
             compact=True,
         ),
         TopicSpec(

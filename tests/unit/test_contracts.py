@@ -35,6 +35,8 @@ def test_the_v1_market_data_path_is_complete() -> None:
         "energy.optibid.ingest.BackfillCompleted",
         "energy.optibid.ingest.ConnectorRunCompleted",
         "energy.optibid.ingest.ConnectorCheckpointed",
+        "energy.optibid.ingest.FreshnessUpdated",
+        "energy.optibid.market.LocationDiscovered",
         "energy.optibid.ingest.RecordDeadLettered",
         "energy.optibid.kpi.KpiComputed",
     }
@@ -68,7 +70,7 @@ def test_times_are_utc_micros_and_named_so(contract: Contract) -> None:
 
 @pytest.mark.parametrize("contract", ALL, ids=lambda c: c.name)
 def test_quantities_carry_their_unit_in_the_name(contract: Contract) -> None:
-    unit = re.compile(r"_(usd_per_mwh|usd_per_mw_hour|mw|seconds|intervals)$")
+    unit = re.compile(r"_(usd_per_mwh|usd_per_mw_hour|mw|seconds|intervals|share)$")
     for field in _fields(contract.definition):
         type_ = field["type"]
         branches = type_ if isinstance(type_, list) else [type_]

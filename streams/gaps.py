@@ -156,12 +156,16 @@ def _runs(starts: list[datetime], step: timedelta) -> list[list[datetime]]:
 
 
 def coalesce(
-    gaps: Iterable[Gap], attempt: int = 1, max_window: timedelta = timedelta(days=1)
+    gaps: Iterable[Gap],
+    attempt: int = 1,
+    max_window: timedelta = timedelta(days=1),
+    join_within: timedelta = timedelta(hours=1),
 ) -> list[Window]:
-    """One request per (ISO, dataset) and overlapping time range, whatever the number of series.
+    """One request per (ISO, dataset) and time range, whatever the number of series.
 
-    Windows are unions of overlapping or touching gap ranges, split at `max_window` so one
-    request stays a size the ISO serves.
+    Windows are unions of gap ranges less than `join_within` apart (one request for a few
+    scattered holes is cheaper than many), split at `max_window` so one request stays a size
+    the ISO serves.
     """
     by_dataset: dict[tuple[str, str], list[Gap]] = {}
     for gap in gaps:
@@ -172,7 +176,7 @@ def coalesce(
         group: list[Gap] = []
         group_end: datetime | None = None
         for gap in members:
-            if group and group_end is not None and gap.start_utc <= group_end:
+            if group and group_end is not None and gap.start_utc <= group_end + join_within:
                 group.append(gap)
                 group_end = max(group_end, gap.end_utc)
                 continue

@@ -97,3 +97,14 @@ def test_unrecoverable_gaps_are_abandoned() -> None:
     assert tracker.abandon([gap.gap_id]) == [gap]
     assert tracker.observe("A", t[1], 5) == []  # arrives later: no longer tracked
     assert tracker.open_gaps == {}
+
+
+def test_scattered_holes_close_together_share_one_request() -> None:
+    t0 = datetime(2024, 6, 1, tzinfo=UTC)
+    tracker = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(0))
+    # series A misses 00:10, series B misses 00:40: 30 minutes apart -> one window
+    feed(tracker, "A", [t0 + i * FIVE for i in range(24) if i != 2])
+    feed(tracker, "B", [t0 + i * FIVE for i in range(24) if i != 8])
+    [window] = coalesce(tracker.tick(), join_within=timedelta(hours=1))
+    assert (window.start_utc, window.end_utc) == (t0 + 2 * FIVE, t0 + 9 * FIVE)
+    assert len(coalesce(tracker.open_gaps.values(), join_within=timedelta(0))) == 2

@@ -1,0 +1,297 @@
+"""The market-data step of the stream worker, free of Faust: decode, validate, dedupe and apply
+revisions, normalise, discover locations, track gaps. The Faust agent calls `process` for each
+raw record and sends what it returns.
+
+State lives in two mappings the caller provides (Faust tables with changelogs in the worker,
+plain dicts in tests): `latest` (natural key -> [revision, value digest, source offset,
+superseded revision]) and `locations` (series key -> source offset of its first sighting).
+Remembering which offset set a state makes reprocessing after a crash re-emit what it had
+emitted (same deterministic event ids, harmless downstream), while a true redelivery or re-fetch
+from another offset emits nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
+from schemas.errors import DeserializationError
+from schemas.serde import AvroSerde
+from streams.gaps import Gap, GapTracker
+from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
+from streams.revisions import Decision, Known, decide
+from streams.validate import Failure, ValidationConfig, validate
+
+RECORDS_IN = Counter("optibid_stream_records_total", "Raw records processed", ["iso", "dataset"])
+DEAD_LETTERED = Counter(
+    "optibid_stream_dead_lettered_total",
+    "Records sent to a DLQ, by reason",
+    ["iso", "dataset", "reason"],
+)
+DECISIONS = Counter(
+    "optibid_stream_revision_decisions_total",
+    "What the revision step decided (new, duplicate, correction, unchanged, stale, conflict)",
+    ["iso", "dataset", "decision"],
+)
+LOCATIONS_NEW = Counter(
+    "optibid_stream_locations_discovered_total", "Locations seen first", ["iso"]
+)
+LOCATION_NAMESPACE = uuid.UUID("e1a2c3d4-5b6f-4a7e-8c9d-0e1f2a3b4c5d")
+DLQ_NAMESPACE = uuid.UUID("f0e1d2c3-b4a5-4968-8776-655443322110")
+
+DEFAULT_LATENESS: dict[Dataset, timedelta] = {
+    Dataset.LMP_RT_5MIN: timedelta(minutes=20),
+    Dataset.LMP_RT_15MIN: timedelta(minutes=45),
+    Dataset.LMP_RT_HOURLY: timedelta(hours=3),
+    Dataset.LMP_DA_HOURLY: timedelta(days=1),
+    Dataset.LOAD: timedelta(hours=2),
+    Dataset.FUEL_MIX: timedelta(hours=1),
+    Dataset.AS_PRICES: timedelta(days=1),
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """One event to send: topic, key, and the Avro record of the topic's value schema."""
+
+    topic: TopicSpec
+    key: str
+    value: dict[str, Any]
+
+
+def digest(value: tuple[Any, ...]) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
+
+
+@dataclass
+class MarketProcessor:
+    catalog: TopicCatalog
+    serde: AvroSerde
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    lateness: Mapping[Dataset, timedelta] = field(default_factory=lambda: dict(DEFAULT_LATENESS))
+    trackers: dict[str, GapTracker] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.raw_topics: dict[str, tuple[Iso, Dataset]] = {}
+        for iso in Iso:
+            for dataset in Dataset:
+                try:
+                    self.raw_topics[self.catalog.raw(iso, dataset).name] = (iso, dataset)
+                except KeyError:
+                    continue
+
+    def process(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        data: bytes,
+        latest: MutableMapping[str, Any],
+        locations: MutableMapping[str, Any],
+        now: datetime | None = None,
+        timestamp_utc: datetime | None = None,
+    ) -> list[Output]:
+        now = now or datetime.now(UTC)
+        iso, dataset = self.raw_topics[topic]
+        labels = (iso.value, dataset.value)
+        RECORDS_IN.labels(*labels).inc()
+        source = f"{topic}:{partition}:{offset}"
+        try:
+            full_name, raw = self.serde.decode(data)
+        except DeserializationError as exc:
+            failure = Failure("UNDECODABLE", str(exc))
+            return [
+                self._dead_letter(
+                    iso, dataset, [failure], topic, partition, offset, key, data, now, timestamp_utc
+                )
+            ]
+        kind = KINDS.get(full_name)
+        failures = validate(dataset.value, raw, now, self.validation)
+        if kind is None:
+            failures.append(
+                Failure("UNKNOWN_SCHEMA", f"{full_name} is not a raw market-data schema")
+            )
+        if failures:
+            return [
+                self._dead_letter(
+                    iso, dataset, failures, topic, partition, offset, key, data, now, timestamp_utc
+                )
+            ]
+        assert kind is not None
+        outputs = self._revise(
+            kind,
+            iso,
+            dataset,
+            raw,
+            source,
+            latest,
+            now,
+            topic,
+            partition,
+            offset,
+            key,
+            data,
+            timestamp_utc,
+        )
+        if kind.core == "lmp":
+            outputs += self._discover(raw, dataset, source, locations, now)
+        self._track(kind, iso, dataset, partition, raw)
+        return outputs
+
+    def _revise(
+        self,
+        kind: Kind,
+        iso: Iso,
+        dataset: Dataset,
+        raw: dict[str, Any],
+        source: str,
+        latest: MutableMapping[str, Any],
+        now: datetime,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        data: bytes,
+        timestamp_utc: datetime | None,
+    ) -> list[Output]:
+        nk = f"{kind.core}|{natural_key(kind, raw)}"
+        value = digest(value_of(kind, raw))
+        stored = latest.get(nk)
+        known = Known(stored[0], (stored[1],)) if stored else None
+        decision = decide(known, raw["revision"], (value,))
+        if decision is Decision.DUPLICATE and stored and stored[2] == source:
+            decision = Decision.CORRECTION if stored[3] is not None else Decision.NEW  # re-emit
+        DECISIONS.labels(iso.value, dataset.value, decision.value).inc()
+        if decision is Decision.CONFLICT:
+            failure = Failure(
+                "REVISION_CONFLICT",
+                f"revision {raw['revision']} of {nk} already published with another value",
+            )
+            return [
+                self._dead_letter(
+                    iso, dataset, [failure], topic, partition, offset, key, data, now, timestamp_utc
+                )
+            ]
+        if decision in (Decision.DUPLICATE, Decision.STALE):
+            return []
+        supersedes = None
+        if decision is Decision.CORRECTION:
+            supersedes = (
+                stored[3] if stored and stored[2] == source else (stored[0] if stored else None)
+            )
+        latest[nk] = [raw["revision"], value, source, supersedes]
+        if decision is Decision.UNCHANGED:
+            return []
+        event = normalise(kind, raw, now, supersedes_revision=supersedes)
+        return [Output(self.catalog.core(kind.core), series_key(kind, raw), event)]
+
+    def _discover(
+        self,
+        raw: dict[str, Any],
+        dataset: Dataset,
+        source: str,
+        locations: MutableMapping[str, Any],
+        now: datetime,
+    ) -> list[Output]:
+        key = f"{raw['iso']}|{raw['market']}|{raw['location_id']}"
+        first = locations.get(key)
+        if first is not None and first != source:
+            return []
+        locations[key] = source
+        LOCATIONS_NEW.labels(raw["iso"]).inc()
+        event = {
+            "event_id": str(uuid.uuid5(LOCATION_NAMESPACE, key)),
+            "occurred_at_utc": raw["interval_start_utc"],
+            "recorded_at_utc": now,
+            "source": "worker:normalise",
+            "schema_version": 1,
+            "iso": raw["iso"],
+            "market": raw["market"],
+            "location_id": raw["location_id"],
+            "location_name": raw.get("location_name"),
+            "location_type": raw["location_type"],
+            "first_interval_start_utc": raw["interval_start_utc"],
+            "source_dataset": dataset.value,
+        }
+        return [Output(self.catalog.core("locations"), key, event)]
+
+    def _track(
+        self, kind: Kind, iso: Iso, dataset: Dataset, partition: int, raw: dict[str, Any]
+    ) -> None:
+        tracker_key = f"{partition}|{iso.value}|{dataset.value}"
+        tracker = self.trackers.get(tracker_key)
+        if tracker is None:
+            tracker = GapTracker(iso.value.upper(), dataset.value, self.lateness[dataset])
+            self.trackers[tracker_key] = tracker
+        tracker.observe(series_key(kind, raw), raw["interval_start_utc"], raw["interval_minutes"])
+
+    def _dead_letter(
+        self,
+        iso: Iso,
+        dataset: Dataset,
+        failures: list[Failure],
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        data: bytes,
+        now: datetime,
+        timestamp_utc: datetime | None,
+    ) -> Output:
+        for failure in failures:
+            DEAD_LETTERED.labels(iso.value, dataset.value, failure.code).inc()
+        event = {
+            "event_id": str(uuid.uuid5(DLQ_NAMESPACE, f"{topic}|{partition}|{offset}")),
+            "occurred_at_utc": timestamp_utc or now,
+            "recorded_at_utc": now,
+            "source": "worker:validate",
+            "schema_version": 1,
+            "iso": iso.value.upper(),
+            "dataset": dataset.value,
+            "reason_codes": [f.code for f in failures],
+            "reasons": [f.message for f in failures],
+            "original_topic": topic,
+            "original_partition": partition,
+            "original_offset": offset,
+            "original_key": key,
+            "original_value": data,
+            "original_timestamp_utc": timestamp_utc,
+        }
+        return Output(self.catalog.dlq(iso, dataset), (key or b"").decode(errors="replace"), event)
+
+    def due_gaps(self) -> list[Gap]:
+        """Gaps whose lateness has passed, across every tracker."""
+        gaps: list[Gap] = []
+        for tracker in self.trackers.values():
+            gaps += tracker.tick()
+        return gaps
+
+    def open_gaps(self) -> list[Gap]:
+        return [g for tracker in self.trackers.values() for g in tracker.open_gaps.values()]
+
+
+def gap_event(gap: Gap, lateness: timedelta, now: datetime) -> dict[str, Any]:
+    return {
+        "event_id": gap.gap_id,
+        "occurred_at_utc": gap.end_utc,
+        "recorded_at_utc": now,
+        "source": "worker:gaps",
+        "schema_version": 1,
+        "gap_id": gap.gap_id,
+        "iso": gap.iso,
+        "dataset": gap.dataset,
+        "series_key": gap.series_key,
+        "missing_start_utc": gap.start_utc,
+        "missing_end_utc": gap.end_utc,
+        "interval_minutes": gap.interval_minutes,
+        "missing_intervals": gap.missing_intervals,
+        "lateness_seconds": int(lateness.total_seconds()),
+    }

@@ -61,6 +61,12 @@ class AvroSerde:
             self._ids[key] = self.registry.register(subject, contract.text)
         return self._ids[key]
 
+    def preload(self, subject: str, full_name: str, schema_id: int) -> None:
+        """Use a schema id known beforehand (registered elsewhere) without asking the registry."""
+        contract = self.contracts.get(full_name)
+        self._ids[subject, full_name] = schema_id
+        self._writers[schema_id] = (full_name, contract.parsed)
+
     def encoder(self, subject: str, full_name: str) -> Encoder:
         """A function turning a record of `full_name` into framed bytes for `subject`."""
         contract = self.contracts.get(full_name)

@@ -110,16 +110,9 @@ class StreamWorker:
     async def send(self, out: Output) -> None:
         await self.topic(out.topic).send(key=out.key.encode(), value=self.encode(out))
 
-    def _define(self) -> None:
+    def _define(self) -> None:  # noqa: PLR0915 - the agents read best side by side
         app, catalog, processor = self.app, self.catalog, self.processor
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
-        raw = app.topic(
-            *[s.name for s in raw_specs],
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
         revisions = app.Table("revisions", default=None, partitions=6)
         locations = app.Table("locations", default=None, partitions=6)
         gaps_topic = catalog.ingest("gaps")
@@ -128,7 +121,6 @@ class StreamWorker:
         runs_topic = catalog.ingest("connector_runs")
         freshness_topic = catalog.ingest("freshness")
 
-        @app.agent(raw)
         async def market(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 message = event.message
@@ -148,6 +140,12 @@ class StreamWorker:
                 for out in outputs:
                     await self.send(out)
 
+        # one agent per raw topic: the same function, each on its own topic
+        self.market_agents = {
+            spec.name: app.agent(self.topic(spec), name=f"market:{spec.name}")(market)
+            for spec in raw_specs
+        }
+
         async def declare_gaps() -> None:
             now = datetime.now(UTC)
             due = processor.due_gaps()
@@ -161,7 +159,6 @@ class StreamWorker:
                 await self.send(out)
             GAPS_OPEN.set(len(processor.open_gaps()))
 
-        @app.agent(self.topic(gaps_topic))
         async def collect(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, gap = self.serde.decode(value)
@@ -185,7 +182,6 @@ class StreamWorker:
                 await self._request(requests_topic, window.__dict__)
                 self._requested.update(window.gap_ids)
 
-        @app.agent(self.topic(completed_topic))
         async def outcomes(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, done = self.serde.decode(value)
@@ -204,13 +200,15 @@ class StreamWorker:
                         reason=done["reason"],
                     )
 
-        @app.agent(self.topic(runs_topic))
         async def freshness(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, run = self.serde.decode(value)
                 event = self._freshness_event(run)
                 await self.send(Output(freshness_topic, f"{run['iso']}|{run['dataset']}", event))
 
+        self.collect_agent = app.agent(self.topic(gaps_topic), name="collect")(collect)
+        self.outcomes_agent = app.agent(self.topic(completed_topic), name="outcomes")(outcomes)
+        self.freshness_agent = app.agent(self.topic(runs_topic), name="freshness")(freshness)
         # faust's timer decorator is untyped; registering by call keeps the functions typed
         app.timer(interval=self.config.tick_interval_s)(declare_gaps)
         app.timer(interval=self.config.tick_interval_s)(request_backfills)

@@ -115,6 +115,7 @@ class StreamWorker:
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
         revisions = app.Table("revisions", default=None, partitions=6)
         locations = app.Table("locations", default=None, partitions=6)
+        gap_state = app.Table("gap_state", default=None, partitions=6)
         gaps_topic = catalog.ingest("gaps")
         completed_topic = catalog.ingest("backfill_completed")
         requests_topic = catalog.ingest("backfill_requests")
@@ -135,6 +136,7 @@ class StreamWorker:
                     message.value,
                     revisions,
                     locations,
+                    gap_state,
                     timestamp_utc=stamp,
                 )
                 for out in outputs:
@@ -148,7 +150,7 @@ class StreamWorker:
 
         async def declare_gaps() -> None:
             now = datetime.now(UTC)
-            due = processor.due_gaps()
+            due = processor.due_gaps(gap_state)
             self._ticks += 1
             if self._ticks % REANNOUNCE_EVERY_TICKS == 0:
                 due = processor.open_gaps()  # again: a crash may have lost a send

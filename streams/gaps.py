@@ -13,7 +13,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 GAP_NAMESPACE = uuid.UUID("a3f0c9de-1c57-4d44-8f0e-4a7a1f0b8d31")
 REQUEST_NAMESPACE = uuid.UUID("d6b2e1f4-7a9c-4c1e-9e3b-2f6a0c8d5b72")
@@ -56,6 +57,35 @@ class Series:
     declared: dict[datetime, str] = field(default_factory=dict)  # interval -> gap id
 
 
+def _ts(instant: datetime) -> int:
+    return int(instant.timestamp())
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def dump_series(state: Series) -> dict[str, Any]:
+    """A JSON-able snapshot of one series (what a Faust table stores)."""
+    return {
+        "m": state.interval_minutes,
+        "f": _ts(state.first),
+        "h": _ts(state.high_water),
+        "x": sorted(_ts(t) for t in state.missing),
+        "d": {str(_ts(t)): gap for t, gap in state.declared.items()},
+    }
+
+
+def load_series(snapshot: dict[str, Any]) -> Series:
+    return Series(
+        snapshot["m"],
+        _dt(snapshot["f"]),
+        _dt(snapshot["h"]),
+        {_dt(t) for t in snapshot["x"]},
+        {_dt(int(t)): gap for t, gap in snapshot["d"].items()},
+    )
+
+
 @dataclass
 class GapTracker:
     """All series of one (ISO, dataset)."""
@@ -67,6 +97,30 @@ class GapTracker:
     watermark: datetime | None = None
     open_gaps: dict[str, Gap] = field(default_factory=dict)
     gap_intervals: dict[str, set[datetime]] = field(default_factory=dict)
+
+    def restore(self, series_key: str, state: Series) -> None:
+        """Adopt a series snapshot (after a restart): its open gaps and the watermark follow."""
+        self.series[series_key] = state
+        end = state.high_water + timedelta(minutes=state.interval_minutes)
+        if self.watermark is None or end > self.watermark:
+            self.watermark = end
+        step = timedelta(minutes=state.interval_minutes)
+        by_gap: dict[str, list[datetime]] = {}
+        for interval, gap_id in state.declared.items():
+            by_gap.setdefault(gap_id, []).append(interval)
+        for gap_id, intervals in by_gap.items():
+            if gap_id not in self.open_gaps:
+                intervals.sort()
+                self.open_gaps[gap_id] = Gap(
+                    gap_id,
+                    self.iso,
+                    self.dataset,
+                    series_key,
+                    intervals[0],
+                    intervals[-1] + step,
+                    state.interval_minutes,
+                )
+            self.gap_intervals.setdefault(gap_id, set()).update(intervals)
 
     def observe(self, series_key: str, start: datetime, minutes: int) -> list[Gap]:
         """Record an arrival; returns the gaps this arrival completes (all intervals present)."""

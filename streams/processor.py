@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
-from streams.gaps import Gap, GapTracker
+from streams.gaps import Gap, GapTracker, dump_series, load_series
 from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
 from streams.revisions import Decision, Known, decide
 from streams.validate import Failure, ValidationConfig, validate
@@ -96,6 +96,7 @@ class MarketProcessor:
         data: bytes,
         latest: MutableMapping[str, Any],
         locations: MutableMapping[str, Any],
+        gap_state: MutableMapping[str, Any],
         now: datetime | None = None,
         timestamp_utc: datetime | None = None,
     ) -> list[Output]:
@@ -143,7 +144,7 @@ class MarketProcessor:
         )
         if kind.core == "lmp":
             outputs += self._discover(raw, dataset, source, locations, now)
-        self._track(kind, iso, dataset, partition, raw)
+        self._track(kind, iso, dataset, partition, raw, gap_state)
         return outputs
 
     def _revise(
@@ -223,15 +224,31 @@ class MarketProcessor:
         }
         return [Output(self.catalog.core("locations"), key, event)]
 
-    def _track(
-        self, kind: Kind, iso: Iso, dataset: Dataset, partition: int, raw: dict[str, Any]
-    ) -> None:
-        tracker_key = f"{partition}|{iso.value}|{dataset.value}"
+    def _tracker(self, tracker_key: str, iso: str, dataset: str) -> GapTracker:
         tracker = self.trackers.get(tracker_key)
         if tracker is None:
-            tracker = GapTracker(iso.value.upper(), dataset.value, self.lateness[dataset])
+            tracker = GapTracker(iso.upper(), dataset, self.lateness[Dataset(dataset)])
             self.trackers[tracker_key] = tracker
-        tracker.observe(series_key(kind, raw), raw["interval_start_utc"], raw["interval_minutes"])
+        return tracker
+
+    def _track(
+        self,
+        kind: Kind,
+        iso: Iso,
+        dataset: Dataset,
+        partition: int,
+        raw: dict[str, Any],
+        gap_state: MutableMapping[str, Any],
+    ) -> None:
+        """Observe the arrival in the gap tracker, persisting the series' state."""
+        tracker_key = f"{partition}|{iso.value}|{dataset.value}"
+        tracker = self._tracker(tracker_key, iso.value, dataset.value)
+        series = series_key(kind, raw)
+        state_key = f"{tracker_key}|{series}"
+        if series not in tracker.series and (snapshot := gap_state.get(state_key)) is not None:
+            tracker.restore(series, load_series(snapshot))
+        tracker.observe(series, raw["interval_start_utc"], raw["interval_minutes"])
+        gap_state[state_key] = dump_series(tracker.series[series])
 
     def _dead_letter(
         self,
@@ -267,8 +284,22 @@ class MarketProcessor:
         }
         return Output(self.catalog.dlq(iso, dataset), (key or b"").decode(errors="replace"), event)
 
-    def due_gaps(self) -> list[Gap]:
-        """Gaps whose lateness has passed, across every tracker."""
+    def restore_all(self, gap_state: Mapping[str, Any]) -> None:
+        """Load every persisted series not yet in memory (after a restart or a rebalance)."""
+        for state_key, snapshot in list(gap_state.items()):
+            partition, iso, dataset, series = state_key.split("|", 3)
+            tracker = self._tracker(f"{partition}|{iso}|{dataset}", iso, dataset)
+            if series not in tracker.series and snapshot is not None:
+                tracker.restore(series, load_series(snapshot))
+
+    def due_gaps(self, gap_state: Mapping[str, Any]) -> list[Gap]:
+        """Gaps whose lateness has passed, across every tracker.
+
+        Runs outside any event (a timer), where Faust tables cannot be written: declarations
+        reach the table with the series' next arrival. A worker that dies before then declares
+        the same gaps again after restart, under the same deterministic gap ids.
+        """
+        self.restore_all(gap_state)
         gaps: list[Gap] = []
         for tracker in self.trackers.values():
             gaps += tracker.tick()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from connectors.timeutil import expected_intervals
-from streams.gaps import GapTracker, coalesce
+from streams.gaps import GapTracker, coalesce, dump_series, load_series
 
 FIVE = timedelta(minutes=5)
 
@@ -108,3 +108,21 @@ def test_scattered_holes_close_together_share_one_request() -> None:
     [window] = coalesce(tracker.tick(), join_within=timedelta(hours=1))
     assert (window.start_utc, window.end_utc) == (t0 + 2 * FIVE, t0 + 9 * FIVE)
     assert len(coalesce(tracker.open_gaps.values(), join_within=timedelta(0))) == 2
+
+
+def test_a_restored_tracker_keeps_its_open_gaps_and_watermark() -> None:
+    t = [datetime(2024, 6, 1, tzinfo=UTC) + i * FIVE for i in range(8)]
+    before = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(0))
+    feed(before, "A", [t[0], t[1], t[5], t[7]])
+    first, second = before.tick()  # t2..t4, and t6
+    snapshot = dump_series(before.series["A"])
+
+    after = GapTracker("PJM", "lmp_rt_5min", lateness=timedelta(0))
+    after.restore("A", load_series(snapshot))
+    assert after.watermark == before.watermark
+    assert after.open_gaps == {first.gap_id: first, second.gap_id: second}
+    assert after.tick() == []  # nothing declared twice
+    assert after.observe("A", t[2], 5) == []
+    assert after.observe("A", t[3], 5) == []
+    assert after.observe("A", t[4], 5) == [first]
+    assert after.observe("A", t[6], 5) == [second]

@@ -120,8 +120,6 @@ class TopicSpec:
         return replace(self, name=f"{prefix}{self.name}") if prefix else self
 
 
-
-
 def _build() -> tuple[TopicSpec, ...]:
     topics: list[TopicSpec] = []
     for iso, datasets in ISO_DATASETS.items():

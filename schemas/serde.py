@@ -94,7 +94,11 @@ class AvroSerde:
     def decode(self, data: bytes) -> tuple[str, Record]:
         """(Avro full name, record) of a framed value; resolved to our contract when we have it."""
         schema_id = schema_id_of(data)
-        full_name, writer = self._writer(schema_id)
+        try:
+            full_name, writer = self._writer(schema_id)
+        except SchemaNotFoundError as exc:
+            # the bytes name a schema nobody registered: bad data, not a registry outage
+            raise DeserializationError(f"value names unknown schema id {schema_id}: {exc}") from exc
         try:
             reader = self.contracts.get(full_name).parsed
         except SchemaNotFoundError:

@@ -1,0 +1,118 @@
+"""Running the stream worker as a real process in tests, and what it should produce."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from optibid.settings import Settings
+from schemas.catalog import TopicCatalog
+from schemas.serde import AvroSerde
+from streams.processor import MarketProcessor
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """`optibid worker` under a topic prefix and an app id of the test's own."""
+
+    def __init__(self, test_id: str, state_dir: Path) -> None:
+        self.test_id = test_id
+        self.state_dir = state_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = state_dir / f"{test_id}-worker.log"
+
+    def start(self) -> None:
+        env = {**os.environ, "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
+        argv = [
+            sys.executable, "-m", "optibid", "worker",
+            "--app-id", f"{self.test_id}-streams",
+            "--store", "rocksdb://",
+            "--web-port", str(free_port()),
+            "--metrics-port", str(free_port()),
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, env=env, cwd=PROJECT, stdout=log, stderr=log)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def raw_in_order(
+    settings: Settings, topic: str
+) -> list[tuple[int, int, bytes | None, bytes, datetime]]:
+    """(partition, offset, key, value, timestamp) of every record, each partition in order."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": "raw-reader", "log_level": 3}
+    )
+    out = []
+    try:
+        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            position = low
+            while position < high:
+                msg = consumer.poll(1.0)
+                offset = None if msg is None or msg.error() else msg.offset()
+                if msg is None or offset is None:
+                    continue
+                position = offset + 1
+                value = msg.value()
+                assert value is not None
+                stamp = datetime.fromtimestamp(msg.timestamp()[1] / 1000, UTC)
+                out.append((partition, offset, msg.key(), value, stamp))
+    finally:
+        consumer.close()
+    return out
+
+
+def expected_outputs(
+    settings: Settings,
+    catalog: TopicCatalog,
+    serde: AvroSerde,
+    raw_topics: list[str],
+    now: datetime,
+) -> dict[str, list[dict[str, Any]]]:
+    """What the worker must publish, computed by the same pure processor over the raw topics."""
+    processor = MarketProcessor(catalog, serde)
+    latest: dict[str, Any] = {}
+    locations: dict[str, Any] = {}
+    gap_state: dict[str, Any] = {}
+    by_topic: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for topic in raw_topics:
+        for partition, offset, key, value, stamp in raw_in_order(settings, topic):
+            for out in processor.process(
+                topic, partition, offset, key, value, latest, locations, gap_state, now, stamp
+            ):
+                by_topic[out.topic.name].append(out.value)
+    return by_topic

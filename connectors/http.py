@@ -79,7 +79,7 @@ class HttpFetcher:
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: RateLimiter | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold API keys
     transport: httpx.BaseTransport | None = None
     _validators: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -96,29 +96,47 @@ class HttpFetcher:
         self._client.close()
 
     def get(
-        self, url: str, params: Mapping[str, Any] | None = None, conditional: bool = False
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        conditional: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response | None:
-        """The response, or None when `conditional` and the ISO says nothing changed (304)."""
+        """The response, or None when `conditional` and the ISO says nothing changed (304).
+
+        `headers` are added to this request only (e.g. a bearer token that is renewed hourly).
+        """
         key = str(httpx.URL(url, params=params))
-        headers = dict(self._validators.get(key, {})) if conditional else {}
+        sent = dict(self._validators.get(key, {})) if conditional else {}
+        sent.update(headers or {})
+        response = self._send("GET", url, key, params=params, headers=sent)
+        if response.status_code == 304 and conditional:
+            return None
+        self._remember(key, response)
+        return response
+
+    def post(
+        self, url: str, data: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """POST a form under the same policy (token endpoints). The form never reaches a log."""
+        return self._send("POST", url, url, data=data, headers=dict(headers or {}))
+
+    def _send(self, method: str, url: str, key: str, **request: Any) -> httpx.Response:
         last_problem = "no attempt made"
         for attempt in range(1, self.policy.attempts + 1):
             if self.limiter:
                 self.limiter.wait()
             retry_after = None
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                response = self._client.request(method, url, **request)
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code == 304 and conditional:
-                    return None
                 if response.status_code < 400:
-                    self._remember(key, response)
                     return response
                 last_problem = f"HTTP {response.status_code}: {response.text[:200]!r}"
                 if response.status_code not in RETRY_STATUS:
-                    raise FetchError(f"GET {key} failed: {last_problem}")
+                    raise FetchError(f"{method} {key} failed: {last_problem}")
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt < self.policy.attempts:
                 delay = self.policy.delay(attempt, retry_after)
@@ -126,7 +144,9 @@ class HttpFetcher:
                     "fetch.retry", url=key, attempt=attempt, problem=last_problem, delay_s=delay
                 )
                 time.sleep(delay)
-        raise FetchError(f"GET {key} failed after {self.policy.attempts} attempts: {last_problem}")
+        raise FetchError(
+            f"{method} {key} failed after {self.policy.attempts} attempts: {last_problem}"
+        )
 
     def _remember(self, key: str, response: httpx.Response) -> None:
         validators = {}

@@ -20,7 +20,7 @@ def sniff(data: bytes) -> Format:
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         return "empty"
-    if data[:4] == b"PK\x03\x04":
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip, or an empty one (no entries)
         return "zip"
     if head[:1] in (b"{", b"["):
         return "json"

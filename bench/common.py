@@ -1,0 +1,46 @@
+"""Shared helpers of the benchmarks: the local stack, isolated topics, medians, the JSON line."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from optibid import stack
+from optibid.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_stack() -> Settings:
+    settings = Settings()
+    stack.up(settings)
+    return settings
+
+
+def run_id() -> str:
+    return f"bench{uuid.uuid4().hex[:8]}"
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    """Wall seconds of each of `repeat` calls, and the last result."""
+    times: list[float] = []
+    result = None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - began)
+    return times, result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def emit(figures: dict[str, Any]) -> None:
+    """The last line of every benchmark: one JSON object with its figures."""
+    print(json.dumps(figures, sort_keys=True))

@@ -1,0 +1,505 @@
+"""Pure parsers of ERCOT payloads: bytes in, typed records out (no I/O, no clock).
+
+lmp_da_hourly  NP4-190-CD DAM Settlement Point Prices          revision: posting time
+lmp_rt_15min   NP6-905-CD RT Settlement Point Prices           revision: posting time
+lmp_rt_5min    NP6-788-CD LMPs of each SCED run                revision: SCED timestamp
+as_prices      NP4-188-CD DAM Clearing Prices for Capacity     revision: posting time
+load           NP6-345-CD actual, or NP3-561-CD seven-day      revision: posting time
+               forecast (told apart by their columns)
+fuel_mix       the fuel-mix dashboard JSON                     revision: lastUpdated
+
+Every report arrives as a bare CSV, a zip holding one (an MIS or API download) or a zip of such
+zips (a bulk archive download), recognised by content.
+
+Posting times come from the document's name (see documents.py). Local labels are read by
+timelabels.py. ERCOT publishes no LMP components: energy, congestion and loss stay null.
+
+A SCED run maps to the 5-minute interval that contains its timestamp (the run at 00:40:18 prices
+[00:40, 00:45)); when SCED runs twice within one interval, the later run is the higher revision,
+because the revision is the SCED timestamp itself (epoch microseconds, PUBLISH_TIME).
+
+A row repeated verbatim in one document is read once; two rows for one interval with different
+values in one document reject the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from connectors.ercot import feeds
+from connectors.ercot.documents import Document, csv_documents, error_document
+from connectors.ercot.timelabels import interval_start_utc, parse_flag, sced_instant_utc
+from connectors.errors import ParseError
+from connectors.parsing import Parser
+from connectors.records import (
+    PUBLISH_TIME,
+    AsPriceRecord,
+    FuelMixRecord,
+    LmpRecord,
+    LoadRecord,
+    Record,
+)
+from connectors.tabular import columns, read_csv, reject_unexpected, to_float
+from connectors.timeutil import to_micros
+from schemas.catalog import Dataset
+
+ISO = feeds.ISO
+_FIVE_MINUTES_S = 300
+
+# Records are built with positional arguments in their dataclass field order: keywords cost
+# about a fifth more per record, and a day of nodal prices is tens of thousands of records.
+
+
+def _number(text: str, label: str, row: int, column: str) -> float:
+    try:
+        value = float(text)  # the common case; spaces around the number are fine
+    except ValueError:
+        return to_float(text, label, row, column)  # thousands separators, or a clear error
+    if not math.isfinite(value):
+        raise ParseError(label, f"{column} is not a finite number: {text!r}", row)
+    return value
+
+
+def _hour_start(label: str, row: int, day: str, hour: str, flag: str | None) -> datetime:
+    try:
+        return interval_start_utc(day, hour, flag)
+    except ValueError as exc:
+        raise ParseError(label, str(exc), row) from None
+
+
+def _twice(
+    label: str, row: int, what: str, start: datetime, first: float, second: float
+) -> NoReturn:
+    raise ParseError(
+        label,
+        f"two rows for {what} at {start:%Y-%m-%d %H:%M} UTC with different values "
+        f"({first} and {second}); on the fall-back day the second pass needs DSTFlag Y",
+        row,
+    )
+
+
+def _table(
+    doc: Document, required: tuple[str, ...]
+) -> tuple[list[str], list[list[str]], list[int], int]:
+    """(header, rows, index of each required column, index of DSTFlag or -1 without one)."""
+    header, rows = read_csv(doc.data, doc.label)
+    index = columns(header, required, doc.label)
+    return header, rows, [index[name] for name in required], index.get("DSTFlag", -1)
+
+
+def parse_dam_spp(data: bytes, source: str) -> list[Record]:
+    """NP4-190-CD DAM Settlement Point Prices -> DA_HOURLY LmpRecords."""
+    out: list[Record] = []
+    seen: dict[tuple[int, str, datetime], float] = {}
+    points: dict[str, tuple[str, str]] = {}
+    for doc in csv_documents(data, source):
+        header, rows, at, i_flag = _table(doc, feeds.DAM_SPP.columns[:4])
+        i_day, i_hour, i_point, i_price = at
+        revision, label = doc.revision, doc.label
+        starts: dict[tuple[str, str, str], datetime] = {}
+        for number, row in enumerate(rows, start=1):
+            flag = row[i_flag] if i_flag >= 0 else None
+            key = (row[i_day], row[i_hour], flag or "")
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = _hour_start(label, number, *key[:2], flag)
+            point = points.get(row[i_point])
+            if point is None:
+                name = row[i_point].strip()
+                point = points[row[i_point]] = (name, feeds.location_type_of(name))
+            price = _number(row[i_price], label, number, "SettlementPointPrice")
+            earlier = seen.setdefault((revision, point[0], start), price)
+            if earlier is not price:  # a second row for this interval in this posting
+                if earlier == price:
+                    continue
+                _twice(label, number, point[0], start, earlier, price)
+            out.append(
+                LmpRecord(
+                    ISO,
+                    "DA_HOURLY",
+                    point[0],
+                    point[0],
+                    point[1],
+                    start,
+                    60,
+                    price,
+                    None,  # energy, congestion and loss: ERCOT publishes no components
+                    None,
+                    None,
+                    revision,
+                    PUBLISH_TIME,
+                    source,
+                    number,
+                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                )
+            )
+    return out
+
+
+def parse_rt_spp(data: bytes, source: str) -> list[Record]:
+    """NP6-905-CD Settlement Point Prices at Resource Nodes, Hubs and Load Zones -> RT_15MIN.
+
+    The energy-weighted load-zone rows (LZEW, LZ_DCEW) become their own locations, `<name>_EW`.
+    """
+    out: list[Record] = []
+    seen: dict[tuple[int, str, datetime], float] = {}
+    points: dict[tuple[str, str], tuple[str, str, str]] = {}
+    required = feeds.RT_SPP.columns[:6]
+    for doc in csv_documents(data, source):
+        header, rows, at, i_flag = _table(doc, required)
+        i_day, i_hour, i_interval, i_name, i_type, i_price = at
+        revision, label = doc.revision, doc.label
+        starts: dict[tuple[str, str, str, str], datetime] = {}
+        for number, row in enumerate(rows, start=1):
+            flag = row[i_flag] if i_flag >= 0 else None
+            key = (row[i_day], row[i_hour], row[i_interval], flag or "")
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = _quarter_start(label, number, key, flag)
+            point = points.get((row[i_name], row[i_type]))
+            if point is None:
+                point = points[(row[i_name], row[i_type])] = _rt_point(
+                    row[i_name], row[i_type], label, number
+                )
+            price = _number(row[i_price], label, number, "SettlementPointPrice")
+            earlier = seen.setdefault((revision, point[0], start), price)
+            if earlier is not price:
+                if earlier == price:
+                    continue
+                _twice(label, number, point[0], start, earlier, price)
+            out.append(
+                LmpRecord(
+                    ISO,
+                    "RT_15MIN",
+                    point[0],
+                    point[1],
+                    point[2],
+                    start,
+                    15,
+                    price,
+                    None,  # energy, congestion and loss: ERCOT publishes no components
+                    None,
+                    None,
+                    revision,
+                    PUBLISH_TIME,
+                    source,
+                    number,
+                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                )
+            )
+    return out
+
+
+def _quarter_start(
+    label: str, row: int, key: tuple[str, str, str, str], flag: str | None
+) -> datetime:
+    hour = _hour_start(label, row, key[0], key[1], flag)
+    text = key[2].strip()
+    if text not in ("1", "2", "3", "4"):
+        raise ParseError(label, f"DeliveryInterval must be 1..4, not {key[2]!r}", row)
+    return hour + timedelta(minutes=15 * (int(text) - 1))
+
+
+def _rt_point(name: str, kind: str, label: str, row: int) -> tuple[str, str, str]:
+    """(location id, settlement point name, canonical type)."""
+    code = kind.strip()
+    canonical = feeds.SETTLEMENT_POINT_TYPES.get(code)
+    if canonical is None:
+        known = ", ".join(feeds.SETTLEMENT_POINT_TYPES)
+        raise ParseError(label, f"unknown SettlementPointType {kind!r} (known: {known})", row)
+    point = name.strip()
+    if code in feeds.ENERGY_WEIGHTED_TYPES:
+        return point + feeds.ENERGY_WEIGHTED_SUFFIX, point, canonical
+    return point, point, canonical
+
+
+def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
+    """NP6-788-CD LMPs by Resource Nodes, Load Zones and Trading Hubs (one SCED run per
+    document) -> RT_5MIN LmpRecords; revision = the SCED timestamp in epoch microseconds."""
+    out: list[Record] = []
+    seen: dict[tuple[int, str, datetime], float] = {}
+    points: dict[str, tuple[str, str]] = {}
+    required = feeds.SCED_LMP.columns
+    for doc in csv_documents(data, source):
+        header, rows, at, _ = _table(doc, required)
+        i_time, i_flag, i_point, i_price = at
+        label = doc.label
+        runs: dict[tuple[str, str], tuple[datetime, int]] = {}
+        for number, row in enumerate(rows, start=1):
+            run = runs.get((row[i_time], row[i_flag]))
+            if run is None:
+                run = runs[(row[i_time], row[i_flag])] = _sced_run(
+                    row[i_time], row[i_flag], label, number
+                )
+            start, revision = run
+            point = points.get(row[i_point])
+            if point is None:
+                name = row[i_point].strip()
+                point = points[row[i_point]] = (name, feeds.location_type_of(name))
+            price = _number(row[i_price], label, number, "LMP")
+            earlier = seen.setdefault((revision, point[0], start), price)
+            if earlier is not price:
+                if earlier == price:
+                    continue
+                _twice(label, number, point[0], start, earlier, price)
+            out.append(
+                LmpRecord(
+                    ISO,
+                    "RT_5MIN",
+                    point[0],
+                    point[0],
+                    point[1],
+                    start,
+                    5,
+                    price,
+                    None,  # energy, congestion and loss: ERCOT publishes no components
+                    None,
+                    None,
+                    revision,
+                    PUBLISH_TIME,
+                    source,
+                    number,
+                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                )
+            )
+    return out
+
+
+def _sced_run(stamp: str, flag: str, label: str, row: int) -> tuple[datetime, int]:
+    """(start of the 5-minute interval holding the run, the run's revision)."""
+    try:
+        instant = sced_instant_utc(stamp, parse_flag(flag, "RepeatedHourFlag"))
+    except ValueError as exc:
+        raise ParseError(label, str(exc), row) from None
+    seconds = int(instant.timestamp())
+    start = datetime.fromtimestamp(seconds - seconds % _FIVE_MINUTES_S, tz=UTC)
+    return start, to_micros(instant)
+
+
+def parse_dam_mcpc(data: bytes, source: str) -> list[Record]:
+    """NP4-188-CD DAM Clearing Prices for Capacity -> DA_HOURLY AsPriceRecords (system-wide)."""
+    out: list[Record] = []
+    seen: dict[tuple[int, str, datetime], float] = {}
+    required = feeds.DAM_MCPC.columns[:4]
+    for doc in csv_documents(data, source):
+        header, rows, at, i_flag = _table(doc, required)
+        i_day, i_hour, i_product, i_price = at
+        revision, label = doc.revision, doc.label
+        starts: dict[tuple[str, str, str], datetime] = {}
+        for number, row in enumerate(rows, start=1):
+            flag = row[i_flag] if i_flag >= 0 else None
+            key = (row[i_day], row[i_hour], flag or "")
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = _hour_start(label, number, *key[:2], flag)
+            native = row[i_product].strip()
+            product = feeds.AS_PRODUCTS.get(native)
+            if product is None:
+                known = ", ".join(feeds.AS_PRODUCTS)
+                raise ParseError(
+                    label, f"unknown AncillaryType {native!r} (known: {known})", number
+                )
+            price = _number(row[i_price], label, number, "MCPC")
+            earlier = seen.setdefault((revision, native, start), price)
+            if earlier is not price:
+                if earlier == price:
+                    continue
+                _twice(label, number, native, start, earlier, price)
+            out.append(
+                AsPriceRecord(
+                    ISO,
+                    "DA_HOURLY",
+                    start,
+                    60,
+                    product,
+                    native,
+                    feeds.AS_REGION,
+                    price,
+                    revision,
+                    PUBLISH_TIME,
+                    source,
+                    number,
+                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                )
+            )
+    return out
+
+
+def parse_load(data: bytes, source: str) -> list[Record]:
+    """NP6-345-CD Actual System Load by Weather Zone (ACTUAL) or NP3-561-CD Seven-Day Load
+    Forecast by Weather Zone (FORECAST, made at its posting time), told apart by their columns.
+
+    One row holds every weather zone and the system total: one record per zone and hour.
+    """
+    out: list[Record] = []
+    seen: dict[tuple[int, str, str, datetime], float] = {}
+    for doc in csv_documents(data, source):
+        header, rows = read_csv(doc.data, doc.label)
+        if "OperDay" in header:
+            kind, day_column, areas, made_at = "ACTUAL", "OperDay", feeds.ACTUAL_LOAD_AREAS, None
+        elif "SystemTotal" in header:
+            kind, day_column, areas = "FORECAST", "DeliveryDate", feeds.FORECAST_LOAD_AREAS
+            made_at = doc.posted
+            if made_at is None:
+                raise ParseError(doc.label, "a load forecast without a posting time in its name")
+        else:
+            raise ParseError(
+                doc.label,
+                "neither an NP6-345 actual load (OperDay ... TOTAL) nor an NP3-561 forecast "
+                f"(DeliveryDate ... SystemTotal); found: {', '.join(header)[:300]}",
+            )
+        index = columns(header, (day_column, "HourEnding", *areas), doc.label)
+        i_day, i_hour, i_flag = index[day_column], index["HourEnding"], index.get("DSTFlag", -1)
+        cells = [(index[name], name, *area) for name, area in areas.items()]
+        revision, label = doc.revision, doc.label
+        for number, row in enumerate(rows, start=1):
+            flag = row[i_flag] if i_flag >= 0 else None
+            start = _hour_start(label, number, row[i_day], row[i_hour], flag)
+            native = dict(zip(header, row))  # noqa: B905 - read_csv checked the widths
+            for i, name, area_id, area_type in cells:
+                load = _number(row[i], label, number, name)
+                earlier = seen.setdefault((revision, kind, area_id, start), load)
+                if earlier is not load:
+                    if earlier == load:
+                        continue
+                    _twice(label, number, area_id, start, earlier, load)
+                out.append(
+                    LoadRecord(
+                        ISO,
+                        area_id,
+                        area_type,
+                        start,
+                        60,
+                        load,
+                        kind,
+                        made_at,
+                        revision,
+                        PUBLISH_TIME,
+                        source,
+                        number,
+                        native,
+                    )
+                )
+    return out
+
+
+class _RepeatedKeyError(ValueError):
+    pass
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that refuses a key given twice with different values (json keeps the last
+    silently); a key repeated with the same value is a verbatim duplicate and is read once."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out and out[key] != value:
+            raise _RepeatedKeyError(f"{key!r} is given twice with different values")
+        out[key] = value
+    return out
+
+
+def _dashboard_time(text: object, what: str, source: str) -> datetime:
+    """A dashboard time, "2024-11-03 01:05:02-0600": local wall clock with its UTC offset."""
+    if isinstance(text, str):
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+    raise ParseError(source, f"{what} is not a time like 2024-11-03 01:05:02-0600: {text!r}")
+
+
+def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
+    """The fuel-mix dashboard JSON -> FuelMixRecords, one per 5-minute stamp and fuel.
+
+    `{"lastUpdated": ..., "monthlyCapacity": {...}, "data": {"<local day>": {"<stamp with
+    offset>": {"<fuel>": {"gen": MW, ...}}}}}`. A stamp is a few seconds off its 5-minute tick;
+    it stands for the interval starting at the nearest tick (one minute off at most). The
+    revision is lastUpdated: a later publication of the same interval outranks an earlier one.
+    """
+    reject_unexpected(data, source, ("json",))
+    try:
+        body = json.loads(data, object_pairs_hook=_strict_object)
+    except _RepeatedKeyError as exc:
+        raise ParseError(source, f"not readable: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ParseError(source, f"invalid JSON ({exc}); truncated response?") from None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise ParseError(source, f"not the fuel-mix dashboard: {error_document(data, source)}")
+    revision = to_micros(_dashboard_time(body.get("lastUpdated"), "lastUpdated", source))
+    out: list[Record] = []
+    read: dict[datetime, tuple[str, object]] = {}  # tick -> (stamp, fuels) already read
+    number = 0
+    for day, stamps in body["data"].items():
+        if not isinstance(stamps, dict):
+            raise ParseError(source, f"data[{day!r}] is not an object of timestamps")
+        for stamp, fuels in stamps.items():
+            start = _tick(_dashboard_time(stamp, "a timestamp", source), stamp, source)
+            earlier = read.setdefault(start, (stamp, fuels))
+            if earlier[1] is not fuels:  # this tick was read before, under another day
+                if earlier == (stamp, fuels):
+                    continue
+                raise ParseError(
+                    source, f"{earlier[0]!r} and {stamp!r} fall on the same 5-minute tick"
+                )
+            if not isinstance(fuels, dict):
+                raise ParseError(source, f"data[{day!r}][{stamp!r}] is not an object of fuels")
+            for fuel, cell in fuels.items():
+                number += 1
+                fuel_type = feeds.FUEL_TYPES.get(fuel)
+                gen = cell.get("gen") if type(cell) is dict else None
+                if (
+                    fuel_type is None
+                    or isinstance(gen, bool)  # JSON true is no generation figure
+                    or not isinstance(gen, float | int)
+                    or not math.isfinite(gen)
+                ):
+                    _bad_fuel(fuel, stamp, cell, source, number)
+                native = {"day": day, "timestamp": stamp, "fuel": fuel}
+                native.update(zip(cell, map(str, cell.values()), strict=True))
+                out.append(
+                    FuelMixRecord(
+                        ISO,
+                        start,
+                        feeds.FUEL_MIX_MINUTES,
+                        fuel_type,
+                        fuel,
+                        float(gen),
+                        revision,
+                        PUBLISH_TIME,
+                        source,
+                        number,
+                        native,
+                    )
+                )
+    return out
+
+
+def _tick(instant: datetime, stamp: str, source: str) -> datetime:
+    seconds = int(instant.timestamp())
+    nearest = (seconds + _FIVE_MINUTES_S // 2) // _FIVE_MINUTES_S * _FIVE_MINUTES_S
+    if abs(seconds - nearest) > 60:
+        raise ParseError(source, f"timestamp {stamp!r} is more than a minute off a 5-minute tick")
+    return datetime.fromtimestamp(nearest, tz=UTC)
+
+
+def _bad_fuel(fuel: str, stamp: str, cell: object, source: str, number: int) -> NoReturn:
+    if fuel not in feeds.FUEL_TYPES:
+        known = ", ".join(feeds.FUEL_TYPES)
+        raise ParseError(source, f"unknown fuel {fuel!r} at {stamp} (known: {known})", number)
+    raise ParseError(source, f"{fuel} at {stamp}: gen is not a number: {cell!r}", number)
+
+
+PARSERS: dict[Dataset, Parser] = {
+    Dataset.LMP_DA_HOURLY: parse_dam_spp,
+    Dataset.LMP_RT_15MIN: parse_rt_spp,
+    Dataset.LMP_RT_5MIN: parse_sced_lmp,
+    Dataset.AS_PRICES: parse_dam_mcpc,
+    Dataset.LOAD: parse_load,
+    Dataset.FUEL_MIX: parse_fuel_mix,
+}

@@ -21,7 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from bench.common import ROOT, emit, local_stack, run_id
 from bench.streams_transform import Transform
@@ -148,8 +154,25 @@ def main() -> None:
     source = catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
     lmp = catalog.core("lmp").name
     targets = {"ceiling": f"{lmp}.ceiling", "quix": f"{lmp}.quix"}
+    # every output topic stamps records when the broker appends them (Quix would otherwise
+    # carry the input's timestamps over), so all three spans are measured the same way
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(t, 6, 1) for t in targets.values()]).values():
+    append_time = {"message.timestamp.type": "LogAppendTime"}
+    new = [NewTopic(t, 6, 1, config=append_time) for t in targets.values()]
+    for future in admin.create_topics(new).values():
+        future.result(30)
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        lmp,
+        incremental_configs=[
+            ConfigEntry(
+                "message.timestamp.type",
+                "LogAppendTime",
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
     print(f"{events} raw events on {source}", file=sys.stderr)
 

@@ -18,7 +18,6 @@ class Transform:
         self.processor = MarketProcessor(self.catalog, self.serde)
         self.latest: dict[str, Any] = {}
         self.locations: dict[str, Any] = {}
-        self.gaps: dict[str, Any] = {}
         self.encoders: dict[str, Any] = {}
 
     def __call__(
@@ -27,7 +26,7 @@ class Transform:
         """(output topic, key, value bytes) of one raw record."""
         out = []
         for item in self.processor.process(
-            topic, partition, offset, key, value, self.latest, self.locations, self.gaps
+            topic, partition, offset, key, value, self.latest, self.locations
         ):
             encoder = self.encoders.get(item.topic.name)
             if encoder is None:

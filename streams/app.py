@@ -117,6 +117,9 @@ class StreamWorker:
             self._encoders[out.topic.name] = encoder
         return encoder(out.value)
 
+    def send_soon(self, out: Output) -> None:
+        self.topic(out.topic).send_soon(key=out.key.encode(), value=self.encode(out))
+
     async def send(self, out: Output) -> None:
         await self.topic(out.topic).send(key=out.key.encode(), value=self.encode(out))
 
@@ -125,7 +128,6 @@ class StreamWorker:
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
         revisions = app.Table("revisions", default=None, partitions=6)
         locations = app.Table("locations", default=None, partitions=6)
-        gap_state = app.Table("gap_state", default=None, partitions=6)
         gaps_topic = catalog.ingest("gaps")
         completed_topic = catalog.ingest("backfill_completed")
         requests_topic = catalog.ingest("backfill_requests")
@@ -146,11 +148,10 @@ class StreamWorker:
                     message.value,
                     revisions,
                     locations,
-                    gap_state,
                     timestamp_utc=stamp,
                 )
                 for out in outputs:
-                    await self.send(out)
+                    self.send_soon(out)  # flushed before the source offset is committed
 
         # one agent per raw topic: the same function, each on its own topic
         self.market_agents = {
@@ -160,7 +161,7 @@ class StreamWorker:
 
         async def declare_gaps() -> None:
             now = datetime.now(UTC)
-            due = processor.due_gaps(gap_state)
+            due = processor.due_gaps()
             self._ticks += 1
             if self._ticks % REANNOUNCE_EVERY_TICKS == 0:
                 due = processor.open_gaps()  # again: a crash may have lost a send

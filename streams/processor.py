@@ -4,7 +4,11 @@ raw record and sends what it returns.
 
 State lives in two mappings the caller provides (Faust tables with changelogs in the worker,
 plain dicts in tests): `latest` (natural key -> [revision, value digest, source offset,
-superseded revision]) and `locations` (series key -> source offset of its first sighting).
+superseded revision, series key, interval minutes]) and `locations` (series key -> source
+offset of its first sighting). The processor reads through in-memory mirrors of both, loaded
+once from the mappings (after a restart, the tables as recovered from their changelogs), and
+writes through to them only on change. The gap trackers are derived state: rebuilt from the
+`latest` keys on load, so they need no table of their own.
 Remembering which offset set a state makes reprocessing after a crash re-emit what it had
 emitted (same deterministic event ids, harmless downstream), while a true redelivery or re-fetch
 from another offset emits nothing new.
@@ -24,7 +28,7 @@ from prometheus_client import Counter
 from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
-from streams.gaps import Gap, GapTracker, dump_series, load_series
+from streams.gaps import Gap, GapTracker
 from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
 from streams.revisions import Decision, Known, decide
 from streams.validate import Failure, ValidationConfig, validate
@@ -79,6 +83,10 @@ class MarketProcessor:
     trackers: dict[str, GapTracker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.known: dict[str, Any] = {}
+        self.first_seen: dict[str, Any] = {}
+        self._loaded = False
+        self._decisions: dict[tuple[Iso, Dataset, Decision], Any] = {}
         self.raw_topics: dict[str, tuple[Iso, Dataset]] = {}
         for iso in Iso:
             for dataset in Dataset:
@@ -86,6 +94,18 @@ class MarketProcessor:
                     self.raw_topics[self.catalog.raw(iso, dataset).name] = (iso, dataset)
                 except KeyError:
                     continue
+        self._records_in = {
+            topic: RECORDS_IN.labels(iso.value, dataset.value)
+            for topic, (iso, dataset) in self.raw_topics.items()
+        }
+
+    def _decision_counter(self, iso: Iso, dataset: Dataset, decision: Decision) -> Any:
+        key = (iso, dataset, decision)
+        counter = self._decisions.get(key)
+        if counter is None:
+            counter = DECISIONS.labels(iso.value, dataset.value, decision.value)
+            self._decisions[key] = counter
+        return counter
 
     def process(
         self,
@@ -96,14 +116,14 @@ class MarketProcessor:
         data: bytes,
         latest: MutableMapping[str, Any],
         locations: MutableMapping[str, Any],
-        gap_state: MutableMapping[str, Any],
         now: datetime | None = None,
         timestamp_utc: datetime | None = None,
     ) -> list[Output]:
         now = now or datetime.now(UTC)
+        if not self._loaded:
+            self.load(latest, locations)
         iso, dataset = self.raw_topics[topic]
-        labels = (iso.value, dataset.value)
-        RECORDS_IN.labels(*labels).inc()
+        self._records_in[topic].inc()
         source = f"{topic}:{partition}:{offset}"
         try:
             full_name, raw = self.serde.decode(data)
@@ -144,7 +164,7 @@ class MarketProcessor:
         )
         if kind.core == "lmp":
             outputs += self._discover(raw, dataset, source, locations, now)
-        self._track(kind, iso, dataset, partition, raw, gap_state)
+        self._track(iso, dataset, partition, series_key(kind, raw), raw)
         return outputs
 
     def _revise(
@@ -165,12 +185,12 @@ class MarketProcessor:
     ) -> list[Output]:
         nk = f"{kind.core}|{natural_key(kind, raw)}"
         value = digest(value_of(kind, raw))
-        stored = latest.get(nk)
+        stored = self.known.get(nk)
         known = Known(stored[0], (stored[1],)) if stored else None
         decision = decide(known, raw["revision"], (value,))
         if decision is Decision.DUPLICATE and stored and stored[2] == source:
             decision = Decision.CORRECTION if stored[3] is not None else Decision.NEW  # re-emit
-        DECISIONS.labels(iso.value, dataset.value, decision.value).inc()
+        self._decision_counter(iso, dataset, decision).inc()
         if decision is Decision.CONFLICT:
             failure = Failure(
                 "REVISION_CONFLICT",
@@ -188,7 +208,16 @@ class MarketProcessor:
             supersedes = (
                 stored[3] if stored and stored[2] == source else (stored[0] if stored else None)
             )
-        latest[nk] = [raw["revision"], value, source, supersedes]
+        state = [
+            raw["revision"],
+            value,
+            source,
+            supersedes,
+            series_key(kind, raw),
+            raw["interval_minutes"],
+        ]
+        self.known[nk] = state
+        latest[nk] = state
         if decision is Decision.UNCHANGED:
             return []
         event = normalise(kind, raw, now, supersedes_revision=supersedes)
@@ -203,9 +232,10 @@ class MarketProcessor:
         now: datetime,
     ) -> list[Output]:
         key = f"{raw['iso']}|{raw['market']}|{raw['location_id']}"
-        first = locations.get(key)
+        first = self.first_seen.get(key)
         if first is not None and first != source:
             return []
+        self.first_seen[key] = source
         locations[key] = source
         LOCATIONS_NEW.labels(raw["iso"]).inc()
         event = {
@@ -232,23 +262,32 @@ class MarketProcessor:
         return tracker
 
     def _track(
-        self,
-        kind: Kind,
-        iso: Iso,
-        dataset: Dataset,
-        partition: int,
-        raw: dict[str, Any],
-        gap_state: MutableMapping[str, Any],
+        self, iso: Iso, dataset: Dataset, partition: int, series: str, raw: dict[str, Any]
     ) -> None:
-        """Observe the arrival in the gap tracker, persisting the series' state."""
-        tracker_key = f"{partition}|{iso.value}|{dataset.value}"
-        tracker = self._tracker(tracker_key, iso.value, dataset.value)
-        series = series_key(kind, raw)
-        state_key = f"{tracker_key}|{series}"
-        if series not in tracker.series and (snapshot := gap_state.get(state_key)) is not None:
-            tracker.restore(series, load_series(snapshot))
+        tracker = self._tracker(
+            f"{partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
+        )
         tracker.observe(series, raw["interval_start_utc"], raw["interval_minutes"])
-        gap_state[state_key] = dump_series(tracker.series[series])
+
+    def load(self, latest: Mapping[str, Any], locations: Mapping[str, Any]) -> None:
+        """Mirror the persisted state and rebuild the gap trackers from it (after a restart)."""
+        self.known = dict(latest.items())
+        self.first_seen = dict(locations.items())
+        self.trackers.clear()
+        for natural, state in self.known.items():
+            if state is None or len(state) < 6:
+                continue
+            topic, partition, _offset = str(state[2]).rsplit(":", 2)
+            pair = self.raw_topics.get(topic)
+            if pair is None:
+                continue
+            iso, dataset = pair
+            start = datetime.fromisoformat(natural.rsplit("|", 1)[1])
+            tracker = self._tracker(
+                f"{partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
+            )
+            tracker.observe(state[4], start, state[5])
+        self._loaded = True
 
     def _dead_letter(
         self,
@@ -284,22 +323,12 @@ class MarketProcessor:
         }
         return Output(self.catalog.dlq(iso, dataset), (key or b"").decode(errors="replace"), event)
 
-    def restore_all(self, gap_state: Mapping[str, Any]) -> None:
-        """Load every persisted series not yet in memory (after a restart or a rebalance)."""
-        for state_key, snapshot in list(gap_state.items()):
-            partition, iso, dataset, series = state_key.split("|", 3)
-            tracker = self._tracker(f"{partition}|{iso}|{dataset}", iso, dataset)
-            if series not in tracker.series and snapshot is not None:
-                tracker.restore(series, load_series(snapshot))
-
-    def due_gaps(self, gap_state: Mapping[str, Any]) -> list[Gap]:
+    def due_gaps(self) -> list[Gap]:
         """Gaps whose lateness has passed, across every tracker.
 
-        Runs outside any event (a timer), where Faust tables cannot be written: declarations
-        reach the table with the series' next arrival. A worker that dies before then declares
-        the same gaps again after restart, under the same deterministic gap ids.
+        A worker that dies after declaring a gap declares it again after its restart, under the
+        same deterministic gap id, which the coalescer and the backfill path absorb.
         """
-        self.restore_all(gap_state)
         gaps: list[Gap] = []
         for tracker in self.trackers.values():
             gaps += tracker.tick()

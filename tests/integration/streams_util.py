@@ -107,12 +107,12 @@ def expected_outputs(
     processor = MarketProcessor(catalog, serde)
     latest: dict[str, Any] = {}
     locations: dict[str, Any] = {}
-    gap_state: dict[str, Any] = {}
+
     by_topic: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for topic in raw_topics:
         for partition, offset, key, value, stamp in raw_in_order(settings, topic):
             for out in processor.process(
-                topic, partition, offset, key, value, latest, locations, gap_state, now, stamp
+                topic, partition, offset, key, value, latest, locations, now, stamp
             ):
                 by_topic[out.topic.name].append(out.value)
     return by_topic

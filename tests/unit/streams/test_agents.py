@@ -38,6 +38,7 @@ def worker(tmp_path: Any) -> tuple[StreamWorker, list[Output]]:
         sent.append(out)
 
     sw.send = collect  # type: ignore[method-assign]  # collect instead of producing
+    sw.send_soon = sent.append  # type: ignore[method-assign,assignment]  # collected, as above
     sw.app.finalize()
     return sw, sent
 

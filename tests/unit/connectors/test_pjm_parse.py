@@ -344,5 +344,3 @@ def test_the_collector_is_running_again_after_a_parse() -> None:
 
 
 START = datetime(2024, 11, 3, 6, tzinfo=UTC)
-
-

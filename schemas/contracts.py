@@ -42,7 +42,7 @@ class Contract:
     @cached_property
     def parsed(self) -> Any:
         """The schema parsed by fastavro, ready for (de)serialisation."""
-        return fastavro.parse_schema(self.definition, _write_hint=False)
+        return fastavro.parse_schema(self.definition)
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import fastavro
 
 from schemas.contracts import Contract, ContractSet
 from schemas.errors import DeserializationError, SchemaNotFoundError
-from schemas.registry import RegistryClient
+from schemas.registry import RegistryClient, canonical
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -52,7 +52,7 @@ class AvroSerde:
         self.registry = registry
         self.contracts = contracts or ContractSet()
         self._ids: dict[tuple[str, str], int] = {}
-        self._writers: dict[int, tuple[str, Any]] = {}
+        self._writers: dict[int, tuple[str, Any, Any]] = {}
 
     def schema_id(self, subject: str, contract: Contract) -> int:
         """The registry id of `contract` under `subject`, registering it on first use."""
@@ -65,7 +65,7 @@ class AvroSerde:
         """Use a schema id known beforehand (registered elsewhere) without asking the registry."""
         contract = self.contracts.get(full_name)
         self._ids[subject, full_name] = schema_id
-        self._writers[schema_id] = (full_name, contract.parsed)
+        self._writers[schema_id] = (full_name, contract.parsed, None)
 
     def encoder(self, subject: str, full_name: str) -> Encoder:
         """A function turning a record of `full_name` into framed bytes for `subject`."""
@@ -83,26 +83,32 @@ class AvroSerde:
 
         return encode
 
-    def _writer(self, schema_id: int) -> tuple[str, Any]:
+    def _writer(self, schema_id: int) -> tuple[str, Any, Any]:
+        """(full name, writer schema, reader schema or None when no resolution is needed)."""
         if schema_id not in self._writers:
-            definition = json.loads(self.registry.schema_by_id(schema_id))
+            text = self.registry.schema_by_id(schema_id)
+            definition = json.loads(text)
             namespace = definition.get("namespace")
             name = f"{namespace}.{definition['name']}" if namespace else definition["name"]
-            self._writers[schema_id] = (name, fastavro.parse_schema(definition))
+            writer = fastavro.parse_schema(definition)
+            reader = None
+            try:
+                contract = self.contracts.get(name)
+            except SchemaNotFoundError:
+                contract = None
+            if contract is not None and canonical(contract.text) != canonical(text):
+                reader = contract.parsed  # an older or newer version: resolve to ours
+            self._writers[schema_id] = (name, writer, reader)
         return self._writers[schema_id]
 
     def decode(self, data: bytes) -> tuple[str, Record]:
         """(Avro full name, record) of a framed value; resolved to our contract when we have it."""
         schema_id = schema_id_of(data)
         try:
-            full_name, writer = self._writer(schema_id)
+            full_name, writer, reader = self._writer(schema_id)
         except SchemaNotFoundError as exc:
             # the bytes name a schema nobody registered: bad data, not a registry outage
             raise DeserializationError(f"value names unknown schema id {schema_id}: {exc}") from exc
-        try:
-            reader = self.contracts.get(full_name).parsed
-        except SchemaNotFoundError:
-            reader = None
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:

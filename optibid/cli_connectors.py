@@ -223,10 +223,15 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         if metrics_port:
             start_http_server(metrics_port, addr=settings.host)
         catalog = prepare_contracts(settings)
-        sources: dict[Iso, Source] = {
-            iso: (SimulatedSource(iso) if source == "simulate" else live_source(settings, iso))
-            for iso in Iso
-        }
+        sources: dict[Iso, Source] = {}
+        for iso in Iso:
+            try:
+                sources[iso] = (
+                    SimulatedSource(iso) if source == "simulate" else live_source(settings, iso)
+                )
+            except ConnectorError as exc:
+                # requests for this ISO are answered FAILED, naming the missing source
+                console.print(f"[yellow]no {iso.value} source:[/] {exc}", highlight=False)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with RegistryClient(settings.schema_registry_url) as registry:

@@ -60,7 +60,7 @@ from connectors.caiso.outlook import (
 )
 from connectors.caiso.prices import lmp_parser, parse_as_prices
 from connectors.errors import ParseError
-from connectors.parsing import Parser
+from connectors.parsing import Parser, collector_paused
 from connectors.records import (
     PUBLISH_TIME,
     FuelMixRecord,
@@ -318,10 +318,13 @@ def _renewables_watch(data: bytes, source: str) -> list[Record]:
 
 
 PARSERS: dict[Dataset, Parser] = {
-    Dataset.LMP_DA_HOURLY: lmp_parser(Dataset.LMP_DA_HOURLY),
-    Dataset.LMP_RT_15MIN: lmp_parser(Dataset.LMP_RT_15MIN),
-    Dataset.LMP_RT_5MIN: lmp_parser(Dataset.LMP_RT_5MIN),
-    Dataset.AS_PRICES: parse_as_prices,
-    Dataset.LOAD: parse_load,
-    Dataset.FUEL_MIX: parse_fuel_mix,
+    dataset: collector_paused(parser)
+    for dataset, parser in (
+        (Dataset.LMP_DA_HOURLY, lmp_parser(Dataset.LMP_DA_HOURLY)),
+        (Dataset.LMP_RT_15MIN, lmp_parser(Dataset.LMP_RT_15MIN)),
+        (Dataset.LMP_RT_5MIN, lmp_parser(Dataset.LMP_RT_5MIN)),
+        (Dataset.AS_PRICES, parse_as_prices),
+        (Dataset.LOAD, parse_load),
+        (Dataset.FUEL_MIX, parse_fuel_mix),
+    )
 }

@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NoReturn
 
 from connectors.ercot import feeds
 from connectors.ercot.documents import Document, csv_documents, error_document
 from connectors.ercot.timelabels import interval_start_utc, parse_flag, sced_instant_utc
 from connectors.errors import ParseError
-from connectors.parsing import Parser
+from connectors.parsing import Parser, collector_paused
 from connectors.records import (
     PUBLISH_TIME,
     AsPriceRecord,
@@ -42,12 +44,20 @@ from connectors.records import (
     LoadRecord,
     Record,
 )
-from connectors.tabular import columns, read_csv, reject_unexpected, to_float
+from connectors.tabular import (
+    RowFields,
+    columns,
+    header_index,
+    read_csv,
+    reject_unexpected,
+    to_float,
+)
 from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
 
 ISO = feeds.ISO
 _FIVE_MINUTES_S = 300
+_NOT_A_NUMBER = math.nan  # what a cell float() rejects stands for, so one test catches both
 
 # Records are built with positional arguments in their dataclass field order: keywords cost
 # about a fifth more per record, and a day of nodal prices is tens of thousands of records.
@@ -61,6 +71,14 @@ def _number(text: str, label: str, row: int, column: str) -> float:
     if not math.isfinite(value):
         raise ParseError(label, f"{column} is not a finite number: {text!r}", row)
     return value
+
+
+@lru_cache(maxsize=65_536)
+def _settlement_point(cell: str) -> tuple[str, str]:
+    """(name, canonical type) of a SettlementPoint cell; the same in every document naming it
+    (a SCED run's document names every point again, every five minutes)."""
+    name = cell.strip()
+    return name, feeds.location_type_of(name)
 
 
 def _hour_start(label: str, row: int, day: str, hour: str, flag: str | None) -> datetime:
@@ -83,20 +101,22 @@ def _twice(
 
 def _table(
     doc: Document, required: tuple[str, ...]
-) -> tuple[list[str], list[list[str]], list[int], int]:
-    """(header, rows, index of each required column, index of DSTFlag or -1 without one)."""
+) -> tuple[dict[str, int], list[list[str]], list[int], int]:
+    """(position of each column by name, for RowFields; rows; index of each required column;
+    index of DSTFlag or -1 without one)."""
     header, rows = read_csv(doc.data, doc.label)
     index = columns(header, required, doc.label)
-    return header, rows, [index[name] for name in required], index.get("DSTFlag", -1)
+    return header_index(header), rows, [index[name] for name in required], index.get("DSTFlag", -1)
 
 
+@collector_paused
 def parse_dam_spp(data: bytes, source: str) -> list[Record]:
     """NP4-190-CD DAM Settlement Point Prices -> DA_HOURLY LmpRecords."""
     out: list[Record] = []
     seen: dict[tuple[int, str, datetime], float] = {}
     points: dict[str, tuple[str, str]] = {}
     for doc in csv_documents(data, source):
-        header, rows, at, i_flag = _table(doc, feeds.DAM_SPP.columns[:4])
+        fields, rows, at, i_flag = _table(doc, feeds.DAM_SPP.columns[:4])
         i_day, i_hour, i_point, i_price = at
         revision, label = doc.revision, doc.label
         starts: dict[tuple[str, str, str], datetime] = {}
@@ -108,9 +128,14 @@ def parse_dam_spp(data: bytes, source: str) -> list[Record]:
                 start = starts[key] = _hour_start(label, number, *key[:2], flag)
             point = points.get(row[i_point])
             if point is None:
-                name = row[i_point].strip()
-                point = points[row[i_point]] = (name, feeds.location_type_of(name))
-            price = _number(row[i_price], label, number, "SettlementPointPrice")
+                point = points[row[i_point]] = _settlement_point(row[i_point])
+            text = row[i_price]
+            try:
+                price = float(text)  # the common case, inline; _number names a bad cell
+            except ValueError:
+                price = _NOT_A_NUMBER
+            if price - price:  # not a number, or not finite
+                price = _number(text, label, number, "SettlementPointPrice")
             earlier = seen.setdefault((revision, point[0], start), price)
             if earlier is not price:  # a second row for this interval in this posting
                 if earlier == price:
@@ -133,12 +158,13 @@ def parse_dam_spp(data: bytes, source: str) -> list[Record]:
                     PUBLISH_TIME,
                     source,
                     number,
-                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                    RowFields(fields, row),
                 )
             )
     return out
 
 
+@collector_paused
 def parse_rt_spp(data: bytes, source: str) -> list[Record]:
     """NP6-905-CD Settlement Point Prices at Resource Nodes, Hubs and Load Zones -> RT_15MIN.
 
@@ -149,7 +175,7 @@ def parse_rt_spp(data: bytes, source: str) -> list[Record]:
     points: dict[tuple[str, str], tuple[str, str, str]] = {}
     required = feeds.RT_SPP.columns[:6]
     for doc in csv_documents(data, source):
-        header, rows, at, i_flag = _table(doc, required)
+        fields, rows, at, i_flag = _table(doc, required)
         i_day, i_hour, i_interval, i_name, i_type, i_price = at
         revision, label = doc.revision, doc.label
         starts: dict[tuple[str, str, str, str], datetime] = {}
@@ -164,7 +190,13 @@ def parse_rt_spp(data: bytes, source: str) -> list[Record]:
                 point = points[(row[i_name], row[i_type])] = _rt_point(
                     row[i_name], row[i_type], label, number
                 )
-            price = _number(row[i_price], label, number, "SettlementPointPrice")
+            text = row[i_price]
+            try:
+                price = float(text)  # the common case, inline; _number names a bad cell
+            except ValueError:
+                price = _NOT_A_NUMBER
+            if price - price:  # not a number, or not finite
+                price = _number(text, label, number, "SettlementPointPrice")
             earlier = seen.setdefault((revision, point[0], start), price)
             if earlier is not price:
                 if earlier == price:
@@ -187,7 +219,7 @@ def parse_rt_spp(data: bytes, source: str) -> list[Record]:
                     PUBLISH_TIME,
                     source,
                     number,
-                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                    RowFields(fields, row),
                 )
             )
     return out
@@ -216,6 +248,7 @@ def _rt_point(name: str, kind: str, label: str, row: int) -> tuple[str, str, str
     return point, point, canonical
 
 
+@collector_paused
 def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
     """NP6-788-CD LMPs by Resource Nodes, Load Zones and Trading Hubs (one SCED run per
     document) -> RT_5MIN LmpRecords; revision = the SCED timestamp in epoch microseconds."""
@@ -224,7 +257,7 @@ def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
     points: dict[str, tuple[str, str]] = {}
     required = feeds.SCED_LMP.columns
     for doc in csv_documents(data, source):
-        header, rows, at, _ = _table(doc, required)
+        fields, rows, at, _ = _table(doc, required)
         i_time, i_flag, i_point, i_price = at
         label = doc.label
         runs: dict[tuple[str, str], tuple[datetime, int]] = {}
@@ -237,9 +270,14 @@ def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
             start, revision = run
             point = points.get(row[i_point])
             if point is None:
-                name = row[i_point].strip()
-                point = points[row[i_point]] = (name, feeds.location_type_of(name))
-            price = _number(row[i_price], label, number, "LMP")
+                point = points[row[i_point]] = _settlement_point(row[i_point])
+            text = row[i_price]
+            try:
+                price = float(text)  # the common case, inline; _number names a bad cell
+            except ValueError:
+                price = _NOT_A_NUMBER
+            if price - price:  # not a number, or not finite
+                price = _number(text, label, number, "LMP")
             earlier = seen.setdefault((revision, point[0], start), price)
             if earlier is not price:
                 if earlier == price:
@@ -262,7 +300,7 @@ def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
                     PUBLISH_TIME,
                     source,
                     number,
-                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                    RowFields(fields, row),
                 )
             )
     return out
@@ -279,13 +317,14 @@ def _sced_run(stamp: str, flag: str, label: str, row: int) -> tuple[datetime, in
     return start, to_micros(instant)
 
 
+@collector_paused
 def parse_dam_mcpc(data: bytes, source: str) -> list[Record]:
     """NP4-188-CD DAM Clearing Prices for Capacity -> DA_HOURLY AsPriceRecords (system-wide)."""
     out: list[Record] = []
     seen: dict[tuple[int, str, datetime], float] = {}
     required = feeds.DAM_MCPC.columns[:4]
     for doc in csv_documents(data, source):
-        header, rows, at, i_flag = _table(doc, required)
+        fields, rows, at, i_flag = _table(doc, required)
         i_day, i_hour, i_product, i_price = at
         revision, label = doc.revision, doc.label
         starts: dict[tuple[str, str, str], datetime] = {}
@@ -302,7 +341,13 @@ def parse_dam_mcpc(data: bytes, source: str) -> list[Record]:
                 raise ParseError(
                     label, f"unknown AncillaryType {native!r} (known: {known})", number
                 )
-            price = _number(row[i_price], label, number, "MCPC")
+            text = row[i_price]
+            try:
+                price = float(text)  # the common case, inline; _number names a bad cell
+            except ValueError:
+                price = _NOT_A_NUMBER
+            if price - price:  # not a number, or not finite
+                price = _number(text, label, number, "MCPC")
             earlier = seen.setdefault((revision, native, start), price)
             if earlier is not price:
                 if earlier == price:
@@ -322,12 +367,13 @@ def parse_dam_mcpc(data: bytes, source: str) -> list[Record]:
                     PUBLISH_TIME,
                     source,
                     number,
-                    dict(zip(header, row)),  # noqa: B905 - read_csv checked the widths
+                    RowFields(fields, row),
                 )
             )
     return out
 
 
+@collector_paused
 def parse_load(data: bytes, source: str) -> list[Record]:
     """NP6-345-CD Actual System Load by Weather Zone (ACTUAL) or NP3-561-CD Seven-Day Load
     Forecast by Weather Zone (FORECAST, made at its posting time), told apart by their columns.
@@ -354,13 +400,19 @@ def parse_load(data: bytes, source: str) -> list[Record]:
         index = columns(header, (day_column, "HourEnding", *areas), doc.label)
         i_day, i_hour, i_flag = index[day_column], index["HourEnding"], index.get("DSTFlag", -1)
         cells = [(index[name], name, *area) for name, area in areas.items()]
-        revision, label = doc.revision, doc.label
+        revision, label, fields = doc.revision, doc.label, header_index(header)
         for number, row in enumerate(rows, start=1):
             flag = row[i_flag] if i_flag >= 0 else None
             start = _hour_start(label, number, row[i_day], row[i_hour], flag)
-            native = dict(zip(header, row))  # noqa: B905 - read_csv checked the widths
+            native = RowFields(fields, row)
             for i, name, area_id, area_type in cells:
-                load = _number(row[i], label, number, name)
+                text = row[i]
+                try:
+                    load = float(text)  # the common case, inline; _number names a bad cell
+                except ValueError:
+                    load = _NOT_A_NUMBER
+                if load - load:  # not a number, or not finite
+                    load = _number(text, label, number, name)
                 earlier = seen.setdefault((revision, kind, area_id, start), load)
                 if earlier is not load:
                     if earlier == load:
@@ -414,6 +466,7 @@ def _dashboard_time(text: object, what: str, source: str) -> datetime:
     raise ParseError(source, f"{what} is not a time like 2024-11-03 01:05:02-0600: {text!r}")
 
 
+@collector_paused
 def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
     """The fuel-mix dashboard JSON -> FuelMixRecords, one per 5-minute stamp and fuel.
 
@@ -456,12 +509,10 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
                 if (
                     fuel_type is None
                     or isinstance(gen, bool)  # JSON true is no generation figure
-                    or not isinstance(gen, float | int)
+                    or not isinstance(gen, (float, int))
                     or not math.isfinite(gen)
                 ):
                     _bad_fuel(fuel, stamp, cell, source, number)
-                native = {"day": day, "timestamp": stamp, "fuel": fuel}
-                native.update(zip(cell, map(str, cell.values()), strict=True))
                 out.append(
                     FuelMixRecord(
                         ISO,
@@ -474,10 +525,41 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
                         PUBLISH_TIME,
                         source,
                         number,
-                        native,
+                        _DashboardFields(day, stamp, fuel, cell),
                     )
                 )
     return out
+
+
+class _DashboardFields(Mapping[str, str]):
+    """A dashboard cell's native fields: day, timestamp and fuel, then the cell's own values as
+    text (a key of the cell's replaces one of the first three). Built into a dict when first
+    read, not for every record."""
+
+    __slots__ = ("_cell", "_day", "_fields", "_fuel", "_stamp")
+
+    def __init__(self, day: str, stamp: str, fuel: str, cell: dict[str, Any]) -> None:
+        self._day, self._stamp, self._fuel, self._cell = day, stamp, fuel, cell
+        self._fields: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        if self._fields is None:
+            fields = {"day": self._day, "timestamp": self._stamp, "fuel": self._fuel}
+            fields.update(zip(self._cell, map(str, self._cell.values()), strict=True))
+            self._fields = fields
+        return self._fields
+
+    def __getitem__(self, name: str) -> str:
+        return self._dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 def _tick(instant: datetime, stamp: str, source: str) -> datetime:

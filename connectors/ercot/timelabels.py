@@ -128,8 +128,16 @@ def posted_utc(name: str) -> datetime | None:
     match = _POSTED.search(name)
     if match is None:
         return None
+    day, clock = match.group(1), match.group(2)  # 8 and 6 digits
     try:
-        wall = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
+        wall = datetime(
+            int(day[:4]),
+            int(day[4:6]),
+            int(day[6:]),
+            int(clock[:2]),
+            int(clock[2:4]),
+            int(clock[4:]),
+        )
     except ValueError:
         raise ValueError(f"the posting stamp in {name!r} is not a date and time") from None
     repeated = "xhr" in name[match.end() :].lower()

@@ -15,16 +15,14 @@ once per distinct label, cells are read from one flat list, and records are buil
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import wraps
 from math import isfinite
 from typing import Any
 
 from connectors.errors import ParseError
-from connectors.parsing import Parser
+from connectors.parsing import Parser, collector_paused
 from connectors.pjm.feeds import (
     AS_PRODUCTS,
     EPT_COLUMN,
@@ -54,24 +52,6 @@ ISO = "PJM"
 _PUBLISHED = re.compile(PUBLISHED_IN_NAME)
 _FLAGS: dict[object, bool] = {"True": True, "False": False, "true": True, "false": False}
 _FLAGS |= {True: True, False: False}  # JSON booleans
-
-
-def _collector_paused(parse: Parser) -> Parser:
-    """`parse` with the cyclic garbage collector paused: building a record or two per row would
-    otherwise start a collection every few hundred allocations, each walking the records built
-    so far (records form no reference cycles, so nothing is left for the collector to find)."""
-
-    @wraps(parse)
-    def run(data: bytes, source: str) -> list[Record]:
-        if not gc.isenabled():
-            return parse(data, source)
-        gc.disable()
-        try:
-            return parse(data, source)
-        finally:
-            gc.enable()
-
-    return run
 
 
 class _Rows:
@@ -242,28 +222,28 @@ def _parse_lmp(
     return out
 
 
-@_collector_paused
+@collector_paused
 def parse_lmp_da_hourly(data: bytes, source: str) -> list[Record]:
     """Day-ahead hourly LMPs with components from `da_hrl_lmps` (since 2000-06-01), every
     version_nbr kept as its own revision."""
     return _parse_lmp(data, source, "DA_HOURLY", "da", 60, unverified=False)
 
 
-@_collector_paused
+@collector_paused
 def parse_lmp_rt_hourly(data: bytes, source: str) -> list[Record]:
     """Real-time hourly LMPs with components from `rt_hrl_lmps` (since 1998-04-01), every
     version_nbr kept as its own revision."""
     return _parse_lmp(data, source, "RT_HOURLY", "rt", 60, unverified=False)
 
 
-@_collector_paused
+@collector_paused
 def parse_lmp_rt_5min(data: bytes, source: str) -> list[Record]:
     """Real-time 5-minute LMPs from `rt_fivemin_hrl_lmps` (verified, about 186 days with
     filters) or `rt_unverified_fivemin_lmps` (the most recent days; energy derived, revision 0)."""
     return _parse_lmp(data, source, "RT_5MIN", "rt", 5, unverified=True)
 
 
-@_collector_paused
+@collector_paused
 def parse_load(data: bytes, source: str) -> list[Record]:
     """Actual load from `hrl_load_metered` (hourly per load area, since 1993) or `inst_load`
     (5-minute snapshots per area, about the last 30 days), told apart by their columns."""
@@ -278,6 +258,7 @@ def _metered_load(table: Table, source: str) -> list[Record]:
     at = rows.at
     area_at, zone_at, mw_at, verified_at = at["load_area"], at["zone"], at["mw"], at["is_verified"]
     cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
+    seen = rows.seen
     out: list[Record] = []
     for number, base in enumerate(rows.bases(), start=1):
         start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
@@ -301,7 +282,8 @@ def _metered_load(table: Table, source: str) -> list[Record]:
             load = rows.number(base, "mw")
         if not isfinite(load):
             load = rows.number(base, "mw")
-        if rows.first_time((area, start, revision), base):
+        first = seen.setdefault((area, start, revision), base)
+        if first == base or rows.first_time((area, start, revision), base):
             out.append(
                 LoadRecord(
                     ISO,
@@ -332,7 +314,9 @@ def _instantaneous_load(table: Table, source: str) -> list[Record]:
     rows = _Rows(table, source, ["area", "instantaneous_load"], 0)
     area_at, load_at = rows.at["area"], rows.at["instantaneous_load"]
     marks: dict[datetime, tuple[datetime, int]] = {}
+    areas: dict[str, tuple[str, str]] = {}  # area -> (area id, area type)
     cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
+    seen = rows.seen
     out: list[Record] = []
     for number, base in enumerate(rows.bases(), start=1):
         stamp = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
@@ -342,20 +326,25 @@ def _instantaneous_load(table: Table, source: str) -> list[Record]:
             mark = marks[stamp] = (nearest_five_minutes(stamp), to_micros(stamp))
         start, revision = mark
         area = cell_text(cells[base + area_at])
-        if not area:
-            raise rows.fail("area is empty", base)
-        area_type = "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE"
+        named = areas.get(area)
+        if named is None:
+            if not area:
+                raise rows.fail("area is empty", base)
+            kind = "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE"
+            named = areas[area] = (INST_AREA_PREFIX + area, kind)
+        area_id, area_type = named
         try:
             load = float(cells[base + load_at])
         except (TypeError, ValueError):
             load = rows.number(base, "instantaneous_load")
         if not isfinite(load):
             load = rows.number(base, "instantaneous_load")
-        if rows.first_time((area, start, revision), base):
+        first = seen.setdefault((area, start, revision), base)
+        if first == base or rows.first_time((area, start, revision), base):
             out.append(
                 LoadRecord(
                     ISO,
-                    INST_AREA_PREFIX + area,
+                    area_id,
                     area_type,
                     start,
                     5,
@@ -372,7 +361,7 @@ def _instantaneous_load(table: Table, source: str) -> list[Record]:
     return out
 
 
-@_collector_paused
+@collector_paused
 def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
     """Hourly generation by fuel from `gen_by_fuel` (since 2016-01-01). The feed has no version:
     the revision is the publish time in the response's name (`pub<YYYYMMDDTHHMMSSZ>`), else 0."""
@@ -381,6 +370,7 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
     fuel_at, mw_at = rows.at["fuel_type"], rows.at["mw"]
     revision = _published(source)
     cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
+    seen = rows.seen
     out: list[Record] = []
     for number, base in enumerate(rows.bases(), start=1):
         start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
@@ -394,7 +384,8 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
             generation = rows.number(base, "mw")
         if not isfinite(generation):
             generation = rows.number(base, "mw")
-        if rows.first_time((native, start), base):
+        first = seen.setdefault((native, start), base)
+        if first == base or rows.first_time((native, start), base):
             out.append(
                 FuelMixRecord(
                     ISO,
@@ -413,16 +404,18 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
     return out
 
 
-@_collector_paused
+@collector_paused
 def parse_as_prices(data: bytes, source: str) -> list[Record]:
     """Real-time reserve and regulation clearing prices (`mcp`) per locale and service from
     `reserve_market_results` (since 2013-06-14; hourly until 2022-09-01 EPT, then 5-minute).
     The feed has no version: the revision is the publish time in the response's name, else 0."""
     table = read_table(data, source)
     rows = _Rows(table, source, ["locale", "service", "mcp"], 5)
-    service_at, mcp_at = rows.at["service"], rows.at["mcp"]
+    service_at, mcp_at, locale_at = rows.at["service"], rows.at["mcp"], rows.at["locale"]
     revision = _published(source)
     cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
+    seen = rows.seen
+    locales: dict[str, str] = {}  # a locale cell's text -> the locale, checked once
     out: list[Record] = []
     for number, base in enumerate(rows.bases(), start=1):
         start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
@@ -433,14 +426,20 @@ def parse_as_prices(data: bytes, source: str) -> list[Record]:
         product = AS_PRODUCTS.get(service)
         if product is None:
             raise rows.fail(f"unknown reserve service {service!r}", base)
-        locale = rows.text(base, "locale")
+        cell = cells[base + locale_at]
+        locale = locales.get(cell) if type(cell) is str else None  # JSON 1 == True: text only
+        if locale is None:
+            locale = rows.text(base, "locale")
+            if type(cell) is str:
+                locales[cell] = locale
         try:
             price = float(cells[base + mcp_at])
         except (TypeError, ValueError):
             price = rows.number(base, "mcp")
         if not isfinite(price):
             price = rows.number(base, "mcp")
-        if rows.first_time((locale, service, start), base):
+        first = seen.setdefault((locale, service, start), base)
+        if first == base or rows.first_time((locale, service, start), base):
             out.append(
                 AsPriceRecord(
                     ISO,

@@ -49,8 +49,8 @@ from bench.common import ROOT, emit, median
 from connectors.parsing import parser_for
 from connectors.records import Record
 from connectors.simulate import Payload, SimRequest
-from connectors.timeutil import local_midnight_utc, to_micros
 from schemas.catalog import Dataset, Iso
+from schemas.timeutil import local_midnight_utc, to_micros
 
 SHARED_ISO = ROOT.parent / "shared" / "fixtures" / "iso"
 DAY = date(2024, 6, 3)  # a Monday with no DST change at any ISO

@@ -13,8 +13,8 @@ import structlog
 from connectors.errors import ConnectorError
 from connectors.runtime import ConnectorRuntime, RunStats, new_run
 from connectors.sources import Source
-from connectors.timeutil import floor_to
 from schemas.catalog import Dataset
+from schemas.timeutil import floor_to
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from connectors.timeutil import day_bounds_utc, zone
+from schemas.timeutil import day_bounds_utc, zone
 
 
 @dataclass(frozen=True)

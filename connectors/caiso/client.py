@@ -30,8 +30,8 @@ from connectors.caiso.oasis import error_document
 from connectors.errors import FetchError, NoDataError
 from connectors.http import HttpFetcher, RateLimiter
 from connectors.simulate import Payload
-from connectors.timeutil import floor_to, local_day
 from schemas.catalog import Dataset
+from schemas.timeutil import floor_to, local_day
 
 log = structlog.get_logger(__name__)
 

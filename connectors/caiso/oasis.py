@@ -26,7 +26,7 @@ from connectors.caiso.feeds import (
 )
 from connectors.errors import NoDataError, ParseError
 from connectors.tabular import decode_text, open_zip, reject_unexpected, sniff
-from connectors.timeutil import to_micros, wall_to_utc, zone
+from schemas.timeutil import to_micros, wall_to_utc, zone
 
 _OASIS_STAMP = re.compile(OASIS_STAMP_IN_NAME)
 _PUBLISHED = re.compile(PUBLISHED_IN_NAME)

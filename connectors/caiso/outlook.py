@@ -40,7 +40,7 @@ from connectors.caiso.feeds import (
 )
 from connectors.errors import ParseError
 from connectors.tabular import decode_text
-from connectors.timeutil import zone
+from schemas.timeutil import zone
 
 _TZ = zone(ISO)
 _DAY_IN_NAME = re.compile(DAY_IN_NAME)

@@ -68,8 +68,8 @@ from connectors.records import (
     Record,
 )
 from connectors.tabular import reject_unexpected
-from connectors.timeutil import wall_to_utc, zone
 from schemas.catalog import Dataset
+from schemas.timeutil import wall_to_utc, zone
 
 _TZ = zone(ISO)
 

@@ -36,8 +36,8 @@ from connectors.caiso.feeds import (
     OasisQuery,
 )
 from connectors.simulate import Faults, Payload, SimRequest, chance, intervals, load_mw, price, unit
-from connectors.timeutil import expected_intervals, local_day, local_midnight_utc, zone
 from schemas.catalog import Dataset
+from schemas.timeutil import expected_intervals, local_day, local_midnight_utc, zone
 
 _TZ = zone(ISO)
 _ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed member timestamps: the same window, the same bytes

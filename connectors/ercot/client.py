@@ -23,8 +23,8 @@ from connectors.ercot import feeds
 from connectors.ercot.timelabels import TZ, in_repeated_hour, posting_stamp
 from connectors.errors import FetchError, NoDataError
 from connectors.http import HttpFetcher, RateLimiter, RetryPolicy
-from connectors.timeutil import local_day, local_midnight_utc, wall_to_utc
 from schemas.catalog import Dataset
+from schemas.timeutil import local_day, local_midnight_utc, wall_to_utc
 
 Payload = tuple[str, bytes]  # (response name, raw bytes)
 

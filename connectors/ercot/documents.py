@@ -13,7 +13,7 @@ from datetime import datetime
 from connectors.ercot.timelabels import posted_utc
 from connectors.errors import ParseError
 from connectors.tabular import load_json, open_zip, reject_unexpected, sniff
-from connectors.timeutil import to_micros
+from schemas.timeutil import to_micros
 
 _EMPTY_ZIP = b"PK\x05\x06"  # a zip's end record, first when it has no entries
 

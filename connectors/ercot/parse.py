@@ -52,8 +52,8 @@ from connectors.tabular import (
     reject_unexpected,
     to_float,
 )
-from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import to_micros
 
 ISO = feeds.ISO
 _FIVE_MINUTES_S = 300

@@ -32,8 +32,8 @@ from typing import TypeVar
 from connectors.ercot import feeds
 from connectors.ercot.timelabels import TZ, posting_stamp
 from connectors.simulate import Payload, SimRequest, chance, intervals, load_mw, price, unit
-from connectors.timeutil import local_midnight_utc, wall_to_utc
 from schemas.catalog import Dataset
+from schemas.timeutil import local_midnight_utc, wall_to_utc
 
 ISO = feeds.ISO
 

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from connectors.ercot.feeds import ISO
-from connectors.timeutil import expected_intervals, nth_hour_start_utc, wall_to_utc, zone
+from schemas.timeutil import expected_intervals, nth_hour_start_utc, wall_to_utc, zone
 
 TZ = zone(ISO)
 FLAGS = {"N": False, "Y": True}

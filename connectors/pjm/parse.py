@@ -45,8 +45,8 @@ from connectors.records import (
     Record,
 )
 from connectors.tabular import columns, to_float, to_int
-from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import to_micros
 
 ISO = "PJM"
 _PUBLISHED = re.compile(PUBLISHED_IN_NAME)

@@ -32,7 +32,7 @@ from connectors.pjm.feeds import (
     Feed,
 )
 from connectors.simulate import Payload, SimRequest, chance, intervals, load_mw, price, unit
-from connectors.timeutil import local_day, local_midnight_utc, zone
+from schemas.timeutil import local_day, local_midnight_utc, zone
 
 Cell = str | float | int | bool | datetime | None
 Row = dict[str, Cell]

@@ -26,7 +26,7 @@ from typing import Any
 
 from connectors.errors import NoDataError, ParseError
 from connectors.tabular import decode_text, load_json, reject_unexpected
-from connectors.timeutil import zone
+from schemas.timeutil import zone
 
 EASTERN = zone("PJM")
 

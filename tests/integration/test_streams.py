@@ -17,13 +17,13 @@ from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
-from connectors.timeutil import day_bounds_utc, expected_intervals
 from optibid.settings import Settings
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.contracts import ContractSet
 from schemas.registration import register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
+from schemas.timeutil import day_bounds_utc, expected_intervals
 from schemas.topics import ensure_topics
 from tests.integration.kafka_util import count_records, read_topic, wait_until
 from tests.integration.streams_util import WorkerProcess, expected_outputs

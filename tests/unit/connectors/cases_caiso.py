@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connectors.timeutil import expected_intervals, local_midnight_utc
 from schemas.catalog import Dataset, Iso
+from schemas.timeutil import expected_intervals, local_midnight_utc
 from tests.unit.connectors.contract import MalformedCase, ParserCase, inline, shared_file
 
 PACIFIC = ZoneInfo("America/Los_Angeles")

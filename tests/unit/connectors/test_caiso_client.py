@@ -14,8 +14,8 @@ from connectors.caiso.feeds import OASIS_SECONDS_PER_REQUEST, PRC_INTVL_LMP, TRA
 from connectors.caiso.parse import PARSERS
 from connectors.errors import FetchError, NoDataError
 from connectors.http import HttpFetcher, RetryPolicy
-from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import to_micros
 from tests.unit.connectors.cases_caiso import (
     OUTLOOK_DEMAND_DAILY,
     RT5_BARE,

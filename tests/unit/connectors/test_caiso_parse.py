@@ -12,8 +12,8 @@ from connectors.caiso.oasis import pacific_stamp, published_in_name
 from connectors.caiso.parse import PARSERS
 from connectors.errors import NoDataError, ParseError
 from connectors.records import FuelMixRecord, LmpRecord, LoadRecord, Record
-from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import to_micros
 from tests.unit.connectors.cases_caiso import (
     AS_RTM_HEADER,
     FUELS,

@@ -23,8 +23,8 @@ from connectors.caiso.simulate import (
 )
 from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.simulate import Faults, SimRequest, price
-from connectors.timeutil import day_bounds_utc, expected_intervals, local_day, to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import day_bounds_utc, expected_intervals, local_day, to_micros
 
 FALL_DAY = day_bounds_utc("CAISO", datetime(2024, 11, 3).date())
 SPRING_DAY = day_bounds_utc("CAISO", datetime(2024, 3, 10).date())

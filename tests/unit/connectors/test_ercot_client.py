@@ -20,8 +20,8 @@ from connectors.ercot.simulate import simulate
 from connectors.errors import FetchError, NoDataError
 from connectors.http import RetryPolicy
 from connectors.simulate import SimRequest
-from connectors.timeutil import to_micros
 from schemas.catalog import Dataset
+from schemas.timeutil import to_micros
 from tests.unit.connectors.contract import shared_file
 
 FAST = RetryPolicy(attempts=2, base_delay_s=0.0)

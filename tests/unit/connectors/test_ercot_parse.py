@@ -18,7 +18,7 @@ from connectors.ercot.parse import (
 from connectors.errors import ParseError
 from connectors.records import PUBLISH_TIME, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.tabular import sniff
-from connectors.timeutil import to_micros
+from schemas.timeutil import to_micros
 from tests.unit.connectors.cases_ercot import (
     DAM_FIRST,
     DAM_HEADER,

@@ -14,8 +14,8 @@ from connectors.ercot.parse import PARSERS
 from connectors.ercot.simulate import intended, settlement_points, simulate
 from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.simulate import Faults, SimRequest, price
-from connectors.timeutil import day_bounds_utc, expected_intervals, to_micros
 from schemas.catalog import ISO_DATASETS, Dataset, Iso
+from schemas.timeutil import day_bounds_utc, expected_intervals, to_micros
 
 DATASETS = ISO_DATASETS[Iso.ERCOT]
 SPRING, FALL = date(2024, 3, 10), date(2024, 11, 3)

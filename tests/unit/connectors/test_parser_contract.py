@@ -26,8 +26,8 @@ from connectors.records import (
     Record,
 )
 from connectors.tabular import sniff
-from connectors.timeutil import day_bounds_utc, expected_intervals
 from schemas.catalog import ISO_DATASETS, Dataset
+from schemas.timeutil import day_bounds_utc, expected_intervals
 from tests.unit.connectors.contract import MalformedCase, ParserCase
 
 CASE_MODULES = ("cases_pjm", "cases_caiso", "cases_ercot")

@@ -34,8 +34,8 @@ from connectors.records import (
     Record,
 )
 from connectors.simulate import Faults, Payload, SimRequest, price
-from connectors.timeutil import day_bounds_utc, expected_intervals
 from schemas.catalog import Dataset
+from schemas.timeutil import day_bounds_utc, expected_intervals
 
 SPRING, FALL = date(2024, 3, 10), date(2024, 11, 3)
 CALM = Faults(negative_rate=0.0, spike_rate=0.0)

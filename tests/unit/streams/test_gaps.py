@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from connectors.timeutil import expected_intervals
+from schemas.timeutil import expected_intervals
 from streams.gaps import GapTracker, coalesce, dump_series, load_series
 
 FIVE = timedelta(minutes=5)

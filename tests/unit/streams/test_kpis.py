@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from connectors.timeutil import day_bounds_utc, expected_intervals
+from schemas.timeutil import day_bounds_utc, expected_intervals
 from streams.kpis import (
     Interval,
     basis,

@@ -1,4 +1,4 @@
-"""Local time at the edges: ISO time zones and the conversions their files need.
+"""Local time at the edges: ISO time zones and the conversions ISO files and local days need.
 
 Everything inside OptiBid is UTC. ISO files that speak local time are converted here, and each
 conversion is explicit about the repeated hour (fall back) and the missing one (spring forward).

@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from connectors.timeutil import (
+from schemas.timeutil import (
     day_bounds_utc,
     day_hours,
     expected_intervals,

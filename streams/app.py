@@ -81,13 +81,14 @@ class ChangelogBatchTable(faust.Table[Any, Any]):
     changelog records of the keys it sets in memory instead of sending each one at once.
 
     Setting a key otherwise does what faust's Table does: the value goes to the local store
-    at once, under the current event's partition, which is also its changelog partition.
-    faust sends each changelog record through the producer buffer, one message per event-loop
-    turn (~100 µs a key here), and serializes it twice (store, topic); deferred, a record is
-    serialized once, and the worker hands the records to the producer after the batch of
-    source records that set them and before acking those, so the commit that may follow
-    (which flushes the producer first) never commits a source offset whose state change is
-    not on the broker, as with faust's own path.
+    under the current event's partition, which is also its changelog partition (a RocksDB
+    store gets the values of a partition in one write batch, at `take_changelog`, before any
+    of their changelog records is sent). faust sends each changelog record through the
+    producer buffer, one message per event-loop turn (~100 µs a key here), and serializes it
+    twice (store, topic); deferred, a record is serialized once, and the worker hands the
+    records to the producer after the batch of source records that set them and before
+    acking those, so the commit that may follow (which flushes the producer first) never
+    commits a source offset whose state change is not on the broker, as with faust's own path.
     """
 
     _deferred: list[tuple[int, bytes, bytes | None]] | None = None

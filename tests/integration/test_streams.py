@@ -30,6 +30,9 @@ from tests.integration.streams_util import WorkerProcess, expected_outputs
 
 DAY = date(2024, 11, 3)  # the 25-hour fall-back day in PJM
 LOCATIONS = 8
+# the kill test's volume: ~28k records keep the worker (~10k records/s on the batch path)
+# busy for seconds, so that the kill lands mid-stream
+KILLED_LOCATIONS = 48
 FAULTS = Faults(missing_rate=0.01, revision_rate=0.02, duplicate_rate=0.01)
 
 
@@ -56,11 +59,12 @@ def publish_simulated(
     start: datetime,
     end: datetime,
     faults: Faults,
+    locations: int = LOCATIONS,
 ) -> list[LmpRecord]:
     runtime = ConnectorRuntime(
         settings.bootstrap_servers, serde, catalog, Iso.PJM, Dataset.LMP_RT_5MIN
     )
-    source = SimulatedSource(Iso.PJM, locations=LOCATIONS, faults=faults)
+    source = SimulatedSource(Iso.PJM, locations=locations, faults=faults)
     published: list[LmpRecord] = []
     stats_run = new_run("SIMULATE")
     for name, data in source.fetch(Dataset.LMP_RT_5MIN, start, end):
@@ -204,7 +208,8 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_output(
 ) -> None:
     catalog = contracts_ready
     start = datetime(2024, 3, 9, 5, tzinfo=UTC)  # two days across the spring-forward day
-    publish_simulated(stack_settings, serde, catalog, start, start + timedelta(days=2), FAULTS)
+    end = start + timedelta(days=2)
+    publish_simulated(stack_settings, serde, catalog, start, end, FAULTS, KILLED_LOCATIONS)
     raw_topic = catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
     expected = expected_outputs(stack_settings, catalog, serde, [raw_topic], datetime.now(UTC))
     lmp_topic = catalog.core("lmp").name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from streams.app import StreamWorker, WorkerConfig
+from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
 
 def worker_config(
@@ -35,7 +37,17 @@ def worker_config(
         web_host=settings.host,
         batch=batch,
         batch_max_records=batch_records,
+        validation=validation_config(settings),
+        revision_retention=timedelta(days=settings.revision_retention_days),
     )
+
+
+def validation_config(settings: Settings) -> ValidationConfig:
+    """The validation rules with the settings' price bounds over the defaults."""
+    bounds = dict(DEFAULT_BOUNDS)
+    for iso, (floor, cap) in settings.price_bounds.items():
+        bounds[iso] = PriceBounds(floor, cap)
+    return ValidationConfig(bounds=bounds)
 
 
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
 
     # ISO credentials (never logged; SecretStr keeps them out of reprs).
+    revision_retention_days: float = Field(
+        90.0,
+        description="How long the stream worker remembers an interval's revision (event time).",
+    )
+    price_bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description='Per-ISO LMP floor and cap over the defaults, JSON {"PJM": [-2000, 6000]}.',
+    )
     pjm_api_key: SecretStr | None = Field(
         None, description="PJM Data Miner 2 subscription key (Ocp-Apim-Subscription-Key)."
     )
@@ -68,6 +76,25 @@ class Settings(BaseSettings):
     def _loopback_only(cls, value: str) -> str:
         if value != "localhost" and not ipaddress.ip_address(value).is_loopback:
             raise ValueError(f"the local stack binds to loopback only, not {value!r}")
+        return value
+
+    @field_validator("price_bounds")
+    @classmethod
+    def _known_isos_and_ordered(
+        cls, value: dict[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        for iso, (floor, cap) in value.items():
+            if iso not in ("PJM", "CAISO", "ERCOT"):
+                raise ValueError(f"price_bounds: unknown ISO {iso!r} (PJM, CAISO or ERCOT)")
+            if not floor < cap:
+                raise ValueError(f"price_bounds: {iso} floor {floor} is not below cap {cap}")
+        return value
+
+    @field_validator("revision_retention_days")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"revision_retention_days must be positive, not {value}")
         return value
 
     @property

@@ -59,7 +59,13 @@ from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
 from streams.gaps import Gap, coalesce
-from streams.processor import DEFAULT_LATENESS, MarketProcessor, Output, gap_event
+from streams.processor import (
+    DEFAULT_LATENESS,
+    DEFAULT_REVISION_RETENTION,
+    MarketProcessor,
+    Output,
+    gap_event,
+)
 from streams.validate import ValidationConfig
 
 log = structlog.get_logger(__name__)
@@ -95,33 +101,59 @@ class ChangelogBatchTable(faust.Table[Any, Any]):
     _writes: dict[int, WriteBatch] | None = None
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        deferred = self._deferred
-        if deferred is None:
+        if self._deferred is None:
             return super().__setitem__(key, value)
+        self._defer(key, value, delete=False)
+        self._sensor_on_set(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        if self._deferred is None:
+            return super().__delitem__(key)
+        self._defer(key, None, delete=True)  # a tombstone, deferred like any other change
+        self._sensor_on_del(self, key)
+
+    def _defer(self, key: Any, value: Any, *, delete: bool) -> None:
+        deferred = cast(list[tuple[int, bytes, bytes | None]], self._deferred)
         partition = self.partition_for_key(key)  # the current event's partition
         if partition is None:
             raise RuntimeError(f"table {self.name} needs the current event's partition")
         store = self.data
+        value_bytes: bytes | None
         if isinstance(store, SerializedStore):  # RocksDB: it stores the changelog's bytes
-            key_bytes, value_bytes = store._encode_key(key), store._encode_value(value)
-            if self._writes is not None:
-                writes = self._writes.get(partition)
-                if writes is None:
-                    writes = self._writes[partition] = WriteBatch(raw_mode=True)
-                if value_bytes is None:
-                    writes.delete(key_bytes)
-                else:
-                    writes.put(key_bytes, value_bytes)
-                cast(RocksDBStore, store)._key_index[key_bytes] = partition
-            else:
-                store._set(key_bytes, value_bytes)
+            key_bytes = store._encode_key(key)
+            value_bytes = None if delete else store._encode_value(value)
+            self._store_bytes(store, partition, key_bytes, value_bytes)
         else:
-            store[key] = value
             key_bytes = dumps(self.key_serializer, key)
-            value_bytes = dumps(self.value_serializer, value)
+            if delete:
+                store.pop(key, None)
+                value_bytes = None
+            else:
+                store[key] = value
+                value_bytes = dumps(self.value_serializer, value)
         deferred.append((partition, key_bytes, value_bytes))
-        self._maybe_set_key_ttl(key, partition)
-        self._sensor_on_set(self, key, value)
+        if delete:
+            self._maybe_del_key_ttl(key, partition)
+        else:
+            self._maybe_set_key_ttl(key, partition)
+
+    def _store_bytes(
+        self, store: SerializedStore[Any, Any], partition: int, key: bytes, value: bytes | None
+    ) -> None:
+        if self._writes is None:
+            if value is None:
+                store._del(key)
+            else:
+                store._set(key, value)
+            return
+        writes = self._writes.get(partition)
+        if writes is None:
+            writes = self._writes[partition] = WriteBatch(raw_mode=True)
+        if value is None:
+            writes.delete(key)
+        else:
+            writes.put(key, value)
+        cast(RocksDBStore, store)._key_index[key] = partition
 
     def defer_changelog(self) -> None:
         if self._deferred is None:
@@ -381,6 +413,7 @@ class WorkerConfig:
     batch_max_records: int = 2_000  # records per fetch, so per batch
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     lateness: Mapping[Dataset, timedelta] = field(default_factory=lambda: dict(DEFAULT_LATENESS))
+    revision_retention: timedelta = DEFAULT_REVISION_RETENTION
 
 
 class StreamWorker:
@@ -392,7 +425,11 @@ class StreamWorker:
         self.registry = RegistryClient(config.registry_url)
         self.serde = AvroSerde(self.registry, ContractSet())
         self.processor = MarketProcessor(
-            self.catalog, self.serde, config.validation, config.lateness
+            self.catalog,
+            self.serde,
+            config.validation,
+            config.lateness,
+            retention=config.revision_retention,
         )
         self.app = faust.App(
             config.app_id,

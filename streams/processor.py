@@ -5,7 +5,10 @@ raw record and sends what it returns.
 State lives in two mappings the caller provides (Faust tables with changelogs in the worker,
 plain dicts in tests): `latest` (natural key -> [revision, value digest, source offset,
 superseded revision, series key, interval minutes]) and `locations` (series key -> source
-offset of its first sighting). The processor reads through in-memory mirrors of both, loaded
+offset of its first sighting). `latest` keeps a key for `retention` (interval start behind
+the newest interval of its partition): a revision of an interval older than that is treated
+as new again, which downstream folds absorb (they upsert with a revision guard).
+The processor reads through in-memory mirrors of both, loaded
 once from the mappings (after a restart, the tables as recovered from their changelogs), and
 writes through to them only on change. The gap trackers are derived state: rebuilt from the
 `latest` keys on load, so they need no table of their own.
@@ -59,6 +62,13 @@ DEFAULT_LATENESS: dict[Dataset, timedelta] = {
     Dataset.FUEL_MIX: timedelta(hours=1),
     Dataset.AS_PRICES: timedelta(days=1),
 }
+# ISOs revise prices for weeks (PJM settles ~60 days later); keys older than this are dropped
+DEFAULT_REVISION_RETENTION = timedelta(days=90)
+EXPIRE_EVERY = timedelta(hours=1)
+EXPIRED = Counter(
+    "optibid_stream_revision_keys_expired_total",
+    "Natural keys dropped from the revisions table past their retention",
+)
 
 
 @dataclass(frozen=True)
@@ -81,9 +91,12 @@ class MarketProcessor:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     lateness: Mapping[Dataset, timedelta] = field(default_factory=lambda: dict(DEFAULT_LATENESS))
     trackers: dict[str, GapTracker] = field(default_factory=dict)
+    retention: timedelta = DEFAULT_REVISION_RETENTION
+    expire_every: timedelta = EXPIRE_EVERY
 
     def __post_init__(self) -> None:
         self.known: dict[str, Any] = {}
+        self._expired_at: dict[int, datetime] = {}
         self.first_seen: dict[str, Any] = {}
         self._loaded = False
         self._decisions: dict[tuple[Iso, Dataset, Decision], Any] = {}
@@ -122,6 +135,10 @@ class MarketProcessor:
         now = now or datetime.now(UTC)
         if not self._loaded:
             self.load(latest, locations)
+        expired_at = self._expired_at.get(partition)
+        if expired_at is None or now - expired_at >= self.expire_every:
+            self._expired_at[partition] = now
+            self.expire(partition, latest)
         iso, dataset = self.raw_topics[topic]
         self._records_in[topic].inc()
         source = f"{topic}:{partition}:{offset}"
@@ -268,6 +285,26 @@ class MarketProcessor:
             f"{partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
         )
         tracker.observe(series, raw["interval_start_utc"], raw["interval_minutes"])
+
+    def expire(self, partition: int, latest: MutableMapping[str, Any]) -> int:
+        """Drop the natural keys set from `partition` (the table partition they live in) whose
+        interval starts more than `retention` before the latest interval seen there, in event
+        time like the gap trackers, so a replay of old data keeps what a live run would.
+        Returns how many. Runs within that partition's records, so the tombstones go to that
+        partition's changelog."""
+        starts: dict[str, datetime] = {}
+        for natural, state in self.known.items():
+            if state is not None and int(str(state[2]).rsplit(":", 2)[1]) == partition:
+                starts[natural] = datetime.fromisoformat(natural.rsplit("|", 1)[1])
+        if not starts:
+            return 0
+        horizon = max(starts.values()) - self.retention
+        expired = [natural for natural, start in starts.items() if start < horizon]
+        for natural in expired:
+            del self.known[natural]
+            del latest[natural]
+        EXPIRED.inc(len(expired))
+        return len(expired)
 
     def load(self, latest: Mapping[str, Any], locations: Mapping[str, Any]) -> None:
         """Mirror the persisted state and rebuild the gap trackers from it (after a restart)."""

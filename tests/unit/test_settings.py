@@ -33,3 +33,27 @@ def test_external_services_replace_the_local_stack(monkeypatch: pytest.MonkeyPat
 def test_the_local_stack_binds_to_loopback_only() -> None:
     with pytest.raises(ValidationError, match="loopback only"):
         Settings(host="0.0.0.0")
+
+
+def test_price_bounds_override_the_worker_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optibid.cli_streams import validation_config
+
+    monkeypatch.setenv("OPTIBID_PRICE_BOUNDS", '{"PJM": [-100, 250.5]}')
+    bounds = validation_config(Settings()).bounds
+    assert (bounds["PJM"].floor_usd_per_mwh, bounds["PJM"].cap_usd_per_mwh) == (-100, 250.5)
+    assert bounds["ERCOT"].cap_usd_per_mwh == 10_000.0  # the others keep their defaults
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"MISO": [-100, 100]}', "unknown ISO 'MISO'"),
+        ('{"PJM": [100, -100]}', "PJM floor 100.0 is not below cap -100.0"),
+    ],
+)
+def test_bad_price_bounds_are_named(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("OPTIBID_PRICE_BOUNDS", value)
+    with pytest.raises(ValueError, match=message):
+        Settings()

@@ -56,7 +56,7 @@ def _progress() -> Progress:
     )
 
 
-def _check(iso: Iso, dataset: Dataset) -> None:
+def check_dataset(iso: Iso, dataset: Dataset) -> None:
     if dataset not in ISO_DATASETS[iso]:
         known = ", ".join(d.value for d in ISO_DATASETS[iso])
         console.print(f"[red]error:[/] {iso.value} has no dataset {dataset.value}; it has {known}")
@@ -86,7 +86,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         native: Annotated[bool, typer.Option(help="Include the ISO's own fields.")] = False,
     ) -> None:
         """Print the records parsed from one ISO file as JSON lines (canonical field names)."""
-        _check(iso, dataset)
+        check_dataset(iso, dataset)
         try:
             records = parser_for(iso, dataset)(file.read_bytes(), file.name)
         except ConnectorError as exc:
@@ -112,7 +112,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics.")] = None,
     ) -> None:
         """Publish an ISO dataset to its raw topic, live or from recorded responses."""
-        _check(iso, dataset)
+        check_dataset(iso, dataset)
         if live == (replay_dir is not None):
             console.print("[red]error:[/] give exactly one of --live or --replay DIR")
             raise typer.Exit(2)
@@ -173,7 +173,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
     ) -> None:
         """Generate responses in the ISO's native format; publish them (through the parser) or
         write them to a folder for replay and benchmarks."""
-        _check(iso, dataset)
+        check_dataset(iso, dataset)
         faults = Faults(missing_rate=missing, revision_rate=revisions, duplicate_rate=duplicates)
         lo, hi = _utc(start, "start"), _utc(end, "end")
         source = SimulatedSource(iso, locations, seed, faults)
@@ -197,7 +197,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         chunk_hours: Annotated[int, typer.Option(help="Hours fetched per request.")] = 24,
     ) -> None:
         """Fetch a window again and publish it (what the backfill worker does for a request)."""
-        _check(iso, dataset)
+        check_dataset(iso, dataset)
         settings = settings_of()
         chosen: Source = (
             SimulatedSource(iso) if source == "simulate" else live_source(settings, iso)

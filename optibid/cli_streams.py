@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -10,10 +11,23 @@ from typing import Annotated
 import faust
 import typer
 from prometheus_client import start_http_server
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
+from optibid.cli_connectors import DatasetArg, IsoArg, check_dataset, console
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
+from schemas.contracts import ContractSet
+from schemas.registry import RegistryClient
+from schemas.serde import AvroSerde
 from streams.app import StreamWorker, WorkerConfig
+from streams.redrive import RedriveError, Redriver
 from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
 
@@ -51,6 +65,78 @@ def validation_config(settings: Settings) -> ValidationConfig:
 
 
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
+    dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
+    app.add_typer(dlq_app, name="dlq")
+
+    @dlq_app.command("show")
+    def dlq_show(iso: IsoArg, dataset: DatasetArg) -> None:
+        """Count the dead letters of an ISO dataset by reason code."""
+        check_dataset(iso, dataset)
+        settings = settings_of()
+        catalog = prepare_contracts(settings)
+        with RegistryClient(settings.schema_registry_url) as registry:
+            redriver = Redriver(
+                settings.bootstrap_servers, AvroSerde(registry, ContractSet()), catalog
+            )
+            counts = redriver.summary(iso, dataset)
+        print(
+            json.dumps(
+                {
+                    "dlq_topic": catalog.dlq(iso, dataset).name,
+                    "by_reason": dict(sorted(counts.items())),
+                }
+            )
+        )
+
+    @dlq_app.command("redrive")
+    def dlq_redrive(
+        iso: IsoArg,
+        dataset: DatasetArg,
+        reason: Annotated[
+            list[str] | None,
+            typer.Option(help="Only dead letters with this reason code (repeatable)."),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option(help="Count what would be republished.")] = False,
+        from_start: Annotated[
+            bool, typer.Option(help="Read the whole DLQ again, not only what is new.")
+        ] = False,
+    ) -> None:
+        """Republish dead letters to their raw topic after a fix; the worker takes them again
+        (those that still fail come back to the DLQ)."""
+        check_dataset(iso, dataset)
+        settings = settings_of()
+        catalog = prepare_contracts(settings)
+        progress = Progress(
+            TextColumn("[bold]redrive {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        with RegistryClient(settings.schema_registry_url) as registry, progress:
+            task = progress.add_task(catalog.dlq(iso, dataset).name, total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            redriver = Redriver(
+                settings.bootstrap_servers, AvroSerde(registry, ContractSet()), catalog
+            )
+            try:
+                report = redriver.redrive(
+                    iso,
+                    dataset,
+                    reasons=reason,
+                    dry_run=dry_run,
+                    from_start=from_start,
+                    progress=advance,
+                )
+            except RedriveError as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from None
+        print(json.dumps(report.as_dict()))
+
     @app.command("worker")
     def worker(
         app_id: Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,9 +20,11 @@ from optibid import stack
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
+from schemas.registration import register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.topics import delete_topics, ensure_topics
+from tests.integration.streams_util import WorkerProcess
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -116,3 +119,19 @@ def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     }
+
+
+@pytest.fixture
+def contracts_ready(
+    stack_settings: Settings, catalog: TopicCatalog, registry: RegistryClient
+) -> TopicCatalog:
+    ensure_topics(stack_settings.bootstrap_servers, catalog)
+    register_all(registry, catalog, ContractSet())
+    return catalog
+
+
+@pytest.fixture
+def worker(test_id: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(test_id, tmp_path)
+    yield process
+    process.stop()

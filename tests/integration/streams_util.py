@@ -37,8 +37,8 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = state_dir / f"{test_id}-worker.log"
 
-    def start(self) -> None:
-        env = {**os.environ, "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
+    def start(self, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}), "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
         argv = [
             sys.executable, "-m", "optibid", "worker",
             "--app-id", f"{self.test_id}-streams",

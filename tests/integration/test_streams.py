@@ -4,12 +4,9 @@ backfill path, and a SIGKILL in the middle that changes nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 
 from connectors.backfill import BackfillWorker
@@ -19,12 +16,8 @@ from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
 from optibid.settings import Settings
 from schemas.catalog import Dataset, Iso, TopicCatalog
-from schemas.contracts import ContractSet
-from schemas.registration import register_all
-from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.timeutil import day_bounds_utc, expected_intervals
-from schemas.topics import ensure_topics
 from tests.integration.kafka_util import count_records, read_topic, wait_until
 from tests.integration.streams_util import WorkerProcess, expected_outputs
 
@@ -34,22 +27,6 @@ LOCATIONS = 8
 # busy for seconds, so that the kill lands mid-stream
 KILLED_LOCATIONS = 48
 FAULTS = Faults(missing_rate=0.01, revision_rate=0.02, duplicate_rate=0.01)
-
-
-@pytest.fixture
-def contracts_ready(
-    stack_settings: Settings, catalog: TopicCatalog, registry: RegistryClient
-) -> TopicCatalog:
-    ensure_topics(stack_settings.bootstrap_servers, catalog)
-    register_all(registry, catalog, ContractSet())
-    return catalog
-
-
-@pytest.fixture
-def worker(test_id: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(test_id, tmp_path)
-    yield process
-    process.stop()
 
 
 def publish_simulated(

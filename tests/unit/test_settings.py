@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from optibid.cli_streams import validation_config
 from optibid.settings import Settings
 
 
@@ -36,8 +37,6 @@ def test_the_local_stack_binds_to_loopback_only() -> None:
 
 
 def test_price_bounds_override_the_worker_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    from optibid.cli_streams import validation_config
-
     monkeypatch.setenv("OPTIBID_PRICE_BOUNDS", '{"PJM": [-100, 250.5]}')
     bounds = validation_config(Settings()).bounds
     assert (bounds["PJM"].floor_usd_per_mwh, bounds["PJM"].cap_usd_per_mwh) == (-100, 250.5)

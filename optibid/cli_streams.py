@@ -27,6 +27,8 @@ from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from streams.app import StreamWorker, WorkerConfig
+from streams.kpi_app import KpiWorker, KpiWorkerConfig
+from streams.kpi_state import KpiConfig
 from streams.redrive import RedriveError, Redriver
 from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
@@ -56,6 +58,14 @@ def worker_config(
     )
 
 
+def kpi_config(settings: Settings) -> KpiConfig:
+    return KpiConfig(
+        grace=timedelta(hours=settings.kpi_grace_hours),
+        spike_threshold_usd_per_mwh=settings.kpi_spike_threshold_usd_per_mwh,
+        hubs={**KpiConfig().hubs, **settings.kpi_reference_hubs},
+    )
+
+
 def validation_config(settings: Settings) -> ValidationConfig:
     """The validation rules with the settings' price bounds over the defaults."""
     bounds = dict(DEFAULT_BOUNDS)
@@ -65,6 +75,37 @@ def validation_config(settings: Settings) -> ValidationConfig:
 
 
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
+    @app.command("kpis")
+    def kpis(
+        app_id: Annotated[str, typer.Option(help="Consumer group and table namespace.")] = (
+            "optibid-kpis"
+        ),
+        store: Annotated[str, typer.Option(help="Table store: rocksdb:// or memory://")] = (
+            "rocksdb://"
+        ),
+        web_port: Annotated[int, typer.Option(help="Faust's web port (health, stats).")] = 6067,
+        metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 9467,
+        loglevel: Annotated[str, typer.Option()] = "warn",
+    ) -> None:
+        """Run the KPI workers: per-series hourly and daily KPIs, DA-RT spread, basis and
+        benchmarks, to the kpi.* topics."""
+        settings = settings_of()
+        prepare_contracts(settings)
+        start_http_server(metrics_port, addr=settings.host)
+        config = KpiWorkerConfig(
+            broker=settings.bootstrap_servers,
+            registry_url=settings.schema_registry_url,
+            topic_prefix=settings.topic_prefix,
+            app_id=app_id,
+            store=store,
+            data_dir=str(settings.state_dir / "kpis" / app_id),
+            web_port=web_port,
+            web_host=settings.host,
+            kpi=kpi_config(settings),
+        )
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        faust.Worker(KpiWorker(config).app, loglevel=loglevel).execute_from_commandline()
+
     dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
     app.add_typer(dlq_app, name="dlq")
 

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-ISO LMP floor and cap over the defaults, JSON {"PJM": [-2000, 6000]}.',
     )
+    kpi_grace_hours: float = Field(
+        48.0, description="How long after its end a KPI window still takes late data."
+    )
+    kpi_spike_threshold_usd_per_mwh: float = Field(
+        1000.0, description="An interval above this LMP counts as a price spike."
+    )
+    kpi_reference_hubs: dict[str, str] = Field(
+        default_factory=dict,
+        description='Reference hub per ISO for basis, over the defaults, JSON {"PJM": "51288"}.',
+    )
     pjm_api_key: SecretStr | None = Field(
         None, description="PJM Data Miner 2 subscription key (Ocp-Apim-Subscription-Key)."
     )

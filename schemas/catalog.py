@@ -240,6 +240,15 @@ def _build() -> tuple[TopicSpec, ...]:
             "energy.optibid.kpi.KpiComputed",
             "LMP KPIs per location and market over the ISO's local operating day.",
         ),
+        TopicSpec(
+            "kpi.benchmark_inputs",
+            "iso",
+            MARKET_DATA_PARTITIONS,
+            "energy.optibid.kpi.KpiComputed",
+            "Series KPIs the benchmark stage needs (hourly and daily TWAP, daily volatility), "
+            "keyed by ISO so one worker sees a whole market; internal to the KPI workers.",
+            retention_ms=7 * DAY_MS,
+        ),
     ]
     return tuple(topics)
 

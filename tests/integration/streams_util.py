@@ -29,19 +29,21 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    """`optibid worker` under a topic prefix and an app id of the test's own."""
+    """`optibid worker` (or `optibid kpis`) under a topic prefix and an app id of the test's
+    own."""
 
-    def __init__(self, test_id: str, state_dir: Path) -> None:
+    def __init__(self, test_id: str, state_dir: Path, command: str = "worker") -> None:
         self.test_id = test_id
         self.state_dir = state_dir
+        self.command = command  # `worker` (market data) or `kpis`
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = state_dir / f"{test_id}-worker.log"
+        self.log = state_dir / f"{test_id}-{command}.log"
 
     def start(self, env: dict[str, str] | None = None) -> None:
         env = {**os.environ, **(env or {}), "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
         argv = [
-            sys.executable, "-m", "optibid", "worker",
-            "--app-id", f"{self.test_id}-streams",
+            sys.executable, "-m", "optibid", self.command,
+            "--app-id", f"{self.test_id}-{self.command}",
             "--store", "rocksdb://",
             "--web-port", str(free_port()),
             "--metrics-port", str(free_port()),

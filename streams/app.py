@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -230,6 +230,28 @@ class ProducerBatches:
         return sent
 
 
+class KeyPartitioner:
+    """The partition the producer's partitioner picks for a key (as `send()` would), cached
+    per (topic, key): keys are series, locations, ISOs, so the cache stays small."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[tuple[str, bytes], int] = {}
+        self._partition_ids: dict[str, list[int]] = {}
+
+    async def __call__(self, producer: Any, topic: str, key: bytes) -> int:
+        partition = self._partitions.get((topic, key))
+        if partition is not None:
+            return partition
+        partitions = self._partition_ids.get(topic)
+        if partitions is None:
+            partitions = self._partition_ids[topic] = sorted(await producer.partitions_for(topic))
+        partition = producer._partitioner(key, partitions, partitions)
+        if len(self._partitions) >= 100_000:
+            self._partitions.clear()
+        self._partitions[(topic, key)] = partition
+        return int(partition)
+
+
 class BatchConsumer(aiokafka_driver.Consumer):
     """faust's aiokafka consumer, handing the records of `batch_topics` to `batch_handler`
     one fetch at a time instead of one record at a time to the streams.
@@ -398,6 +420,51 @@ class BatchTransport(aiokafka_driver.Transport):
         return consumer
 
 
+async def apply_runs(
+    app: faust.App,
+    tables: Sequence[ChangelogBatchTable],
+    runs: list[list[Message]],
+    step: Callable[[Message], Iterable[tuple[str, bytes, bytes]]],
+    partition_of: KeyPartitioner,
+) -> None:
+    """The batch path of a BatchConsumer handler: `step` for each record, run by run (a run is
+    one topic-partition's records, in order), under that run's partition as the current event
+    (the tables' store and changelog partition); its outputs, (topic, key, value), and the
+    tables' changelog records go to the producer as one batch per topic-partition. Returns
+    once all of them are with the producer (delivery is checked by the next commit,
+    BatchConsumer._commit); the caller acks the records only then."""
+    producer = cast(aiokafka_driver.Producer, app.producer)._ensure_producer()
+    consumer = cast(BatchConsumer, app.consumer)
+    batches = ProducerBatches(producer)
+    for table in tables:
+        table.defer_changelog()
+    try:
+        for run in runs:
+            first = run[0]
+            event = app.create_event(first.key, first.value, first.headers, first)
+            token = _current_event.set(weakref.ref(event))
+            try:
+                for message in run:
+                    for name, key, value in step(message):
+                        batches.add(name, await partition_of(producer, name, key), key, value)
+            finally:
+                _current_event.reset(token)
+        changelogs = {}
+        for table in tables:
+            name = table.changelog_topic.get_topic_name()
+            changelogs[name] = table
+            for partition, key_bytes, value_bytes in table.take_changelog():
+                batches.add(name, partition, key_bytes, value_bytes)
+    finally:
+        for table in tables:
+            table.discard_changelog()
+    for topic, count, future in await batches.send():
+        consumer.track_send(future)
+        changelog = changelogs.get(topic)
+        if changelog is not None:
+            future.add_done_callback(partial(changelog.changelog_delivered, count))
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     broker: str  # bootstrap servers, "host:port,..."
@@ -463,8 +530,7 @@ class StreamWorker:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self._encoders: dict[str, Encoder] = {}
         self._topics: dict[str, faust.TopicT] = {}
-        self._partitions: dict[tuple[str, bytes], int] = {}
-        self._partition_ids: dict[str, list[int]] = {}
+        self.partition_of = KeyPartitioner()
         self._ticks = 0
         self._requested: set[str] = set()
         self._pending: dict[str, Gap] = {}
@@ -512,60 +578,17 @@ class StreamWorker:
         )
 
     async def process_market(self, runs: list[list[Message]]) -> None:
-        """The batch path: the market step for each record, run by run (a run is one
-        topic-partition's records, in order); the outputs and the tables' changelog records
-        go to the producer as one batch per topic-partition. Returns once all of them are
-        with the producer (delivery is checked by the next commit, BatchConsumer._commit);
-        the caller acks the records only then."""
-        app = self.app
-        producer = cast(aiokafka_driver.Producer, app.producer)._ensure_producer()
-        consumer = cast(BatchConsumer, app.consumer)
-        batches = ProducerBatches(producer)
-        tables = (self.revisions, self.locations)
-        for table in tables:
-            table.defer_changelog()
-        try:
-            for run in runs:
-                # the tables take the partition (of store and changelog) from the current
-                # event, the same for the whole run
-                first = run[0]
-                event = app.create_event(first.key, first.value, first.headers, first)
-                token = _current_event.set(weakref.ref(event))
-                try:
-                    for message in run:
-                        for out in self.process_one(message):
-                            name, key = out.topic.name, out.key.encode()
-                            partition = self._partitions.get((name, key))
-                            if partition is None:
-                                partition = await self._partition(producer, name, key)
-                            batches.add(name, partition, key, self.encode(out))
-                finally:
-                    _current_event.reset(token)
-            changelogs = {}
-            for table in tables:
-                name = table.changelog_topic.get_topic_name()
-                changelogs[name] = table
-                for partition, key_bytes, value_bytes in table.take_changelog():
-                    batches.add(name, partition, key_bytes, value_bytes)
-        finally:
-            for table in tables:
-                table.discard_changelog()
-        for topic, count, future in await batches.send():
-            consumer.track_send(future)
-            changelog = changelogs.get(topic)
-            if changelog is not None:
-                future.add_done_callback(partial(changelog.changelog_delivered, count))
+        """The batch path: the market step for each record (see `apply_runs`)."""
 
-    async def _partition(self, producer: Any, topic: str, key: bytes) -> int:
-        """The partition the producer's partitioner picks for a key (as `send()` would)."""
-        partitions = self._partition_ids.get(topic)
-        if partitions is None:
-            partitions = self._partition_ids[topic] = sorted(await producer.partitions_for(topic))
-        partition: int = producer._partitioner(key, partitions, partitions)
-        if len(self._partitions) >= 100_000:
-            self._partitions.clear()  # keys are series, locations, source keys: bounded anyway
-        self._partitions[(topic, key)] = partition
-        return partition
+        def outputs(message: Message) -> list[tuple[str, bytes, bytes]]:
+            return [
+                (out.topic.name, out.key.encode(), self.encode(out))
+                for out in self.process_one(message)
+            ]
+
+        await apply_runs(
+            self.app, (self.revisions, self.locations), runs, outputs, self.partition_of
+        )
 
     def _define(self) -> None:  # noqa: PLR0915 - the agents read best side by side
         app, catalog, processor = self.app, self.catalog, self.processor

@@ -15,6 +15,7 @@ since the restored state marks every window to be recomputed (same event ids: ha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,12 +23,21 @@ from typing import Any, cast
 
 import faust
 import structlog
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import Message
 from prometheus_client import Counter, Gauge
 
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
+from streams.app import (
+    BatchTransport,
+    ChangelogBatchTable,
+    KeyPartitioner,
+    ProducerBatches,
+    apply_runs,
+)
 from streams.kpi_state import (
     BENCHMARK_INPUTS,
     DAY,
@@ -62,7 +72,10 @@ class KpiWorkerConfig:
     data_dir: str = ".optibid/kpis"
     web_port: int = 6067
     web_host: str = "127.0.0.1"
-    tick_interval_s: float = 1.0
+    tick_interval_s: float = 1.0  # hourly KPIs are emitted every tick...
+    day_every_ticks: int = 10  # ...daily and benchmark KPIs every this many ticks
+    batch: bool = True  # inputs take the batch path (BatchConsumer), else faust's streams
+    batch_max_records: int = 2_000
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
 
@@ -77,6 +90,7 @@ class KpiWorker:
         self.benchmark = BenchmarkKpis(config.kpi)
         self.app = faust.App(
             config.app_id,
+            Table=ChangelogBatchTable,
             broker=[f"kafka://{b}" for b in config.broker.split(",")],
             store=config.store,
             datadir=config.data_dir,
@@ -91,12 +105,19 @@ class KpiWorker:
             producer_max_batch_size=1_048_576,
             producer_compression_type="lz4",
             broker_commit_every=5_000,
+            broker_max_poll_records=config.batch_max_records,
             stream_buffer_maxsize=16_384,
         )
+        self.transport: BatchTransport | None = None
+        if config.batch:
+            self.transport = BatchTransport(self.app.conf.broker_consumer, self.app, self.apply)
+            self.app.transport = self.transport
+        self.partition_of = KeyPartitioner()
         for noisy in ("aiokafka", "faust", "mode"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self._topics: dict[str, faust.TopicT] = {}
         self._encoder: Encoder | None = None
+        self._ticks = 0
         self._define()
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
@@ -135,10 +156,11 @@ class KpiWorker:
             EMITTED.labels(stage, kind).inc()
         return out
 
-    def flush(self, now: datetime) -> list[tuple[TopicSpec, bytes, bytes]]:
-        """The KPI records due now from both stages."""
-        out = self.outputs(self.series.flush(now), "series")
-        out += self.outputs(self.benchmark.flush(now), "benchmark")
+    def flush(self, now: datetime, days: bool = True) -> list[tuple[TopicSpec, bytes, bytes]]:
+        """The KPI records due now: hourly ones, and with `days` daily and benchmark ones."""
+        out = self.outputs(self.series.flush(now, days), "series")
+        if days:
+            out += self.outputs(self.benchmark.flush(now), "benchmark")
         OPEN_WINDOWS.set(len(self.series.days))
         return out
 
@@ -147,26 +169,56 @@ class KpiWorker:
         if outcome == "late":
             LATE.labels(stage, iso).inc()
 
+    def observe(self, topic: str, value: bytes) -> None:
+        """One input event into its stage's state (and table)."""
+        _, event = self.serde.decode(value)
+        if topic == self._series_topic:
+            self._count("series", self.series.observe(event, self.inputs), event["iso"])
+        else:
+            outcome = self.benchmark.observe(event, self.benchmark_table)
+            self._count("benchmark", outcome, event["iso"])
+
+    async def apply(self, runs: list[list[Message]]) -> None:
+        """The batch path: inputs into the tables, whose changelog records go out as one
+        producer batch per partition; the KPIs themselves go out on the timer."""
+
+        def step(message: Message) -> list[tuple[str, bytes, bytes]]:
+            self.observe(message.topic, cast(bytes, message.value))
+            return []
+
+        await apply_runs(self.app, self.tables, runs, step, self.partition_of)
+
+    async def send(self, records: list[tuple[TopicSpec, bytes, bytes]]) -> None:
+        """Records to the producer as one batch per topic-partition; waits for delivery."""
+        producer = cast(aiokafka_driver.Producer, self.app.producer)._ensure_producer()
+        batches = ProducerBatches(producer)
+        for spec, key, data in records:
+            batches.add(spec.name, await self.partition_of(producer, spec.name, key), key, data)
+        sent = await batches.send()
+        await asyncio.gather(*(future for _, _, future in sent))
+
     def _define(self) -> None:
         app, catalog = self.app, self.catalog
-        self.inputs = app.Table("kpi_inputs", default=None, partitions=6)
-        self.benchmark_table = app.Table("kpi_benchmark", default=None, partitions=6)
+        self.inputs = cast(ChangelogBatchTable, app.Table("kpi_inputs", default=None, partitions=6))
+        self.benchmark_table = cast(
+            ChangelogBatchTable, app.Table("kpi_benchmark", default=None, partitions=6)
+        )
+        self.tables = (self.inputs, self.benchmark_table)
+        self._series_topic = catalog.core("lmp").name
 
-        async def series(stream: faust.StreamT[bytes]) -> None:
-            async for value in stream:
-                _, event = self.serde.decode(value)
-                self._count("series", self.series.observe(event, self.inputs), event["iso"])
+        async def consume(stream: faust.StreamT[bytes]) -> None:
+            # faust's per-event path: what runs with `batch` off (and in agent tests)
+            async for event in stream.events():
+                self.observe(event.message.topic, cast(bytes, event.value))
 
-        async def benchmark(stream: faust.StreamT[bytes]) -> None:
-            async for value in stream:
-                _, event = self.serde.decode(value)
-                outcome = self.benchmark.observe(event, self.benchmark_table)
-                self._count("benchmark", outcome, event["iso"])
-
-        self.series_agent = app.agent(self.topic(catalog.core("lmp")), name="kpi-series")(series)
+        self.series_agent = app.agent(self.topic(catalog.core("lmp")), name="kpi-series")(consume)
         self.benchmark_agent = app.agent(
             self.topic(catalog.kpi("benchmark_inputs")), name="kpi-benchmark"
-        )(benchmark)
+        )(consume)
+        if self.transport is not None:
+            self.transport.batch_topics = frozenset(
+                {self._series_topic, catalog.kpi("benchmark_inputs").name}
+            )
 
         async def emit() -> None:
             if not cast(Any, app.tables).recovery.completed.is_set():  # restored first
@@ -175,7 +227,8 @@ class KpiWorker:
                 self.series.load(self.inputs)
             if not self.benchmark.loaded:
                 self.benchmark.load(self.benchmark_table)
-            for topic, key, data in self.flush(datetime.now(UTC)):
-                await self.topic(topic).send(key=key, value=data)
+            self._ticks += 1
+            days = self._ticks % self.config.day_every_ticks == 0
+            await self.send(self.flush(datetime.now(UTC), days))
 
         app.timer(self.config.tick_interval_s, name="kpi-emit")(emit)

@@ -23,6 +23,8 @@ being emitted is emitted again, under the same deterministic event ids.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
 import uuid
 from collections import defaultdict
@@ -32,14 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from schemas.timeutil import day_bounds_utc, local_day
-from streams.kpis import (
-    Interval,
-    day_kpis,
-    percentile,
-    percentile_rank,
-    twap,
-    volatility,
-)
+from streams.kpis import is_on_peak, percentile, percentile_rank
 
 KPI_NAMESPACE = uuid.UUID("5b0f7c1e-2d3a-4e8b-9f60-7a1c2d3e4f50")
 SERIES_SOURCE = "worker:kpi"
@@ -182,6 +177,109 @@ class Emitted:
         self.last.pop(group, None)
 
 
+class Calendar:
+    """Cached local-calendar facts per ISO and UTC hour (every interval of an hour shares
+    them; a market's thousand series share the hour): local day, day bounds, on-peak."""
+
+    def __init__(self) -> None:
+        self._day: dict[tuple[str, int], date] = {}
+        self._bounds: dict[tuple[str, date], tuple[float, float]] = {}
+        self._peak: dict[tuple[str, int], bool] = {}
+
+    def day(self, iso: str, hour: int) -> date:
+        key = (iso, hour)
+        day = self._day.get(key)
+        if day is None:
+            if len(self._day) > 100_000:
+                self._day.clear()
+            day = self._day[key] = local_day(iso, datetime.fromtimestamp(hour, UTC))
+        return day
+
+    def bounds(self, iso: str, day: date) -> tuple[float, float]:
+        key = (iso, day)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            if len(self._bounds) > 10_000:
+                self._bounds.clear()
+            start, end = day_bounds_utc(iso, day)
+            bounds = self._bounds[key] = (start.timestamp(), end.timestamp())
+        return bounds
+
+    def on_peak(self, iso: str, hour: int) -> bool:
+        key = (iso, hour)
+        peak = self._peak.get(key)
+        if peak is None:
+            if len(self._peak) > 100_000:
+                self._peak.clear()
+            peak = self._peak[key] = is_on_peak(iso, datetime.fromtimestamp(hour, UTC))
+        return peak
+
+
+@dataclass
+class HourSummary:
+    """What the KPIs of a day need from one of its hours, recomputed from the hour's set of
+    latest values whenever it changes (never updated incrementally)."""
+
+    count: int
+    minutes: int  # interval length
+    weighted: float  # sum of lmp x minutes
+    weight: int  # sum of minutes
+    sum_sq: float  # sum of lmp^2 (volatility)
+    total: float  # sum of lmp
+    low: float
+    high: float
+    high_start: int  # earliest interval holding the high
+    negatives: int
+    spikes: int
+    abs_lmp_with_components: float
+    abs_congestion: float
+    with_components: int
+    loss: float
+    with_loss: int
+    revision: int
+    occurred: int  # latest interval end
+    latencies: list[float]
+    on_peak: bool
+
+    @staticmethod
+    def of(points: Mapping[int, Point], on_peak: bool, spike: float) -> HourSummary:
+        items = sorted(points.items())
+        lmps = [p[0] for _, p in items]
+        minutes = items[0][1][5]
+        high = max(lmps)
+        summary = HourSummary(
+            count=len(items),
+            minutes=minutes,
+            weighted=sum(p[0] * p[5] for _, p in items),
+            weight=sum(p[5] for _, p in items),
+            sum_sq=sum(v * v for v in lmps),
+            total=sum(lmps),
+            low=min(lmps),
+            high=high,
+            high_start=next(s for s, p in items if p[0] == high),
+            negatives=sum(1 for v in lmps if v < 0),
+            spikes=sum(1 for v in lmps if v > spike),
+            abs_lmp_with_components=0.0,
+            abs_congestion=0.0,
+            with_components=0,
+            loss=0.0,
+            with_loss=0,
+            revision=sum(p[4] for _, p in items),
+            occurred=max(s + p[5] * 60 for s, p in items),
+            latencies=[p[3] - (s + p[5] * 60) for s, p in items],
+            on_peak=on_peak,
+        )
+        for _, p in items:
+            if p[1] is not None:
+                summary.with_components += 1
+                summary.abs_congestion += abs(p[1])
+                summary.abs_lmp_with_components += abs(p[0])
+            if p[2] is not None:
+                summary.with_loss += 1
+                summary.loss += p[2]
+        return summary
+
+
 @dataclass
 class SeriesKpis:
     """Per-series hourly and daily KPIs from the latest value of each interval."""
@@ -189,13 +287,17 @@ class SeriesKpis:
     config: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
-        # (series, local day) -> interval start (unix s) -> latest point
-        self.days: dict[tuple[str, date], dict[int, Point]] = {}
-        self.index: dict[str, set[date]] = {}  # series -> its days held
+        # (series, UTC hour start) -> interval start (unix s) -> latest point
+        self.hours: dict[tuple[str, int], dict[int, Point]] = {}
+        self.summaries: dict[tuple[str, int], HourSummary] = {}
+        # (series, local day) -> its hours held; series -> its days held
+        self.days: dict[tuple[str, date], set[int]] = {}
+        self.index: dict[str, set[date]] = {}
         self.watermark: dict[tuple[str, str], float] = {}  # (iso, market) -> latest end
-        self.dirty_days: set[tuple[str, date]] = set()
         self.dirty_hours: set[tuple[str, int]] = set()
+        self.dirty_days: set[tuple[str, date]] = set()  # hours summarised, day not emitted
         self.emitted = Emitted()
+        self.calendar = Calendar()
         self.late = 0
         self.loaded = False
 
@@ -205,8 +307,11 @@ class SeriesKpis:
 
     def load(self, table: Mapping[str, Any]) -> None:
         """Rebuild the windows from the persisted inputs; every window is dirty again."""
+        self.hours.clear()
+        self.summaries.clear()
         self.days.clear()
         self.index.clear()
+        self.dirty_days.clear()
         for key, point in table.items():
             if point is None:
                 continue
@@ -216,19 +321,22 @@ class SeriesKpis:
 
     def _put(self, series: str, start: int, point: Point) -> None:
         iso, market, _ = series.split("|", 2)
-        instant = datetime.fromtimestamp(start, UTC)
-        day = local_day(iso, instant)
-        points = self.days.get((series, day))
+        hour = start - start % 3600
+        points = self.hours.get((series, hour))
         if points is None:
-            points = self.days[(series, day)] = {}
-            self.index.setdefault(series, set()).add(day)
+            points = self.hours[(series, hour)] = {}
+            day = self.calendar.day(iso, hour)
+            held = self.days.get((series, day))
+            if held is None:
+                held = self.days[(series, day)] = set()
+                self.index.setdefault(series, set()).add(day)
+            held.add(hour)
         points[start] = point
         end = start + point[5] * 60
         mark = (iso, market)
         if end > self.watermark.get(mark, 0):
             self.watermark[mark] = end
-        self.dirty_days.add((series, day))
-        self.dirty_hours.add((series, start - start % 3600))
+        self.dirty_hours.add((series, hour))
 
     def observe(self, event: Mapping[str, Any], table: MutableMapping[str, Any]) -> str:
         """Apply one canonical LMP event; returns applied, duplicate, stale or late."""
@@ -236,16 +344,13 @@ class SeriesKpis:
             self.load(table)
         iso, market = event["iso"], event["market"]
         series = f"{iso}|{market}|{event['location_id']}"
-        instant: datetime = event["interval_start_utc"]
-        start = int(instant.timestamp())
-        minutes = int(event["interval_minutes"])
-        day = local_day(iso, instant)
-        _, day_end = day_bounds_utc(iso, day)
-        mark = self.watermark.get((iso, market), 0)
-        if day_end.timestamp() + self.config.grace.total_seconds() < mark:
+        start = int(event["interval_start_utc"].timestamp())
+        hour = start - start % 3600
+        _, day_end = self.calendar.bounds(iso, self.calendar.day(iso, hour))
+        if day_end + self.config.grace.total_seconds() < self.watermark.get((iso, market), 0):
             self.late += 1
             return "late"
-        known = self.days.get((series, day), {}).get(start)
+        known = self.hours.get((series, hour), {}).get(start)
         revision = int(event["revision"])
         if known is not None and known[4] >= revision:
             return "duplicate" if known[4] == revision else "stale"
@@ -255,11 +360,13 @@ class SeriesKpis:
             event["loss_usd_per_mwh"],
             event["recorded_at_utc"].timestamp(),
             revision,
-            minutes,
+            int(event["interval_minutes"]),
         )
+        new_hour = (series, hour) not in self.hours
         self._put(series, start, point)
         table[self.table_key(series, start)] = list(point)
-        self._evict(series, table)
+        if new_hour:
+            self._evict(series, table)
         return "applied"
 
     def _evict(self, series: str, table: MutableMapping[str, Any]) -> None:
@@ -268,48 +375,56 @@ class SeriesKpis:
         horizon = self.watermark.get((iso, market), 0) - self.config.grace.total_seconds()
         held = self.index.get(series, set())
         for day in sorted(held):
-            _, end = day_bounds_utc(iso, day)
-            if end.timestamp() >= horizon - 86_400:  # one more day: late data is counted first
+            _, end = self.calendar.bounds(iso, day)
+            if end >= horizon - 86_400:  # one more day: late data is counted first
                 break
             held.discard(day)
             key = (series, day)
-            for start in self.days.pop(key):
-                table.pop(self.table_key(series, start), None)
+            for hour in self.days.pop(key, set()):
+                for start in self.hours.pop((series, hour), {}):
+                    _forget(table, self.table_key(series, start))
+                self.summaries.pop((series, hour), None)
+                self.dirty_hours.discard((series, hour))
             self.dirty_days.discard(key)
             self.emitted.drop(key)
 
-    def flush(self, now: datetime) -> list[dict[str, Any]]:
-        """KpiComputed events of the dirty windows whose values changed."""
+    def flush(self, now: datetime, days: bool = True) -> list[dict[str, Any]]:
+        """KpiComputed events of the dirty windows whose inputs changed: the hours, and with
+        `days` the days (a day's KPIs cost a day's worth of events, so a caller under load
+        fires them less often than the hours)."""
         out: list[dict[str, Any]] = []
+        spike = self.config.spike_threshold_usd_per_mwh
         for series, hour in sorted(self.dirty_hours):
+            points = self.hours.get((series, hour))
+            if not points:
+                continue
             iso = series.split("|", 1)[0]
-            group = (series, local_day(iso, datetime.fromtimestamp(hour, UTC)))
-            out += [e for e in self._hour(series, hour, now) if self.emitted.changed(group, e)]
-        for series, day in sorted(self.dirty_days):
-            group = (series, day)
-            out += [e for e in self._day(series, day, now) if self.emitted.changed(group, e)]
+            summary = HourSummary.of(points, self.calendar.on_peak(iso, hour), spike)
+            self.summaries[(series, hour)] = summary
+            group = (series, self.calendar.day(iso, hour))
+            self.dirty_days.add(group)
+            events = self._hour(series, hour, summary, now)
+            out += [e for e in events if self.emitted.changed(group, e)]
         self.dirty_hours.clear()
-        self.dirty_days.clear()
+        if days:
+            for group in sorted(self.dirty_days):
+                out += [e for e in self._day(*group, now) if self.emitted.changed(group, e)]
+            self.dirty_days.clear()
         return out
 
-    def _hour(self, series: str, hour: int, now: datetime) -> list[dict[str, Any]]:
+    def _hour(self, series: str, hour: int, h: HourSummary, now: datetime) -> list[dict[str, Any]]:
         iso, market, location = series.split("|", 2)
         window = Window.hour(datetime.fromtimestamp(hour, UTC))
-        points = self.days.get((series, local_day(iso, window.start)), {})
-        inside = sorted((s, p) for s, p in points.items() if hour <= s < hour + 3600)
-        if not inside:
-            return []
-        values = [_interval(s, p) for s, p in inside]
-        expected = 60 // values[0].minutes
+        expected = 60 // h.minutes
+        mean = h.total / h.count
         figures: dict[str, float | None] = {
-            "twap_lmp_usd_per_mwh": twap(values),
-            "min_lmp_usd_per_mwh": min(i.lmp for i in values),
-            "max_lmp_usd_per_mwh": max(i.lmp for i in values),
-            "volatility_usd_per_mwh": volatility(values),
-            "completeness": len(values) / expected,
+            "twap_lmp_usd_per_mwh": h.weighted / h.weight,
+            "min_lmp_usd_per_mwh": h.low,
+            "max_lmp_usd_per_mwh": h.high,
+            "volatility_usd_per_mwh": _pstdev(h.sum_sq, mean, h.count),
+            "completeness": h.count / expected,
         }
-        revision = sum(p[4] for _, p in inside)
-        occurred = max(i.end_utc for i in values)
+        occurred = datetime.fromtimestamp(h.occurred, UTC)
         return [
             kpi_event(
                 iso,
@@ -318,9 +433,9 @@ class SeriesKpis:
                 kpi,
                 window,
                 value,
-                received=len(values),
+                received=h.count,
                 expected=expected,
-                revision=revision,
+                revision=h.revision,
                 occurred=occurred,
                 now=now,
                 source=SERIES_SOURCE,
@@ -330,33 +445,49 @@ class SeriesKpis:
 
     def _day(self, series: str, day: date, now: datetime) -> list[dict[str, Any]]:
         iso, market, location = series.split("|", 2)
-        points = self.days.get((series, day), {})
-        if not points:
+        hours = [
+            self.summaries[(series, hour)]
+            for hour in sorted(self.days.get((series, day), ()))
+            if (series, hour) in self.summaries
+        ]
+        if not hours:
             return []
-        latest = {datetime.fromtimestamp(s, UTC): _interval(s, p) for s, p in points.items()}
-        minutes = next(iter(points.values()))[5]
-        k = day_kpis(iso, day, minutes, latest, self.config.spike_threshold_usd_per_mwh)
-        top = k.max_interval_start_utc
+        count = sum(h.count for h in hours)
+        mean = sum(h.total for h in hours) / count
+        on = [h for h in hours if h.on_peak]
+        off = [h for h in hours if not h.on_peak]
+        high = max(hours, key=lambda h: (h.high, -h.high_start))
+        negatives = sum(h.negatives for h in hours)
+        components = sum(h.with_components for h in hours)
+        abs_lmp = sum(h.abs_lmp_with_components for h in hours)
+        losses = sum(h.with_loss for h in hours)
+        latencies = [v for h in hours for v in h.latencies]
+        start, end = self.calendar.bounds(iso, day)
+        expected = int((end - start) // (hours[0].minutes * 60))
         figures: dict[str, float | None] = {
-            "twap_lmp_usd_per_mwh": k.twap,
-            "on_peak_avg_lmp_usd_per_mwh": k.on_peak_avg,
-            "off_peak_avg_lmp_usd_per_mwh": k.off_peak_avg,
-            "min_lmp_usd_per_mwh": k.min_lmp,
-            "max_lmp_usd_per_mwh": k.max_lmp,
-            "max_lmp_interval_start_unix_s": top.timestamp() if top else None,
-            "volatility_usd_per_mwh": k.volatility,
-            "negative_intervals": float(k.negative_intervals),
-            "negative_share": k.negative_share,
-            "spike_intervals": float(k.spike_intervals),
-            "congestion_share": k.congestion_share,
-            "mean_loss_usd_per_mwh": k.mean_loss,
-            "completeness": k.completeness,
-            "latency_p50_s": k.latency_p50_s,
-            "latency_p95_s": k.latency_p95_s,
+            "twap_lmp_usd_per_mwh": _twap(hours),
+            "on_peak_avg_lmp_usd_per_mwh": _twap(on),
+            "off_peak_avg_lmp_usd_per_mwh": _twap(off),
+            "min_lmp_usd_per_mwh": min(h.low for h in hours),
+            "max_lmp_usd_per_mwh": high.high,
+            "max_lmp_interval_start_unix_s": float(high.high_start),
+            "volatility_usd_per_mwh": _pstdev(sum(h.sum_sq for h in hours), mean, count),
+            "negative_intervals": float(negatives),
+            "negative_share": negatives / count,
+            "spike_intervals": float(sum(h.spikes for h in hours)),
+            "congestion_share": (
+                (sum(h.abs_congestion for h in hours) / components) / (abs_lmp / components)
+                if components and abs_lmp
+                else None
+            ),
+            "mean_loss_usd_per_mwh": (sum(h.loss for h in hours) / losses if losses else None),
+            "completeness": count / expected if expected else 0.0,
+            "latency_p50_s": percentile(latencies, 0.5),
+            "latency_p95_s": percentile(latencies, 0.95),
         }
         window = Window.day(iso, day)
-        revision = sum(p[4] for p in points.values())
-        occurred = max(i.end_utc for i in latest.values())
+        revision = sum(h.revision for h in hours)
+        occurred = datetime.fromtimestamp(max(h.occurred for h in hours), UTC)
         return [
             kpi_event(
                 iso,
@@ -365,8 +496,8 @@ class SeriesKpis:
                 kpi,
                 window,
                 value,
-                received=k.intervals_received,
-                expected=k.intervals_expected,
+                received=count,
+                expected=expected,
                 revision=revision,
                 occurred=occurred,
                 now=now,
@@ -376,16 +507,23 @@ class SeriesKpis:
         ]
 
 
-def _interval(start: int, point: Point) -> Interval:
-    lmp, congestion, loss, arrived, _, minutes = point
-    return Interval(
-        datetime.fromtimestamp(start, UTC),
-        minutes,
-        lmp,
-        congestion,
-        loss,
-        datetime.fromtimestamp(arrived, UTC),
-    )
+def _forget(table: MutableMapping[str, Any], key: str) -> None:
+    """Delete without reading first (a batching table may not hold this batch's values yet)."""
+    with contextlib.suppress(KeyError):
+        del table[key]
+
+
+def _twap(hours: Iterable[HourSummary]) -> float | None:
+    weighted = weight = 0.0
+    for h in hours:
+        weighted += h.weighted
+        weight += h.weight
+    return weighted / weight if weight else None
+
+
+def _pstdev(sum_sq: float, mean: float, count: int) -> float:
+    """Population standard deviation from the sum of squares (clamped at 0 against rounding)."""
+    return math.sqrt(max(sum_sq / count - mean * mean, 0.0))
 
 
 # The benchmark stage's input: (kind, kpi, market, location, window start unix s) -> (value, rev)
@@ -458,7 +596,7 @@ class BenchmarkKpis:
             _, end = day_bounds_utc(iso, group[1])
             if end.timestamp() < horizon:
                 for key in self.groups.pop(group):
-                    table.pop(self.table_key(iso, group[1], key), None)
+                    _forget(table, self.table_key(iso, group[1], key))
                 self.dirty.discard(group)
                 self.emitted.drop(group)
 

@@ -104,6 +104,71 @@ def test_day_kpis_of_the_stream_equal_the_pure_maths_on_the_same_intervals() -> 
     assert all(result[k][1] == 12 for k in hours)
 
 
+DAY_FIGURES = {
+    "twap_lmp_usd_per_mwh": "twap",
+    "on_peak_avg_lmp_usd_per_mwh": "on_peak_avg",
+    "off_peak_avg_lmp_usd_per_mwh": "off_peak_avg",
+    "min_lmp_usd_per_mwh": "min_lmp",
+    "max_lmp_usd_per_mwh": "max_lmp",
+    "volatility_usd_per_mwh": "volatility",
+    "negative_intervals": "negative_intervals",
+    "negative_share": "negative_share",
+    "spike_intervals": "spike_intervals",
+    "congestion_share": "congestion_share",
+    "mean_loss_usd_per_mwh": "mean_loss",
+    "completeness": "completeness",
+    "latency_p50_s": "latency_p50_s",
+    "latency_p95_s": "latency_p95_s",
+}
+
+
+@pytest.mark.parametrize(
+    ("iso", "day", "minutes", "edit"),
+    [
+        ("PJM", date(2024, 11, 3), 5, "none"),  # fall-back: 25 hours, 300 intervals
+        ("ERCOT", date(2024, 3, 10), 15, "none"),  # spring-forward: 23 hours, 92 intervals
+        ("PJM", date(2024, 7, 4), 60, "none"),  # Independence Day: all off-peak
+        ("CAISO", date(2024, 6, 12), 5, "missing"),  # a missing interval: completeness < 1
+        ("PJM", date(2024, 3, 5), 60, "revision"),  # HE23 revised to a new maximum
+        ("ERCOT", date(2024, 5, 1), 15, "negative"),  # a run of negative prices and a spike
+    ],
+)
+def test_stream_day_kpis_equal_the_pure_maths(iso: str, day: date, minutes: int, edit: str) -> None:
+    start, end = day_bounds_utc(iso, day)
+    rng = random.Random(f"{iso}{day}")
+    events, t = [], start
+    while t < end:
+        events.append(lmp("X", t, round(rng.uniform(5, 90), 2), minutes=minutes, iso=iso))
+        t += timedelta(minutes=minutes)
+    if edit == "missing":
+        del events[40]
+    elif edit == "revision":
+        events.append({**events[22], "lmp_usd_per_mwh": 400.0, "revision": 2})
+    elif edit == "negative":
+        for e in events[10:14]:
+            e["lmp_usd_per_mwh"] = -25.0
+        events[30]["lmp_usd_per_mwh"] = 2_500.0
+    state, table = SeriesKpis(), {}  # type: ignore[var-annotated]
+    for e in events:
+        state.observe(e, table)
+    got = {k.split("|")[3]: v for k, v in final(state.flush(NOW)).items() if "|DAY|" in k}
+    latest = {
+        e["interval_start_utc"]: Interval(
+            e["interval_start_utc"], minutes, e["lmp_usd_per_mwh"], 1.0, 0.5, e["recorded_at_utc"]
+        )
+        for e in sorted(events, key=lambda e: e["revision"])
+    }
+    expected = day_kpis(iso, day, minutes, latest)
+    for kpi, attribute in DAY_FIGURES.items():
+        want = getattr(expected, attribute)
+        assert got[kpi][0] == (None if want is None else pytest.approx(want)), kpi
+    assert got["twap_lmp_usd_per_mwh"][1:2] == (expected.intervals_received,)
+    assert expected.max_interval_start_utc is not None
+    assert got["max_lmp_interval_start_unix_s"][0] == expected.max_interval_start_utc.timestamp()
+    if edit == "revision":
+        assert expected.max_lmp == 400.0
+
+
 def test_a_revision_updates_its_window_with_a_higher_revision() -> None:
     state, table = SeriesKpis(), {}  # type: ignore[var-annotated]
     events = day_of_prices("51288")[:12]  # the first hour

@@ -9,7 +9,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,19 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(None, description="PostgreSQL URL override.")
     redis_url: str | None = Field(None, description="Redis URL override.")
 
+    # The query API.
+    api_host: str = Field(
+        "127.0.0.1", description="Address the API binds to (loopback unless api_allow_remote)."
+    )
+    api_port: int = Field(28000, description="Port of the query API and dashboard.")
+    api_allow_remote: bool = Field(
+        False, description="Let the API bind beyond loopback (it has no authentication yet)."
+    )
+    api_max_range_days: float = Field(
+        92.0, description="Longest time range one history request serves."
+    )
+    api_heartbeat_s: float = Field(15.0, description="Interval of live-stream heartbeats.")
+
     @field_validator("host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
@@ -106,6 +119,17 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError(f"revision_retention_days must be positive, not {value}")
         return value
+
+    @model_validator(mode="after")
+    def _api_on_loopback(self) -> Settings:
+        host = self.api_host
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        if not loopback and not self.api_allow_remote:
+            raise ValueError(
+                f"api_host {host!r} is not loopback: the API has no authentication yet "
+                "(set OPTIBID_API_ALLOW_REMOTE=true to bind there anyway)"
+            )
+        return self
 
     @property
     def bootstrap_servers(self) -> str:

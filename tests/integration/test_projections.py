@@ -4,7 +4,7 @@ to the dead-letter topic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -130,12 +130,12 @@ def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(
     assert "0 migrations applied" in projector.run("db", "migrate")
 
     projector.start("all", "--batch-events", "500")
+
+    def projected(model: str) -> Callable[[], bool]:
+        return lambda: caught_up(stack_settings, db_schema, model, topics_of(catalog, model))
+
     for model in READ_MODEL_LIST:
-        wait_until(
-            lambda m=model.name: caught_up(stack_settings, db_schema, m, topics_of(catalog, m)),
-            90,
-            f"{model.name} projected",
-        )
+        wait_until(projected(model.name), 90, f"{model.name} projected")
     # the dead-letter projector also reads what the LMP projector dead-lettered
     wait_until(
         lambda: caught_up(

@@ -6,6 +6,7 @@ Nothing builds a Settings object at import time: the CLI builds one and passes i
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     postgres_db: str = Field("optibid", description="PostgreSQL database of the read models.")
     postgres_user: str = Field("optibid", description="PostgreSQL role (trust auth on loopback).")
     redis_port: int = Field(26379, description="Redis port.")
+    db_schema: str = Field(
+        "public", description="PostgreSQL schema of the read models (and Redis key namespace)."
+    )
     ready_timeout_s: float = Field(180.0, description="Deadline for each server to become ready.")
     topic_prefix: str = Field("", description="Prefix of every topic name (isolated environments).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
@@ -130,6 +134,15 @@ class Settings(BaseSettings):
                 "(set OPTIBID_API_ALLOW_REMOTE=true to bind there anyway)"
             )
         return self
+
+    @field_validator("db_schema")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError(
+                f"db_schema {value!r} must be a lower-case SQL identifier (a-z, 0-9, _)"
+            )
+        return value
 
     @property
     def bootstrap_servers(self) -> str:

@@ -86,6 +86,20 @@ RAW_KEY: dict[Dataset, str] = {
 
 MARKET_DATA_PARTITIONS = 6  # raw, core and kpi topics share it so they co-partition by key
 
+# Read models of the projectors; each has a dead-letter topic for events it cannot fold.
+READ_MODELS = (
+    "lmp",
+    "load",
+    "fuel_mix",
+    "as_prices",
+    "locations",
+    "kpis",
+    "gaps",
+    "dead_letters",
+    "connector_runs",
+    "freshness",
+)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -250,6 +264,17 @@ def _build() -> tuple[TopicSpec, ...]:
             retention_ms=7 * DAY_MS,
         ),
     ]
+    topics += [
+        TopicSpec(
+            f"dlq.projections.{model}",
+            "the original record's key",
+            1,
+            "energy.optibid.ingest.RecordDeadLettered",
+            f"Events the {model} projector could not fold: reasons, original bytes.",
+            retention_ms=30 * DAY_MS,
+        )
+        for model in READ_MODELS
+    ]
     return tuple(topics)
 
 
@@ -288,3 +313,7 @@ class TopicCatalog:
 
     def kpi(self, name: str) -> TopicSpec:
         return self._get(f"kpi.{name}")
+
+    def projection_dlq(self, read_model: str) -> TopicSpec:
+        """Dead letters of one read model's projector."""
+        return self._get(f"dlq.projections.{read_model}")

@@ -11,7 +11,7 @@ from schemas.contracts import ContractSet
 
 CATALOG = TopicCatalog()
 LAYERED = re.compile(
-    r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot)|core\.market|ingest|kpi)\.[a-z0-9_]+$"
+    r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot|projections)|core\.market|ingest|kpi)\.[a-z0-9_]+$"
 )
 
 

@@ -1,0 +1,378 @@
+"""The transactional adapter: one batch of folded rows and its offsets, in one transaction.
+
+Per batch and table: COPY the rows into a temporary staging table, upsert them into the table
+by natural key with the revision guard (an older revision never overwrites a newer one), add
+every (key, revision) to the revisions table, and store the consumed offsets, then commit.
+A batch applied twice (after a lost COMMIT acknowledgement) changes nothing the second time.
+Monthly partitions are created ahead, inside the same transaction, for the time range the
+batch touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from projections.errors import ProjectorBusyError
+from projections.folds import Row
+from projections.tables import TableSpec
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass
+class Batch:
+    """Folded rows per table (each list in offset order) and the next offset per partition."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    events: int = 0
+
+    def add(self, table: str, row: Row) -> None:
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = []
+        rows.append(row)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What goes into a staging table: unique rows, and whether each is its key's winner."""
+
+    rows: list[Row]
+    latest: list[bool]
+
+
+def stage(spec: TableSpec, rows: Sequence[Row]) -> Staged:
+    """Reduce a batch's rows of one table to what the upsert can take in one statement.
+
+    Revision tables keep one row per (key, revision) (the first seen; a redelivery is the same
+    event) and flag, per key, the highest revision for the current table. Other tables keep
+    one row per key, chosen by the table's guard exactly as the upsert would choose it over
+    the batch's rows in offset order (ties keep the first).
+    """
+    key_of = itemgetter(*(spec.index(c) for c in spec.key))
+    if spec.revisions:
+        revision_at = spec.index("revision")
+        unique: dict[tuple[Any, Any], int] = {}
+        best: dict[Any, int] = {}
+        kept: list[Row] = []
+        for row in rows:
+            key = key_of(row)
+            revision = row[revision_at]
+            if (key, revision) in unique:
+                continue
+            unique[key, revision] = len(kept)
+            winner = best.get(key)
+            if winner is None or revision > kept[winner][revision_at]:
+                best[key] = len(kept)
+            kept.append(row)
+        latest = [False] * len(kept)
+        for index in best.values():
+            latest[index] = True
+        return Staged(kept, latest)
+    chosen: dict[Any, Row] = {}
+    guard_at = spec.index(spec.guard) if spec.guard else None
+    lower = spec.guard_prefers == "lower"
+    for row in rows:
+        key = key_of(row)
+        held = chosen.get(key)
+        if held is None:
+            chosen[key] = row
+        elif guard_at is not None:
+            new, old = row[guard_at], held[guard_at]
+            if (new < old) if lower else (new > old):
+                chosen[key] = row
+    kept = list(chosen.values())
+    return Staged(kept, [True] * len(kept))
+
+
+def month_starts(earliest: datetime, latest: datetime) -> list[datetime]:
+    """UTC month starts of every month from `earliest`'s to `latest`'s."""
+    month = datetime(earliest.year, earliest.month, 1, tzinfo=UTC)
+    out: list[datetime] = []
+    while month <= latest:
+        out.append(month)
+        month = _next_month(month)
+    return out
+
+
+def _next_month(month: datetime) -> datetime:
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+
+
+class PgWriter:
+    """Writes one read model's batches into `schema`; holds the read model's advisory lock on
+    its connection, so one process at a time projects or rebuilds it.
+
+    `since` (rebuilds from a time) drops rows before it on time-series tables.
+    """
+
+    def __init__(
+        self,
+        schema: str,
+        read_model: str,
+        tables: Sequence[TableSpec],
+        since: datetime | None = None,
+    ) -> None:
+        self.schema = schema
+        self.read_model = read_model
+        self.tables = list(tables)
+        self.since = since
+        self._partitioned: set[str] = set()
+        self._partitions: set[tuple[str, datetime]] = set()
+        self._statements: dict[str, tuple[sql.Composed, sql.Composed, sql.Composed | None]] = {}
+        for spec in self.tables:
+            self._statements[spec.name] = self._sql(spec)
+
+    # --- connection set-up -------------------------------------------------------------
+
+    def attach(self, conn: psycopg.Connection[Any]) -> None:
+        """Prepare a new connection: UTC session, the read model's lock, staging tables."""
+        conn.execute("SET TIME ZONE 'UTC'")
+        locked = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (self.lock_name,)
+        ).fetchone()
+        if not locked or not locked[0]:
+            conn.rollback()
+            raise ProjectorBusyError(
+                f"another process projects or rebuilds read model {self.read_model!r} in schema"
+                f" {self.schema!r}; stop it first"
+            )
+        relkinds = dict(
+            conn.execute(
+                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                (self.schema, [n for s in self.tables for n in self._table_names(s)]),
+            ).fetchall()
+        )
+        missing = [n for s in self.tables for n in self._table_names(s) if n not in relkinds]
+        if missing:
+            conn.rollback()
+            raise ProjectorBusyError(
+                f"schema {self.schema!r} has no table {', '.join(missing)};"
+                " run `optibid db migrate` first"
+            )
+        self._partitioned = {name for name, kind in relkinds.items() if kind == "p"}
+        for spec in self.tables:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}, _latest boolean)"
+                    " ON COMMIT DELETE ROWS"
+                ).format(stage=self._stage(spec), table=self._table(spec.name))
+            )
+        conn.commit()
+
+    @property
+    def lock_name(self) -> str:
+        return f"optibid-projector:{self.schema}:{self.read_model}"
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def stored_offsets(self, conn: psycopg.Connection[Any]) -> dict[TopicPartitionKey, int]:
+        query = sql.SQL(
+            "SELECT topic, partition, next_offset FROM {} WHERE read_model = %s"
+        ).format(self._table("projection_offsets"))
+        rows = conn.execute(query, (self.read_model,)).fetchall()
+        conn.commit()
+        return {(str(t), int(p)): int(o) for t, p, o in rows}
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def write(self, conn: psycopg.Connection[Any], batch: Batch) -> dict[str, int]:
+        """Apply `batch` in one transaction; returns rows upserted (inserted or replaced) per
+        table. Raises psycopg.OperationalError when PostgreSQL goes away (nothing applied)."""
+        written: dict[str, int] = {}
+        created: list[tuple[str, datetime]] = []
+        with conn.transaction(), conn.cursor() as cur:
+            for spec in self.tables:
+                rows = batch.rows.get(spec.name)
+                if rows and self.since is not None and spec.time_column:
+                    at = spec.index(spec.time_column)
+                    since = self.since
+                    rows = [r for r in rows if r[at] >= since]
+                if not rows:
+                    continue
+                staged = stage(spec, rows)
+                created += self._ensure_partitions(cur, spec, staged.rows)
+                written[spec.name] = self._write_table(cur, spec, staged)
+            if batch.offsets:
+                self._store_offsets(cur, batch.offsets)
+        self._partitions.update(created)  # only once committed
+        return written
+
+    def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, staged: Staged) -> int:
+        copy, upsert, revisions = self._statements[spec.name]
+        with cur.copy(copy) as copier:
+            copier.set_types([*spec.types, "bool"])
+            write_row = copier.write_row
+            for row, latest in zip(staged.rows, staged.latest, strict=True):
+                write_row((*row, latest))
+        cur.execute(upsert)
+        count = cur.rowcount
+        if revisions is not None:
+            cur.execute(revisions)
+        return count
+
+    def _store_offsets(
+        self, cur: psycopg.Cursor[Any], offsets: Mapping[TopicPartitionKey, int]
+    ) -> None:
+        topics, partitions, nexts = [], [], []
+        for (topic, partition), next_offset in sorted(offsets.items()):
+            topics.append(topic)
+            partitions.append(partition)
+            nexts.append(next_offset)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} AS o (read_model, topic, partition, next_offset)"
+                " SELECT %s, t, p, n FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS u(t, p, n)"
+                " ON CONFLICT (read_model, topic, partition) DO UPDATE"
+                " SET next_offset = excluded.next_offset, updated_at_utc = now()"
+            ).format(self._table("projection_offsets")),
+            (self.read_model, topics, partitions, nexts),
+        )
+
+    def _ensure_partitions(
+        self, cur: psycopg.Cursor[Any], spec: TableSpec, rows: list[Row]
+    ) -> list[tuple[str, datetime]]:
+        if spec.time_column is None:
+            return []
+        names = [n for n in self._table_names(spec) if n in self._partitioned]
+        if not names:
+            return []
+        at = spec.index(spec.time_column)
+        times = [row[at] for row in rows]
+        created: list[tuple[str, datetime]] = []
+        for month in month_starts(min(times), max(times)):
+            for name in names:
+                if (name, month) in self._partitions:
+                    continue
+                self._create_partition(cur, name, spec.time_column, month)
+                created.append((name, month))
+        return created
+
+    def _create_partition(
+        self, cur: psycopg.Cursor[Any], name: str, time_column: str, month: datetime
+    ) -> None:
+        """Create the month's partition of `name` unless it exists; rows of that month that
+        reached the DEFAULT partition meanwhile move into it."""
+        partition = f"{name}_p{month:%Y%m}"
+        upper = _next_month(month)
+        exists = cur.execute(
+            "SELECT to_regclass(%s)", (f'"{self.schema}"."{partition}"',)
+        ).fetchone()
+        if exists and exists[0] is not None:
+            return
+        default = self._table(f"{name}_default")
+        column = sql.Identifier(time_column)
+        in_month = sql.SQL("{c} >= %s AND {c} < %s").format(c=column)
+        stray = cur.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(default, in_month),
+            (month, upper),
+        ).fetchone()
+        if stray and stray[0]:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE _moved ON COMMIT DROP AS SELECT * FROM {} WHERE {}"
+                ).format(default, in_month),
+                (month, upper),
+            )
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {}").format(default, in_month), (month, upper)
+            )
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {part} PARTITION OF {parent}"
+                " FOR VALUES FROM ({lower}) TO ({upper})"
+            ).format(
+                part=self._table(partition),
+                parent=self._table(name),
+                lower=sql.Literal(month),
+                upper=sql.Literal(upper),
+            )
+        )
+        if stray and stray[0]:
+            cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM _moved").format(self._table(name)))
+            cur.execute("DROP TABLE _moved")
+
+    # --- rebuilds -------------------------------------------------------------------------
+
+    def reset(self, conn: psycopg.Connection[Any], since: datetime | None = None) -> None:
+        """Empty the read model (from `since` on, for time-series tables) and forget its
+        offsets, in one transaction, before a rebuild from the topics."""
+        with conn.transaction():
+            for spec in self.tables:
+                for name in self._table_names(spec):
+                    if since is None:
+                        conn.execute(sql.SQL("TRUNCATE {}").format(self._table(name)))
+                    elif spec.time_column is not None:
+                        conn.execute(
+                            sql.SQL("DELETE FROM {} WHERE {} >= %s").format(
+                                self._table(name), sql.Identifier(spec.time_column)
+                            ),
+                            (since,),
+                        )
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE read_model = %s").format(
+                    self._table("projection_offsets")
+                ),
+                (self.read_model,),
+            )
+
+    # --- SQL ------------------------------------------------------------------------------
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    @staticmethod
+    def _stage(spec: TableSpec) -> sql.Identifier:
+        return sql.Identifier("pg_temp", f"stage_{spec.name}")
+
+    @staticmethod
+    def _table_names(spec: TableSpec) -> Iterable[str]:
+        return (spec.name, spec.revisions_name) if spec.revisions else (spec.name,)
+
+    def _sql(self, spec: TableSpec) -> tuple[sql.Composed, sql.Composed, sql.Composed | None]:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.column_names)
+        stage_table = self._stage(spec)
+        copy = sql.SQL("COPY {stage} ({columns}, _latest) FROM STDIN (FORMAT BINARY)").format(
+            stage=stage_table, columns=columns
+        )
+        key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+        action: sql.Composable
+        if spec.guard is None:
+            action = sql.SQL("DO NOTHING")
+        else:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                for c in spec.column_names
+                if c not in spec.key
+            )
+            compare = sql.SQL(">" if spec.guard_prefers == "higher" else "<")
+            action = sql.SQL("DO UPDATE SET {assignments} WHERE excluded.{g} {cmp} t.{g}").format(
+                assignments=assignments, g=sql.Identifier(spec.guard), cmp=compare
+            )
+        upsert = sql.SQL(
+            "INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM {stage} {where}"
+            " ON CONFLICT ({key}) {action}"
+        ).format(
+            table=self._table(spec.name),
+            columns=columns,
+            stage=stage_table,
+            where=sql.SQL("WHERE _latest") if spec.revisions else sql.SQL(""),
+            key=key,
+            action=action,
+        )
+        revisions = None
+        if spec.revisions:
+            revisions = sql.SQL(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+                " ON CONFLICT DO NOTHING"
+            ).format(table=self._table(spec.revisions_name), columns=columns, stage=stage_table)
+        return copy, upsert, revisions

@@ -1,0 +1,542 @@
+"""The projector: consume a read model's topics, fold each event, write batches with their
+offsets in one PostgreSQL transaction, then update Redis.
+
+- Offsets live in PostgreSQL beside the rows (`projection_offsets`), never in Kafka: on start
+  the projector assigns itself every partition of its topics at the stored offsets (the start
+  for a partition never written), so a crash at any point resumes exactly after the last
+  committed batch. One process projects a read model at a time (an advisory lock).
+- Batches close on size or on time; a batch is written as a whole or not at all.
+- PostgreSQL unavailable: the batch in hand is retried with exponential back-off (capped)
+  and nothing more is consumed meanwhile; once it is written the projector goes on, having
+  lost nothing. Logged and exported as `optibid_projector_postgres_up`.
+- A poison event (undecodable, an unexpected schema, a fold error, or a row the database
+  rejects) goes to `dlq.projections.<read_model>` with its reason and original bytes, before
+  the offset that passes it is committed; the partition goes on.
+- Redis is updated after the commit by a sink that survives Redis being down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import structlog
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from prometheus_client import Counter, Gauge, Histogram
+
+from projections.errors import FoldError, ProjectionError
+from projections.folds import Row, dead_letter
+from projections.models import ReadModel, Source
+from projections.pg import Batch, PgWriter, TopicPartitionKey
+from projections.redis_sink import RedisSink
+from schemas.catalog import TopicCatalog
+from schemas.errors import DeserializationError, RegistryUnavailableError
+from schemas.serde import AvroSerde, Encoder
+
+log = structlog.get_logger(__name__)
+
+EVENTS = Counter("optibid_projector_events_total", "Events consumed", ["read_model"])
+ROWS = Counter(
+    "optibid_projector_rows_upserted_total", "Rows inserted or replaced", ["read_model", "table"]
+)
+DEAD = Counter(
+    "optibid_projector_dead_letters_total", "Events sent to the DLQ", ["read_model", "reason"]
+)
+BATCH_SECONDS = Histogram(
+    "optibid_projector_batch_seconds", "Seconds to write one batch", ["read_model"]
+)
+PG_UP = Gauge("optibid_projector_postgres_up", "Whether PostgreSQL takes writes", ["read_model"])
+PG_RETRIES = Counter(
+    "optibid_projector_postgres_retries_total", "Batch writes retried", ["read_model"]
+)
+LAG = Gauge("optibid_projector_lag_events", "Events behind the topics' ends", ["read_model"])
+DEAD_LETTER_SCHEMA = "energy.optibid.ingest.RecordDeadLettered"
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    bootstrap: str
+    postgres_dsn: str
+    db_schema: str
+    redis_url: str | None
+    batch_max_events: int = 5000
+    batch_max_wait_s: float = 0.5
+    retry_max_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.batch_max_events < 1:
+            raise ValueError(f"batch_max_events must be at least 1, not {self.batch_max_events}")
+        if self.batch_max_wait_s <= 0:
+            raise ValueError(f"batch_max_wait_s must be positive, not {self.batch_max_wait_s}")
+
+
+@dataclass
+class Progress:
+    """Where a run stands: events read, and (for a run to the end) how many are left."""
+
+    events: int = 0
+    rows: int = 0
+    dead_letters: int = 0
+    lag: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.events / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class _Record:
+    """Where a row came from, for dead-lettering it should the database refuse it."""
+
+    table: str
+    row: Row
+    message: Message
+
+
+def _watermarks(
+    consumer: Consumer, partition: TopicPartition, attempts: int = 5
+) -> tuple[int, int]:
+    """(low, high) offsets of a partition, asking again when the broker is slow to answer."""
+    for attempt in range(1, attempts + 1):
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if attempt == attempts:
+                raise ProjectionError(
+                    f"no offsets for {partition.topic}[{partition.partition}] from the broker:"
+                    f" {exc}"
+                ) from exc
+            log.warning("broker slow to give offsets; asking again", error=str(exc))
+    raise AssertionError("unreachable")
+
+
+class StoppedError(Exception):
+    """The projector was asked to stop while waiting for a server."""
+
+
+class Projector:
+    """Projects one read model (see the module doc)."""
+
+    def __init__(
+        self,
+        model: ReadModel,
+        catalog: TopicCatalog,
+        serde: AvroSerde,
+        config: ProjectorConfig,
+        *,
+        since: datetime | None = None,
+        use_redis: bool = True,
+    ) -> None:
+        if since is not None and not model.time_series:
+            raise ProjectionError(
+                f"read model {model.name!r} is not a time series; it is rebuilt whole (no --from)"
+            )
+        self.model = model
+        self.catalog = catalog
+        self.serde = serde
+        self.config = config
+        self.sources: dict[str, Source] = {s.topic.name: s for s in model.sources(catalog)}
+        self.writer = PgWriter(config.db_schema, model.name, model.tables, since=since)
+        self.dlq_topic = catalog.projection_dlq(model.name)
+        self._dlq_encode: Encoder | None = None
+        self._producer = Producer(
+            {"bootstrap.servers": config.bootstrap, "enable.idempotence": True, "log_level": 3}
+        )
+        self._conn: psycopg.Connection[Any] | None = None
+        self.redis: RedisSink | None = None
+        if use_redis and config.redis_url and model.latest is not None:
+            self.redis = RedisSink(
+                config.redis_url,
+                config.db_schema,
+                model.name,
+                model.latest,
+                self._connect,
+                retry_max_s=config.retry_max_s,
+            )
+        self.progress = Progress()
+        self._log = log.bind(read_model=model.name, schema=config.db_schema)
+
+    # --- PostgreSQL ---------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.config.postgres_dsn, connect_timeout=5)
+
+    def _connection(self, stop: threading.Event) -> psycopg.Connection[Any]:
+        """The writer's connection, (re)connecting with back-off while PostgreSQL is away."""
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        delay = 0.1
+        while True:
+            try:
+                conn = self._connect()
+                self.writer.attach(conn)
+                self._conn = conn
+                PG_UP.labels(self.model.name).set(1)
+                return conn
+            except psycopg.OperationalError as exc:
+                PG_UP.labels(self.model.name).set(0)
+                self._log.warning("postgres unavailable; waiting", error=str(exc), retry_s=delay)
+                if stop.wait(delay):
+                    raise StoppedError from exc
+                delay = min(delay * 2, self.config.retry_max_s)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def reset(self, stop: threading.Event, since: datetime | None = None) -> None:
+        """Empty the read model (from `since`) and its offsets, before a rebuild."""
+        self.writer.reset(self._connection(stop), since)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        until_end: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Progress:
+        """Project until `stop` is set or, with `until_end`, until every partition is read up
+        to the end it had when the run began."""
+        self.progress = Progress()
+        try:
+            conn = self._connection(stop)
+        except StoppedError:
+            return self.progress
+        stored = self.writer.stored_offsets(conn)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap,
+                "group.id": f"{self.catalog.prefix}optibid-projector-{self.model.name}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "queued.max.messages.kbytes": 32768,  # what is fetched ahead while PG is away
+                "log_level": 3,
+            }
+        )
+        if self.redis is not None:
+            self.redis.start()
+        try:
+            # the ends first: once partitions are assigned, fetches hold the broker connection
+            positions = self._partitions(consumer, stored)
+            ends = self._ends(consumer, positions) if until_end else {}
+            consumer.assign(
+                [
+                    TopicPartition(
+                        topic, partition, stored.get((topic, partition), OFFSET_BEGINNING)
+                    )
+                    for topic, partition in positions
+                ]
+            )
+            self._log.info(
+                "projecting",
+                topics=sorted(self.sources),
+                resumed_partitions=len(stored),
+                until_end=until_end,
+            )
+            self._loop(consumer, positions, ends, stop, until_end, on_progress)
+        except StoppedError:
+            self._log.info("stopped while waiting; the batch in hand is read again on restart")
+        finally:
+            consumer.close()
+            self._producer.flush(10)
+            if self.redis is not None:
+                self.redis.stop()
+            self._drop_connection()
+        return self.progress
+
+    def _partitions(
+        self, consumer: Consumer, stored: dict[TopicPartitionKey, int]
+    ) -> dict[TopicPartitionKey, int]:
+        """Every partition of the read model's topics, at its stored offset (0 when none)."""
+        positions: dict[TopicPartitionKey, int] = {}
+        for topic in self.sources:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise ProjectionError(
+                    f"topic {topic} does not exist; run `optibid topics create` first"
+                )
+            for partition in metadata.partitions:
+                positions[topic, partition] = stored.get((topic, partition), 0)
+        return positions
+
+    @staticmethod
+    def _ends(
+        consumer: Consumer, positions: dict[TopicPartitionKey, int]
+    ) -> dict[TopicPartitionKey, int]:
+        ends = {}
+        for (topic, partition), position in positions.items():
+            low, high = _watermarks(consumer, TopicPartition(topic, partition))
+            ends[topic, partition] = high
+            positions[topic, partition] = max(position, low)
+        return ends
+
+    def _loop(
+        self,
+        consumer: Consumer,
+        positions: dict[TopicPartitionKey, int],
+        ends: dict[TopicPartitionKey, int],
+        stop: threading.Event,
+        until_end: bool,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        config = self.config
+        batch = Batch()
+        records: list[_Record] = []
+        opened = time.monotonic()
+        last_lag = 0.0
+
+        def done() -> bool:
+            return until_end and all(positions[tp] >= end for tp, end in ends.items())
+
+        while not stop.is_set() and not done():
+            wait = config.batch_max_wait_s - (time.monotonic() - opened) if batch.events else 1.0
+            messages = consumer.consume(
+                min(1000, config.batch_max_events - batch.events), max(wait, 0.0)
+            )
+            for message in messages:
+                if self._take(message, batch, records, stop):
+                    positions[message.topic() or "", message.partition() or 0] = (
+                        message.offset() or 0
+                    ) + 1
+            now = time.monotonic()
+            full = batch.events >= config.batch_max_events
+            due = batch.events and now - opened >= config.batch_max_wait_s
+            if full or due or (batch.events and done()):
+                self._flush(batch, records, stop)
+                self.progress.events += batch.events
+                batch, records = Batch(), []
+            if not batch.events:
+                opened = time.monotonic()
+            if now - last_lag >= 1.0 or done():
+                last_lag = now
+                self.progress.lag = self._lag(consumer, positions, ends)
+                LAG.labels(self.model.name).set(self.progress.lag)
+                if on_progress is not None:
+                    on_progress(self.progress)
+        if batch.events:
+            self._flush(batch, records, stop)
+            self.progress.events += batch.events
+        if on_progress is not None:
+            self.progress.lag = self._lag(consumer, positions, ends)
+            on_progress(self.progress)
+
+    @staticmethod
+    def _lag(
+        consumer: Consumer,
+        positions: dict[TopicPartitionKey, int],
+        ends: dict[TopicPartitionKey, int],
+    ) -> int:
+        lag = 0
+        for (topic, partition), position in positions.items():
+            end = ends.get((topic, partition))
+            if end is None:
+                _, end = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            lag += max(end - position, 0) if end is not None and end >= 0 else 0
+        return lag
+
+    def _take(  # noqa: PLR0911 - one exit per kind of record
+        self, message: Message, batch: Batch, records: list[_Record], stop: threading.Event
+    ) -> bool:
+        """Fold one message into the batch (or dead-letter it); whether it was a record."""
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return False
+            if error.fatal():
+                raise ProjectionError(f"kafka consumer failed: {error}")
+            self._log.warning("kafka consumer error", error=str(error))
+            return False
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            return False
+        batch.offsets[topic, partition] = offset + 1
+        batch.events += 1
+        EVENTS.labels(self.model.name).inc()
+        value = message.value()
+        if value is None:
+            return True  # a tombstone on a compacted topic: nothing to fold
+        source = self.sources[topic]
+        event: dict[str, Any] | None = None
+        try:
+            full_name, event = self._decode(value, stop)
+            if full_name != source.full_name:
+                raise FoldError(
+                    "UNEXPECTED_SCHEMA",
+                    f"{topic} carries {source.full_name}, this record is {full_name}",
+                )
+            row = source.fold(event, topic)
+        except DeserializationError as exc:
+            self._dead_letter(message, None, FoldError("UNDECODABLE", str(exc)), stop)
+            return True
+        except FoldError as exc:
+            self._dead_letter(message, event, exc, stop)
+            return True
+        batch.add(source.table.name, row)
+        records.append(_Record(source.table.name, row, message))
+        return True
+
+    def _decode(self, value: bytes, stop: threading.Event) -> tuple[str, dict[str, Any]]:
+        delay = 0.1
+        while True:
+            try:
+                return self.serde.decode(value)
+            except RegistryUnavailableError as exc:  # an outage, not a poison event
+                self._log.warning("schema registry unavailable; waiting", error=str(exc))
+                if stop.wait(delay):
+                    raise StoppedError from exc
+                delay = min(delay * 2, self.config.retry_max_s)
+
+    def _dead_letter(
+        self,
+        message: Message,
+        event: dict[str, Any] | None,
+        error: FoldError,
+        stop: threading.Event,
+    ) -> None:
+        stamp_type, stamp_ms = message.timestamp()
+        record = dead_letter(
+            read_model=self.model.name,
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            key=message.key(),
+            value=message.value() or b"",
+            timestamp_utc=datetime.fromtimestamp(stamp_ms / 1000, UTC) if stamp_type else None,
+            event=event,
+            error=error,
+            now=datetime.now(UTC),
+        )
+        delay = 0.1
+        while self._dlq_encode is None:
+            try:
+                self._dlq_encode = self.serde.encoder(self.dlq_topic.subject, DEAD_LETTER_SCHEMA)
+            except RegistryUnavailableError as exc:
+                if stop.wait(delay):
+                    raise StoppedError from exc
+                delay = min(delay * 2, self.config.retry_max_s)
+        self._producer.produce(self.dlq_topic.name, self._dlq_encode(record), message.key())
+        self._producer.poll(0)
+        DEAD.labels(self.model.name, error.code).inc()
+        self.progress.dead_letters += 1
+        self._log.warning(
+            "event dead-lettered",
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            reason=error.code,
+            detail=str(error),
+        )
+
+    # --- writing a batch ----------------------------------------------------------------------
+
+    def _flush(self, batch: Batch, records: list[_Record], stop: threading.Event) -> None:
+        """Write `batch` (DLQ records first, so no offset passes a dead letter not on the
+        broker), retrying while PostgreSQL is away; then hand its rows to Redis."""
+        while self._producer.flush(10) > 0:
+            self._log.warning("dead letters not yet delivered; waiting for the broker")
+            if stop.is_set():
+                raise StoppedError
+        began = time.monotonic()
+        written = self._write(batch, records, stop)
+        BATCH_SECONDS.labels(self.model.name).observe(time.monotonic() - began)
+        for table, count in written.items():
+            ROWS.labels(self.model.name, table).inc(count)
+            self.progress.rows += count
+        if self.redis is not None:
+            rows = batch.rows.get(self.redis.latest.table.name)
+            if rows:
+                self.redis.offer(rows)
+
+    def _write(
+        self,
+        batch: Batch,
+        records: list[_Record],
+        stop: threading.Event,
+        *,
+        row_by_row: bool = True,
+    ) -> dict[str, int]:
+        """Write `batch`, waiting out PostgreSQL outages; a batch the database refuses is
+        written again row by row (`row_by_row`), else the refusal is raised."""
+        delay = 0.1
+        outage_began: float | None = None
+        while True:
+            conn = self._connection(stop)
+            try:
+                written = self.writer.write(conn, batch)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._drop_connection()
+                PG_UP.labels(self.model.name).set(0)
+                PG_RETRIES.labels(self.model.name).inc()
+                if outage_began is None:
+                    outage_began = time.monotonic()
+                self._log.warning(
+                    "postgres unavailable; consumption paused, batch kept for retry",
+                    error=str(exc).strip(),
+                    events=batch.events,
+                    retry_s=delay,
+                )
+                if stop.wait(delay):
+                    raise StoppedError from exc
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                conn.rollback()
+                if not row_by_row:
+                    raise
+                self._log.warning(
+                    "database refused the batch; writing it row by row", error=str(exc)
+                )
+                return self._write_one_by_one(batch, records, stop)
+            if outage_began is not None:
+                self._log.info(
+                    "postgres available again; batch written",
+                    paused_s=round(time.monotonic() - outage_began, 1),
+                )
+            return written
+
+    def _write_one_by_one(
+        self, batch: Batch, records: list[_Record], stop: threading.Event
+    ) -> dict[str, int]:
+        """Find the rows the database refuses (dead-lettering each) by writing the batch's
+        rows one per transaction, each with the offset just past it."""
+        written: dict[str, int] = {}
+        for record in records:
+            single = Batch(events=1)
+            single.add(record.table, record.row)
+            topic, partition = record.message.topic() or "", record.message.partition() or 0
+            single.offsets[topic, partition] = (record.message.offset() or 0) + 1
+            try:
+                for table, count in self._write(single, [], stop, row_by_row=False).items():
+                    written[table] = written.get(table, 0) + count
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                refusal = FoldError("REJECTED_BY_DATABASE", str(exc).strip())
+                self._dead_letter(record.message, None, refusal, stop)
+                while self._producer.flush(10) > 0:
+                    if stop.is_set():
+                        raise StoppedError from exc
+        # then every offset of the batch (dead letters and tombstones included)
+        self._write(Batch(offsets=dict(batch.offsets)), [], stop, row_by_row=False)
+        return written

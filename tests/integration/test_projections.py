@@ -1,0 +1,327 @@
+"""Projectors on the real stack: a live day equals its rebuild row for row; a SIGKILL mid-batch,
+a PostgreSQL restart and a Redis outage lose nothing and duplicate nothing; poison events go
+to the dead-letter topic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from optibid import stack
+from optibid.settings import Settings
+from optibid.stack.postgres_server import PostgresServer
+from optibid.stack.redis_server import RedisServer
+from projections.migrate import migrate
+from projections.models import READ_MODEL_LIST, read_model
+from projections.query import history, latest_all, table_checksum
+from projections.tables import TABLES
+from schemas.catalog import TopicCatalog
+from schemas.contracts import ContractSet
+from schemas.registration import register_all
+from schemas.registry import RegistryClient
+from schemas.serde import AvroSerde
+from schemas.topics import ensure_topics
+from tests.integration.kafka_util import read_topic, wait_until
+from tests.integration.projections_util import (
+    DAY_START,
+    Day,
+    ProjectorProcess,
+    caught_up,
+    full_day,
+    lmp_day,
+    lmp_rows,
+    poison_lmp,
+    produce_day,
+    stored_offsets,
+)
+
+READ_TABLES = sorted(
+    {name for spec in TABLES.values() for name in (spec.name, spec.revisions_name) if name}
+    - {f"{s.name}_revisions" for s in TABLES.values() if not s.revisions}
+)
+
+
+@pytest.fixture
+def contracts_ready(
+    stack_settings: Settings, catalog: TopicCatalog, registry: RegistryClient
+) -> TopicCatalog:
+    ensure_topics(stack_settings.bootstrap_servers, catalog)
+    register_all(registry, catalog, ContractSet())
+    return catalog
+
+
+@pytest.fixture
+def migrated(stack_settings: Settings, db_schema: str) -> str:
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        migrate(conn, db_schema)
+    return db_schema
+
+
+@pytest.fixture
+def projector(test_id: str, db_schema: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
+    process = ProjectorProcess(test_id, db_schema, tmp_path)
+    yield process
+    process.stop()
+
+
+def topics_of(catalog: TopicCatalog, model: str) -> list[str]:
+    return [s.topic.name for s in read_model(model).sources(catalog)]
+
+
+def checksums(settings: Settings, schema: str) -> dict[str, tuple[int, str]]:
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        return {table: table_checksum(conn, schema, table) for table in READ_TABLES}
+
+
+def assert_lmp_is(settings: Settings, schema: str, day: Day) -> None:
+    """Exactly one row per natural key, each at its highest revision, and every revision kept."""
+    got = {key: (revision, price) for key, revision, price in lmp_rows(settings, schema)}
+    assert got == day.lmp_latest
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        count = conn.execute(f'SELECT count(*) FROM "{schema}".lmp_revisions').fetchone()
+    assert count == (len(day.lmp_revisions),)
+
+
+def test_migrations_are_idempotent_and_match_the_table_specs(
+    stack_settings: Settings, db_schema: str
+) -> None:
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        assert [m.version for m in migrate(conn, db_schema)] == [1]
+        assert migrate(conn, db_schema) == []
+        for spec in TABLES.values():
+            for name in (spec.name, spec.revisions_name) if spec.revisions else (spec.name,):
+                columns = conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                    (db_schema, name),
+                ).fetchall()
+                assert tuple(c for (c,) in columns) == spec.column_names, name
+        kind = conn.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = 'lmp'",
+            (db_schema,),
+        ).fetchone()
+        timescale = conn.execute(
+            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+    # native monthly range partitions without TimescaleDB (a hypertable is a plain table)
+    assert kind == (("r",) if timescale else ("p",))
+
+
+def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    db_schema: str,
+    projector: ProjectorProcess,
+) -> None:
+    catalog = contracts_ready
+    day = full_day()
+    lmp_topic = catalog.core("lmp")
+    produce_day(
+        stack_settings, serde, catalog, day, {"core.market.lmp": poison_lmp(serde, lmp_topic)}
+    )
+    assert "1 migrations applied" in projector.run("db", "migrate")
+    assert "0 migrations applied" in projector.run("db", "migrate")
+
+    projector.start("all", "--batch-events", "500")
+
+    def projected(model: str) -> Callable[[], bool]:
+        return lambda: caught_up(stack_settings, db_schema, model, topics_of(catalog, model))
+
+    for model in READ_MODEL_LIST:
+        wait_until(projected(model.name), 90, f"{model.name} projected")
+    # the dead-letter projector also reads what the LMP projector dead-lettered
+    wait_until(
+        lambda: caught_up(
+            stack_settings, db_schema, "dead_letters", topics_of(catalog, "dead_letters")
+        ),
+        30,
+        "dead letters projected",
+    )
+    client = redis.Redis.from_url(stack_settings.redis_dsn)
+    last = max(key[3] for key in day.lmp_latest)
+    wait_until(
+        lambda: len(latest_all(client, db_schema, "lmp")) == 6,
+        30,
+        "latest prices in redis",
+    )
+    projector.stop()
+    live = checksums(stack_settings, db_schema)
+
+    assert_lmp_is(stack_settings, db_schema, day)
+    # the two poison records are dead-lettered with their reasons, the partition went on
+    dlq = [v for _, v in read_topic(stack_settings, catalog.projection_dlq("lmp").name, serde)]
+    assert sorted(v["reason_codes"][0] for v in dlq) == ["NON_FINITE_VALUE", "UNDECODABLE"]
+    assert {v["original_topic"] for v in dlq} == {lmp_topic.name}
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        summary = conn.execute(
+            f'SELECT reason_code, records FROM "{db_schema}".dead_letter_summary ORDER BY 1'
+        ).fetchall()
+        freshness = conn.execute(
+            f'SELECT last_run_id, last_day_completeness_share FROM "{db_schema}".freshness'
+        ).fetchall()
+        gaps = conn.execute(f'SELECT missing_intervals FROM "{db_schema}".gaps').fetchall()
+        kpi_revisions = conn.execute(f'SELECT max(revision) FROM "{db_schema}".kpis').fetchone()
+        # "as of": before its correction was recorded, a revised interval had its first price
+        revised = day.revised[0]
+        before = history(
+            conn,
+            db_schema,
+            "lmp",
+            revised[3],
+            revised[3] + timedelta(minutes=5),
+            as_of=day.events["core.market.lmp"][0][1]["recorded_at_utc"],
+            location_id=revised[2],
+        )
+        now = history(
+            conn, db_schema, "lmp", revised[3], revised[3] + timedelta(minutes=5),
+            location_id=revised[2],
+        )  # fmt: skip
+    assert summary == [("NON_FINITE_VALUE", 1), ("PRICE_OUT_OF_BOUNDS", 1), ("UNDECODABLE", 1)]
+    assert freshness == [("run-26", 0.99)]  # the later run wins
+    assert gaps == [(2,)]
+    assert kpi_revisions == (2,)
+    assert [r["revision"] for r in before] == [1]
+    assert [r["revision"] for r in now] == [2]
+    assert now[0]["lmp_usd_per_mwh"] == day.lmp_latest[revised][1]
+    # Redis holds the latest interval of each series, as PostgreSQL does
+    cached = latest_all(client, db_schema, "lmp")
+    assert {v["interval_start_utc"] for v in cached.values()} == {last.isoformat()}
+    for field, value in cached.items():
+        iso, market, location = field.split("|")
+        assert value["lmp_usd_per_mwh"] == day.lmp_latest[(iso, market, location, last)][1]
+    kpis = latest_all(client, db_schema, "PJM|RT_5MIN|51000")
+    assert set(kpis) == {"twap_lmp_usd_per_mwh|HOUR"}
+
+    output = projector.run("replay", "all", timeout_s=150)
+    assert "lmp: " in output
+    assert checksums(stack_settings, db_schema) == live
+    assert all(rows > 0 for rows, _ in live.values()), live
+
+
+def test_rebuild_from_a_time_keeps_earlier_rows_and_equals_the_live_run(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    migrated: str,
+    projector: ProjectorProcess,
+) -> None:
+    day = lmp_day(locations=4, intervals=48)
+    produce_day(stack_settings, serde, contracts_ready, day)
+    projector.run("replay", "lmp")
+    live = checksums(stack_settings, migrated)
+    assert_lmp_is(stack_settings, migrated, day)
+    since = DAY_START + timedelta(hours=2)
+    projector.run("replay", "lmp", "--from", since.isoformat())
+    assert checksums(stack_settings, migrated) == live
+    # a rebuild from a time is for time series only, and says so
+    with pytest.raises(AssertionError, match="not a time series"):
+        projector.run("replay", "freshness", "--from", "2024-11-03")
+
+
+def test_sigkill_mid_batch_then_restart_ends_with_the_same_rows(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    migrated: str,
+    projector: ProjectorProcess,
+) -> None:
+    day = lmp_day(locations=40, intervals=600)  # ~25k events
+    produce_day(stack_settings, serde, contracts_ready, day)
+    topics = topics_of(contracts_ready, "lmp")
+    total = len(day.events["core.market.lmp"])
+
+    projector.start("lmp", "--batch-events", "1000", "--batch-wait-s", "5")
+    wait_until(
+        lambda: sum(stored_offsets(stack_settings, migrated, "lmp").values()) > 0,
+        60,
+        "a first batch committed",
+    )
+    projector.kill()
+    committed = sum(stored_offsets(stack_settings, migrated, "lmp").values())
+    assert 0 < committed < total, "the kill should land mid-stream"
+
+    projector.start("lmp", "--batch-events", "1000")
+    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 90, "lmp projected")
+    projector.stop()
+    assert_lmp_is(stack_settings, migrated, day)
+
+
+def test_postgres_stopped_and_restarted_during_a_projection_loses_nothing(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    migrated: str,
+    projector: ProjectorProcess,
+) -> None:
+    first = lmp_day(locations=10, intervals=60, seed=1)
+    second = lmp_day(locations=10, intervals=60, seed=2, first=60)
+    topics = topics_of(contracts_ready, "lmp")
+    produce_day(stack_settings, serde, contracts_ready, first)
+    projector.start("lmp", "--batch-events", "200")
+    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 60, "first part")
+
+    postgres = PostgresServer(stack_settings)
+    postgres.down()
+    try:
+        produce_day(stack_settings, serde, contracts_ready, second)
+        wait_until(
+            lambda: "postgres unavailable" in projector.logs(), 30, "the projector to notice"
+        )
+        assert projector.alive()
+    finally:
+        postgres.up()
+        stack.up(stack_settings)  # the registry keeps its schemas in PostgreSQL
+    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 90, "second part")
+    projector.stop()
+    assert "postgres available again" in projector.logs()
+    both = Day(
+        lmp_latest={**first.lmp_latest, **second.lmp_latest},
+        lmp_revisions=first.lmp_revisions | second.lmp_revisions,
+    )
+    assert_lmp_is(stack_settings, migrated, both)
+
+
+def test_redis_stopped_during_a_projection_is_caught_up_after_it_returns(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    migrated: str,
+    projector: ProjectorProcess,
+) -> None:
+    first = lmp_day(locations=5, intervals=12, seed=1)
+    second = lmp_day(locations=5, intervals=12, seed=2, first=12)
+    topics = topics_of(contracts_ready, "lmp")
+    client = redis.Redis.from_url(stack_settings.redis_dsn)
+
+    def cached_starts() -> set[str]:
+        return {v["interval_start_utc"] for v in latest_all(client, migrated, "lmp").values()}
+
+    produce_day(stack_settings, serde, contracts_ready, first)
+    projector.start("lmp", "--batch-events", "100")
+    first_last = max(k[3] for k in first.lmp_latest).isoformat()
+    wait_until(lambda: cached_starts() == {first_last}, 60, "first part in redis")
+
+    redis_server = RedisServer(stack_settings)
+    redis_server.down()
+    try:
+        produce_day(stack_settings, serde, contracts_ready, second)
+        wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 60, "postgres")
+        wait_until(lambda: "redis unavailable" in projector.logs(), 30, "the outage noticed")
+    finally:
+        redis_server.up()
+    second_last = max(k[3] for k in second.lmp_latest)
+    wait_until(lambda: cached_starts() == {second_last.isoformat()}, 60, "redis caught up")
+    projector.stop()
+    for field, value in latest_all(client, migrated, "lmp").items():
+        iso, market, location = field.split("|")
+        assert (
+            value["lmp_usd_per_mwh"] == second.lmp_latest[(iso, market, location, second_last)][1]
+        )
+    assert "redis available" in projector.logs()

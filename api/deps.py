@@ -30,7 +30,11 @@ class Dependencies:
             max_size=8,
             open=False,
             timeout=CONNECT_TIMEOUT_S,
-            kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S), "autocommit": True},
+            kwargs={
+                "connect_timeout": int(CONNECT_TIMEOUT_S),
+                "autocommit": True,
+                "options": "-c timezone=UTC",
+            },
             reconnect_timeout=0,  # keep trying forever in the background
         )
         self.redis = redis.Redis.from_url(
@@ -54,6 +58,28 @@ class Dependencies:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise unavailable("PostgreSQL", f"the history store does not answer: {exc}") from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise self.unmigrated(exc) from exc
+
+    def unmigrated(self, exc: BaseException) -> ProblemError:
+        return unavailable(
+            "Read models",
+            f"schema {self.schema!r} lacks a read-model table (run `optibid db migrate`): {exc}",
+        )
+
+    def outage(self, exc: BaseException) -> ProblemError:
+        return unavailable("PostgreSQL", f"the history store does not answer: {exc}")
+
+    def acquire(self) -> psycopg.Connection[Any]:
+        """A connection held beyond one call (a streamed answer); give it back with
+        `release`. PostgreSQL down is a 503 with Retry-After."""
+        try:
+            return self.pool.getconn()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise self.outage(exc) from exc
+
+    def release(self, conn: psycopg.Connection[Any]) -> None:
+        self.pool.putconn(conn)
 
     def redis_call(self, fn: Any, *args: Any) -> Any:
         """A Redis call; Redis down is a 503 with Retry-After."""

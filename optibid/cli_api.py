@@ -1,0 +1,41 @@
+"""CLI command of the query API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from api.app import create_app
+from optibid.settings import Settings
+
+
+def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
+    @app.command("api")
+    def api(
+        port: Annotated[int | None, typer.Option(help="Port (default OPTIBID_API_PORT).")] = None,
+    ) -> None:
+        """Serve the query API and the dashboard (loopback only unless allowed in settings)."""
+        settings = settings_of()
+        application = create_app(
+            settings.postgres_dsn,
+            settings.redis_dsn,
+            settings.db_schema,
+            max_range=timedelta(days=settings.api_max_range_days),
+            heartbeat_s=settings.api_heartbeat_s,
+        )
+        typer.echo(
+            f"OptiBid API on http://{settings.api_host}:{port or settings.api_port}/ "
+            "(dashboard at /dashboard/, OpenAPI at /docs)",
+            err=True,
+        )
+        uvicorn.run(
+            application,
+            host=settings.api_host,
+            port=port or settings.api_port,
+            log_level=settings.log_level,
+            access_log=False,
+        )

@@ -1,0 +1,303 @@
+"""Read helpers for the query API: keyset-paged and streamed history (current or "as of" a
+past time), resampling, the catalog of what the read models cover, and data-quality views.
+All SQL the API needs lives here; it works the same on hypertables and native partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from projections.errors import ProjectionError
+from projections.query import BUCKET_ORIGIN, bucket_sql
+from projections.tables import TABLES, TableSpec
+
+AGGREGATES = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
+STREAM_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of a time-series read model: [start, end), column filters (a list means
+    any of), and optionally the values as they were known at `as_of`."""
+
+    table: str
+    start: datetime
+    end: datetime
+    filters: Mapping[str, Any]
+    as_of: datetime | None = None
+
+    @property
+    def spec(self) -> TableSpec:
+        spec = TABLES.get(self.table)
+        if spec is None or spec.time_column is None:
+            raise ProjectionError(f"{self.table!r} is not a time-series read model")
+        return spec
+
+
+def _conditions(sel: Selection) -> tuple[list[sql.Composable], list[Any]]:
+    spec = sel.spec
+    assert spec.time_column is not None
+    unknown = sorted(set(sel.filters) - set(spec.column_names))
+    if unknown:
+        raise ProjectionError(f"{spec.name} has no column {', '.join(unknown)}")
+    time_column = sql.Identifier(spec.time_column)
+    conditions: list[sql.Composable] = [sql.SQL("{c} >= %s AND {c} < %s").format(c=time_column)]
+    params: list[Any] = [sel.start, sel.end]
+    for column, value in sel.filters.items():
+        if isinstance(value, (list, tuple)):
+            conditions.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+            params.append(list(value))
+        else:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    return conditions, params
+
+
+def _source(sel: Selection, conditions: list[sql.Composable], schema: str) -> sql.Composable:
+    """The current table, or each key's latest revision recorded by `as_of`."""
+    spec = sel.spec
+    where = sql.SQL(" AND ").join(conditions)
+    if sel.as_of is None:
+        return sql.SQL("(SELECT * FROM {t} WHERE {w})").format(
+            t=sql.Identifier(schema, spec.name), w=where
+        )
+    if not spec.revisions:
+        raise ProjectionError(f"{spec.name} keeps no revisions to answer 'as of'")
+    key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+    return sql.SQL(
+        "(SELECT DISTINCT ON ({k}) * FROM {t} WHERE {w} AND recorded_at_utc <= %s"
+        " ORDER BY {k}, revision DESC)"
+    ).format(k=key, t=sql.Identifier(schema, spec.revisions_name), w=where)
+
+
+def _query(
+    sel: Selection, schema: str, columns: Sequence[str], after: Sequence[Any] | None, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    spec = sel.spec
+    missing = [c for c in columns if c not in spec.column_names]
+    if missing:
+        raise ProjectionError(f"{spec.name} has no column {', '.join(missing)}")
+    conditions, params = _conditions(sel)
+    source = _source(sel, conditions, schema)
+    if sel.as_of is not None:
+        params.append(sel.as_of)
+    key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+    outer: list[sql.Composable] = []
+    if after is not None:
+        if len(after) != len(spec.key):
+            raise ProjectionError("a cursor must name every key column")
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(after))
+        outer.append(sql.SQL("({k}) > ({p})").format(k=key, p=placeholders))
+        params.extend(after)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(outer) if outer else sql.SQL("")
+    chosen = sql.SQL(", ").join(sql.Identifier(c) for c in dict.fromkeys([*spec.key, *columns]))
+    query = sql.SQL("SELECT {c} FROM {s} AS r{w} ORDER BY {k}").format(
+        c=chosen, s=source, w=where, k=key
+    )
+    if limit > 0:
+        query = sql.SQL("{} LIMIT %s").format(query)
+        params.append(limit)
+    return query, params
+
+
+def page(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sel: Selection,
+    columns: Sequence[str],
+    after: Sequence[Any] | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], list[Any] | None]:
+    """Up to `limit` rows in key order after the key `after`; and the key to continue after,
+    None when this was the last page."""
+    query, params = _query(sel, schema, columns, after, limit + 1)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query, params).fetchall()
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, [rows[-1][c] for c in sel.spec.key]
+
+
+def stream(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sel: Selection,
+    columns: Sequence[str],
+    after: Sequence[Any] | None = None,
+    limit: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """The rows in key order (after the key `after`, at most `limit` when given) through a
+    server-side cursor: memory stays flat however many there are."""
+    query, params = _query(sel, schema, columns, after, limit)
+    with conn.transaction(), conn.cursor(name="optibid_stream", row_factory=dict_row) as cur:
+        cur.itersize = STREAM_BATCH
+        cur.execute(query, params)
+        yield from cur
+
+
+def resampled(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sel: Selection,
+    value_column: str,
+    width: timedelta | None,
+    aggregate: str,
+    group_by: Sequence[str],
+) -> list[dict[str, Any]]:
+    """`aggregate` of `value_column` per series (`group_by`) and time bucket: fixed `width`
+    aligned on 2000-01-01 UTC, or calendar months (UTC) when `width` is None."""
+    spec = sel.spec
+    assert spec.time_column is not None
+    if value_column not in spec.column_names:
+        raise ProjectionError(f"{spec.name} has no column {value_column}")
+    function = AGGREGATES.get(aggregate)
+    if function is None:
+        raise ProjectionError(f"unknown aggregate {aggregate!r}")
+    conditions, params = _conditions(sel)
+    source = _source(sel, conditions, schema)
+    if sel.as_of is not None:
+        params.append(sel.as_of)
+    if width is None:
+        bucket: sql.Composable = sql.SQL(
+            "date_trunc('month', {c} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        ).format(c=sql.Identifier(spec.time_column))
+        bucket_params: list[Any] = []
+    else:
+        bucket = bucket_sql(conn, spec.time_column)
+        bucket_params = [width, BUCKET_ORIGIN]
+    groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
+    query = sql.SQL(
+        "SELECT {g}, {b} AS bucket_start_utc, {f}({v}) AS {v}, count(*) AS intervals"
+        " FROM {s} AS r GROUP BY {g}, {n} ORDER BY {g}, {n}"
+    ).format(
+        g=groups,
+        n=sql.Literal(len(group_by) + 1),
+        b=bucket,
+        f=sql.SQL(function),
+        v=sql.Identifier(value_column),
+        s=source,
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, [*bucket_params, *params]).fetchall()
+
+
+def coverage(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]:
+    """Per ISO and dataset: the time range and row count each time-series read model holds."""
+    parts = []
+    for name, group in (
+        ("lmp", "market"),
+        ("load", "load_kind"),
+        ("fuel_mix", None),
+        ("as_prices", "market"),
+    ):
+        spec = TABLES[name]
+        assert spec.time_column is not None
+        parts.append(
+            sql.SQL(
+                "SELECT {n} AS dataset, iso, {g} AS series, min({t}) AS start_utc,"
+                " max({t} + make_interval(mins => interval_minutes)) AS end_utc,"
+                " count(*) AS rows FROM {tab} GROUP BY iso, 3"
+            ).format(
+                n=sql.Literal(name),
+                g=sql.Identifier(group) if group else sql.Literal(""),
+                t=sql.Identifier(spec.time_column),
+                tab=sql.Identifier(schema, name),
+            )
+        )
+    query = sql.SQL(" UNION ALL ").join(parts) + sql.SQL(" ORDER BY 2, 1, 3")
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query).fetchall()
+
+
+def locations(
+    conn: psycopg.Connection[Any], schema: str, iso: str | None, location_type: str | None
+) -> list[dict[str, Any]]:
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    if iso:
+        conditions.append(sql.SQL("iso = %s"))
+        params.append(iso)
+    if location_type:
+        conditions.append(sql.SQL("location_type = %s"))
+        params.append(location_type)
+    query = sql.SQL(
+        "SELECT iso, market, location_id, location_name, location_type,"
+        " first_interval_start_utc FROM {t} WHERE {w} ORDER BY iso, location_id, market"
+    ).format(t=sql.Identifier(schema, "locations"), w=sql.SQL(" AND ").join(conditions))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def table_rows(
+    conn: psycopg.Connection[Any], schema: str, table: str, iso: str | None = None
+) -> list[dict[str, Any]]:
+    """Every row of a small read model (freshness), optionally of one ISO, in key order."""
+    spec = TABLES[table]
+    key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+    where = sql.SQL("WHERE iso = %s") if iso else sql.SQL("")
+    query = sql.SQL("SELECT * FROM {t} {w} ORDER BY {k}").format(
+        t=sql.Identifier(schema, table), w=where, k=key
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, [iso] if iso else []).fetchall()
+
+
+def gaps(
+    conn: psycopg.Connection[Any], schema: str, status: str | None, iso: str | None
+) -> list[dict[str, Any]]:
+    """Gaps with their status: closed once a backfill covering them was FILLED (or EMPTY: the
+    ISO has nothing to give), unrecoverable once one gave up, open otherwise."""
+    query = sql.SQL(
+        """
+        WITH outcome AS (
+            SELECT g.gap_id,
+                   bool_or(o.outcome IN ('FILLED', 'EMPTY')) AS closed,
+                   bool_or(o.outcome = 'UNRECOVERABLE') AS given_up,
+                   max(o.reason) FILTER (WHERE o.outcome = 'UNRECOVERABLE') AS reason
+            FROM {gaps} g
+            JOIN {requests} r ON g.gap_id = ANY(r.gap_ids)
+            JOIN {outcomes} o ON o.request_id = r.request_id
+            GROUP BY g.gap_id
+        )
+        SELECT * FROM (
+            SELECT g.gap_id, g.iso, g.dataset, g.series_key, g.missing_start_utc,
+                   g.missing_end_utc, g.interval_minutes, g.missing_intervals,
+                   CASE WHEN o.closed THEN 'closed'
+                        WHEN o.given_up THEN 'unrecoverable'
+                        ELSE 'open' END AS status,
+                   o.reason
+            FROM {gaps} g LEFT JOIN outcome o USING (gap_id)
+        ) s
+        WHERE (%(status)s::text IS NULL OR status = %(status)s)
+          AND (%(iso)s::text IS NULL OR iso = %(iso)s)
+        ORDER BY missing_start_utc, gap_id
+        """
+    ).format(
+        gaps=sql.Identifier(schema, "gaps"),
+        requests=sql.Identifier(schema, "backfill_requests"),
+        outcomes=sql.Identifier(schema, "backfill_outcomes"),
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, {"status": status, "iso": iso}).fetchall()
+
+
+def dead_letter_counts(
+    conn: psycopg.Connection[Any], schema: str, iso: str | None
+) -> list[dict[str, Any]]:
+    """Dead letters by ISO, dataset and reason code."""
+    query = sql.SQL(
+        "SELECT iso, dataset, reason_code, count(*) AS count,"
+        " max(occurred_at_utc) AS latest_utc"
+        " FROM {t}, unnest(reason_codes) AS reason_code"
+        " WHERE (%(iso)s::text IS NULL OR iso = %(iso)s)"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC"
+    ).format(t=sql.Identifier(schema, "dead_letters"))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, {"iso": iso}).fetchall()

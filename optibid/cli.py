@@ -170,12 +170,17 @@ def schemas_pending() -> None:
 
 
 @app.command("demo")
-def demo() -> None:
-    """Bring up the local stack and the event contracts, and prove them with a round trip."""
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop the path after this many seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """The whole path on the local stack: simulated and recorded ISO data through the stream
+    and KPI workers and the projectors to the API and its dashboard."""
     settings = _settings()
     try:
-        run_demo(settings, console)
-    except (stack.StackError, ContractError) as exc:
+        run_demo(settings, console, duration_s=duration)
+    except (stack.StackError, ContractError, RuntimeError) as exc:
         raise _fail(exc) from exc
 
 

@@ -84,7 +84,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             "rocksdb://"
         ),
         web_port: Annotated[int, typer.Option(help="Faust's web port (health, stats).")] = 6067,
-        metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 9467,
+        metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 9468,
         loglevel: Annotated[str, typer.Option()] = "warn",
     ) -> None:
         """Run the KPI workers: per-series hourly and daily KPIs, DA-RT spread, basis and

@@ -1,23 +1,34 @@
-"""The demo: the local stack, the contracts, and every ISO dataset fed into the raw topics from
-the simulator and (where ../shared is present) from recorded ISO responses."""
+"""The demo: the local stack, the contracts, every ISO dataset fed into the raw topics from the
+simulator and (where ../shared is present) from recorded ISO responses; then the whole path as
+processes of their own (stream worker, KPI worker, projectors, API), simulated live feeds on
+each ISO's cadence, and the dashboard's address. It runs until interrupted (or `duration`)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.backfill import backfill_window
+from connectors.live import CADENCE, Poller
 from connectors.replay import replay, replay_files
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
 from optibid import stack
 from optibid.settings import PROJECT_ROOT, Settings
 from optibid.wiring import connector_runtime, prepare_contracts
+from projections.migrate import migrate
 from schemas.catalog import ISO_DATASETS, Dataset, Iso
 
 SHARED_ISO = PROJECT_ROOT.parent / "shared" / "fixtures" / "iso"
@@ -42,7 +53,21 @@ class Fed:
     problems: int
 
 
-def run_demo(settings: Settings, console: Console, locations: int = 10) -> list[Fed]:
+def run_demo(
+    settings: Settings, console: Console, locations: int = 10, duration_s: float | None = None
+) -> list[Fed]:
+    """Feed the raw topics, then run the whole path until interrupted (or `duration_s`)."""
+    fed = feed(settings, console, locations)
+    with Services(settings, console) as services:
+        services.start()
+        services.wait_for_data()
+        services.live(locations)
+        services.report()
+        services.run_until(duration_s)
+    return fed
+
+
+def feed(settings: Settings, console: Console, locations: int = 10) -> list[Fed]:
     began = time.monotonic()
     console.rule("local stack")
     stack.up(settings, lambda n, o, s: console.print(f"  {n:<9} {o:<8} {s:6.1f} s"))
@@ -88,10 +113,135 @@ def run_demo(settings: Settings, console: Console, locations: int = 10) -> list[
     total = sum(f.records for f in fed)
     console.print(
         f"{total} records published to {len({(f.iso, f.dataset) for f in fed})} raw topics in"
-        f" {time.monotonic() - began:.1f} s. The stack keeps running: `optibid stack status`,"
-        " `optibid stack down`."
+        f" {time.monotonic() - began:.1f} s."
     )
     return fed
+
+
+# The path's processes: (name, optibid arguments).
+PROCESSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("worker", ("worker",)),
+    ("kpis", ("kpis",)),
+    ("projectors", ("project", "all")),
+    ("api", ("api",)),
+)
+
+
+@dataclass
+class Services:
+    """The path's processes and the live feeds, started and stopped together."""
+
+    settings: Settings
+    console: Console
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                self.console.print(f"  {name} did not stop in 60 s: killed")
+        for thread in self.threads:
+            thread.join(10)
+        self.console.print(
+            "path stopped; the stack keeps running: `optibid stack status`, `optibid stack down`"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def start(self) -> None:
+        self.console.rule("the path: stream worker, KPI worker, projectors, API")
+        with psycopg.connect(self.settings.postgres_dsn, autocommit=False) as conn:
+            applied = migrate(conn, self.settings.db_schema)
+        self.console.print(f"  read models in schema {self.settings.db_schema}: "
+                           f"{len(applied)} migrations applied")  # fmt: skip
+        logs = self.settings.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name, args in PROCESSES:
+            log = (logs / f"demo-{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "optibid", *args],
+                stdout=log,
+                stderr=log,
+                env={**os.environ},
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
+            )
+            self.console.print(f"  {name:<11} pid {self.procs[name].pid}, log {log.name}")
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                log = self.settings.state_dir / "logs" / f"demo-{name}.log"
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n" + "\n".join(tail))
+
+    def wait_for_data(self, deadline_s: float = 600) -> None:
+        """Until the API serves latest prices (raw -> worker -> projector -> Redis -> API)."""
+        began = time.monotonic()
+        with self.console.status("waiting for prices to reach the API") as status:
+            while time.monotonic() - began < deadline_s:
+                self._check_alive()
+                try:
+                    answer = httpx.get(f"{self.url}/v1/lmp/latest", timeout=5)
+                    series = len(answer.json().get("data", [])) if answer.status_code == 200 else 0
+                except (httpx.HTTPError, ValueError):
+                    series = 0
+                status.update(f"waiting for prices to reach the API ({series} series so far)")
+                if series:
+                    return
+                time.sleep(2)
+        raise RuntimeError(f"no prices reached the API in {deadline_s:.0f} s")
+
+    def live(self, locations: int) -> None:
+        """Simulated live feeds of the real-time datasets, polled on each ISO's cadence."""
+        for iso, datasets in ISO_DATASETS.items():
+            for dataset in datasets:
+                if CADENCE[dataset][0] > timedelta(minutes=15):
+                    continue
+                thread = threading.Thread(
+                    target=self._poll, args=(iso, dataset, locations), daemon=True
+                )
+                thread.start()
+                self.threads.append(thread)
+
+    def _poll(self, iso: Iso, dataset: Dataset, locations: int) -> None:
+        source = SimulatedSource(iso, locations=locations, faults=DEMO_FAULTS)
+        with connector_runtime(self.settings, iso, dataset) as runtime:
+            Poller(runtime, source, initial_lookback=timedelta(hours=1)).run(self.stop)
+
+    def report(self) -> None:
+        table = Table("what", "where")
+        table.add_row("dashboard", f"{self.url}/dashboard/")
+        table.add_row("API (OpenAPI)", f"{self.url}/docs")
+        table.add_row("latest prices", f"{self.url}/v1/lmp/latest")
+        table.add_row("live updates (SSE)", f"{self.url}/v1/live")
+        table.add_row("logs", str(self.settings.state_dir / "logs"))
+        self.console.print(table)
+        self.console.print(
+            f"[bold]Dashboard: {self.url}/dashboard/[/]  (live feeds on each ISO's cadence;"
+            " Ctrl-C stops the path)"
+        )
+
+    def run_until(self, duration_s: float | None) -> None:
+        began = time.monotonic()
+        try:
+            while duration_s is None or time.monotonic() - began < duration_s:
+                self._check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.console.print("interrupted")
 
 
 def _progress(console: Console) -> Progress:
@@ -104,4 +254,4 @@ def _progress(console: Console) -> Progress:
     )
 
 
-__all__ = ["RECORDED", "run_demo"]
+__all__ = ["RECORDED", "Services", "feed", "run_demo"]

@@ -31,7 +31,7 @@ from api.problems import bad_parameter, install
 from projections import reads
 from projections.errors import ProjectionError
 from projections.query import latest_all
-from projections.redis_sink import channel
+from projections.redis_sink import channel, values_key
 from projections.tables import ENVELOPE, TABLES
 from schemas.timeutil import zone
 
@@ -199,6 +199,7 @@ def create_app(
         log.info("api.started", schema=schema)
         yield
         await hub.stop()
+        await deps.aclose()
         deps.close()
 
     app = FastAPI(
@@ -214,20 +215,48 @@ def create_app(
     app.state.api = state
     install(app)
 
-    @app.middleware("http")
-    async def metrics(request: Request, call_next: Any) -> Response:
-        began = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        LATENCY.labels(name).observe(time.perf_counter() - began)
-        REQUESTS.labels(name, str(response.status_code)).inc()
-        return response
-
+    app.add_middleware(RequestMetrics)
     _routes(app, state)
     if STATIC.is_dir():
         app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
     return app
+
+
+class RequestMetrics:
+    """Requests and latency by route template and status, as a plain ASGI middleware (a
+    BaseHTTPMiddleware would cost a task and a queue per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            LATENCY.labels(route).observe(time.perf_counter() - began)
+            REQUESTS.labels(route, str(status)).inc()
+
+
+def _latest_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    start = datetime.fromisoformat(str(row["interval_start_utc"]))
+    end = start + timedelta(minutes=int(row["interval_minutes"]))
+    out = {k: v for k, v in row.items() if k not in ENVELOPE_COLUMNS}
+    out["interval_start_utc"] = jsonable(start)
+    out["age_seconds"] = round((now - end).total_seconds(), 1)
+    return out
 
 
 def _wants_csv(request: Request, query: HistoryQuery) -> bool:
@@ -503,27 +532,28 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
 
     # -- latest (Redis)
     @app.get("/v1/lmp/latest", tags=["latest"], summary="Latest LMP per series, with its age")
-    def lmp_latest(
+    async def lmp_latest(
         iso: str | None = None,
         market: str | None = None,
         location_id: Annotated[list[str] | None, Query()] = None,
     ) -> dict[str, Any]:
         code, mkt = params.iso(iso), params.market(market)
-        values = deps.redis_call(latest_all, deps.redis, deps.schema, "lmp")
         now = datetime.now(UTC)
+        key = values_key(deps.schema, "lmp")
+        if code and mkt and location_id and len(location_id) == 1:
+            # one series: one field of the hash
+            raw = await deps.aredis_call(deps.aredis.hget(key, f"{code}|{mkt}|{location_id[0]}"))
+            rows = [json.loads(raw)] if raw is not None else []
+            return {"data": [_latest_row(r, now) for r in rows], "next_cursor": None}
+        values = await deps.aredis_call(deps.aredis.hgetall(key))
         data = []
         for series in sorted(values):
-            row = values[series]
+            row = json.loads(values[series])
             if (code and row.get("iso") != code) or (mkt and row.get("market") != mkt):
                 continue
             if location_id and row.get("location_id") not in location_id:
                 continue
-            start = datetime.fromisoformat(str(row["interval_start_utc"]))
-            end = start + timedelta(minutes=int(row["interval_minutes"]))
-            out = {k: v for k, v in row.items() if k not in ENVELOPE_COLUMNS}
-            out["interval_start_utc"] = jsonable(start)
-            out["age_seconds"] = round((now - end).total_seconds(), 1)
-            data.append(out)
+            data.append(_latest_row(row, now))
         return {"data": data, "next_cursor": None}
 
     @app.get("/v1/kpis/latest", tags=["latest"], summary="Latest KPIs per location")

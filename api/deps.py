@@ -3,13 +3,14 @@ without waiting, so the API starts (and serves what it can) while a dependency i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import redis
+import redis.asyncio as aioredis
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.problems import ProblemError, unavailable
@@ -42,6 +43,11 @@ class Dependencies:
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=CONNECT_TIMEOUT_S,
         )
+        self.aredis = aioredis.Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=CONNECT_TIMEOUT_S,
+        )
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -49,6 +55,9 @@ class Dependencies:
     def close(self) -> None:
         self.pool.close()
         self.redis.close()
+
+    async def aclose(self) -> None:
+        await self.aredis.aclose()
 
     @contextmanager
     def postgres(self) -> Iterator[psycopg.Connection[Any]]:
@@ -80,6 +89,13 @@ class Dependencies:
 
     def release(self, conn: psycopg.Connection[Any]) -> None:
         self.pool.putconn(conn)
+
+    async def aredis_call(self, call: Awaitable[Any]) -> Any:
+        """An awaited Redis call; Redis down is a 503 with Retry-After."""
+        try:
+            return await call
+        except redis.RedisError as exc:
+            raise unavailable("Redis", f"the latest-value cache does not answer: {exc}") from exc
 
     def redis_call(self, fn: Any, *args: Any) -> Any:
         """A Redis call; Redis down is a 503 with Retry-After."""

@@ -250,6 +250,11 @@ class RequestMetrics:
             REQUESTS.labels(route, str(status)).inc()
 
 
+def _json(body: dict[str, Any]) -> Response:
+    """A JSON answer serialised once (no response model to validate against)."""
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
 def _latest_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     start = datetime.fromisoformat(str(row["interval_start_utc"]))
     end = start + timedelta(minutes=int(row["interval_minutes"]))
@@ -531,12 +536,28 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
         return _history(state, request, "kpis", query, filters)
 
     # -- latest (Redis)
-    @app.get("/v1/lmp/latest", tags=["latest"], summary="Latest LMP per series, with its age")
+    @app.get(
+        "/v1/lmp/latest",
+        tags=["latest"],
+        summary="Latest LMP per series, with its age",
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "data": [{**EXAMPLE_LMP, "age_seconds": 42.0}],
+                            "next_cursor": None,
+                        }
+                    }
+                }
+            }
+        },
+    )
     async def lmp_latest(
         iso: str | None = None,
         market: str | None = None,
         location_id: Annotated[list[str] | None, Query()] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         code, mkt = params.iso(iso), params.market(market)
         now = datetime.now(UTC)
         key = values_key(deps.schema, "lmp")
@@ -544,7 +565,7 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
             # one series: one field of the hash
             raw = await deps.aredis_call(deps.aredis.hget(key, f"{code}|{mkt}|{location_id[0]}"))
             rows = [json.loads(raw)] if raw is not None else []
-            return {"data": [_latest_row(r, now) for r in rows], "next_cursor": None}
+            return _json({"data": [_latest_row(r, now) for r in rows], "next_cursor": None})
         values = await deps.aredis_call(deps.aredis.hgetall(key))
         data = []
         for series in sorted(values):
@@ -554,7 +575,7 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
             if location_id and row.get("location_id") not in location_id:
                 continue
             data.append(_latest_row(row, now))
-        return {"data": data, "next_cursor": None}
+        return _json({"data": data, "next_cursor": None})
 
     @app.get("/v1/kpis/latest", tags=["latest"], summary="Latest KPIs per location")
     def kpis_latest(

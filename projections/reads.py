@@ -18,7 +18,6 @@ from projections.query import BUCKET_ORIGIN, bucket_sql
 from projections.tables import TABLES, TableSpec
 
 AGGREGATES = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
-STREAM_BATCH = 5_000
 
 
 @dataclass(frozen=True)
@@ -133,13 +132,13 @@ def stream(
     after: Sequence[Any] | None = None,
     limit: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """The rows in key order (after the key `after`, at most `limit` when given) through a
-    server-side cursor: memory stays flat however many there are."""
+    """The rows in key order (after the key `after`, at most `limit` when given), streamed:
+    memory stays flat however many there are."""
     query, params = _query(sel, schema, columns, after, limit)
-    with conn.transaction(), conn.cursor(name="optibid_stream", row_factory=dict_row) as cur:
-        cur.itersize = STREAM_BATCH
-        cur.execute(query, params)
-        yield from cur
+    with conn.cursor(row_factory=dict_row) as cur:
+        # rows as the server sends them (libpq single-row mode): one round trip, no
+        # server-side cursor, and only the rows in flight held in memory
+        yield from cur.stream(query, params)
 
 
 def resampled(

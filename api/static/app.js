@@ -349,7 +349,7 @@ async function loadChart() {
   ui.chartCaption.textContent = caption;
   $("#chart").setAttribute("aria-label", `LMP chart, ${caption}`);
   $("#chart-figure").setAttribute("aria-busy", "true");
-  chart.setMessage("Loading\u2026");
+  chart.setLoading("Loading\u2026");
   const params = { iso, location_id: locationId, start: isoParam(start), end: isoParam(end) };
   const results = await Promise.allSettled(
     markets.map((market) => getAll("v1/lmp", { ...params, market }, { signal: request.signal })),
@@ -521,6 +521,11 @@ function onLmp(row) {
 
 function onKpi(row) {
   markUpdated();
+  if (ui.kpiScope.value === "chosen") {
+    const chosen = state.chosen;
+    const id = String(row.location_id);
+    if (!chosen || row.iso !== chosen.iso || (id !== chosen.locationId && id !== "*")) return;
+  }
   kpis.upsert(row);
 }
 

@@ -80,7 +80,9 @@ export class PriceChart {
     this.message = "Choose a location.";
     this.scale = null;
     this.drawnWidth = 0;
-    this.pending = false;
+    this.drawQueued = false;
+    /** Points pushed while data loads, for the series to come; null when not loading. */
+    this.arrived = null;
     root.addEventListener("pointermove", (event) => this.hover(event));
     root.addEventListener("pointerdown", (event) => this.hover(event));
     root.addEventListener("pointerleave", () => this.hideHover());
@@ -100,24 +102,37 @@ export class PriceChart {
     this.end = end;
     this.iso = iso;
     this.message = "";
+    const arrived = this.arrived ?? [];
+    this.arrived = null;
+    for (const [seriesId, point] of arrived) this.upsertPoint(seriesId, point);
     this.requestDraw();
   }
 
-  /** Show a message instead of a chart ("Choose a location", "Loading"...). */
+  /** Show a message instead of a chart ("Choose a location"...). */
   setMessage(message) {
     this.series = [];
     this.message = message;
+    this.arrived = null;
     this.requestDraw();
+  }
+
+  /** Show a message while data loads; points pushed meanwhile are added to the data to come. */
+  setLoading(message) {
+    this.setMessage(message);
+    this.arrived = [];
   }
 
   /**
    * Add or replace (a revision) one point of a series, moving the window on when the point is
    * past its end so that it keeps its length.
-   * @returns {boolean} whether the series exists
+   * @returns {boolean} whether the series is shown (else the point waits for it while loading)
    */
   upsertPoint(seriesId, point) {
     const series = this.series.find((s) => s.id === seriesId);
-    if (!series) return false;
+    if (!series) {
+      this.arrived?.push([seriesId, point]);
+      return false;
+    }
     const { points } = series;
     const i = lastAtOrBefore(points, point.t);
     if (i >= 0 && points[i].t === point.t) points[i] = point;
@@ -137,10 +152,10 @@ export class PriceChart {
 
   /** Draw on the next frame; a burst of updates costs one drawing. */
   requestDraw() {
-    if (this.pending) return;
-    this.pending = true;
+    if (this.drawQueued) return;
+    this.drawQueued = true;
     requestAnimationFrame(() => {
-      this.pending = false;
+      this.drawQueued = false;
       this.draw();
     });
   }

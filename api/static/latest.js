@@ -296,6 +296,7 @@ export class LatestTable {
     for (const body of this.table.querySelectorAll("tbody[data-iso]")) {
       const rows = body.querySelectorAll("tr[data-series]");
       const shown = [...rows].filter((tr) => !tr.hidden).length;
+      body.hidden = rows.length > 0 && shown === 0;
       const count = body.querySelector(".count");
       if (!count) continue;
       count.textContent = shown === rows.length ? `${rows.length} series` : `${shown} of ${rows.length} series`;

@@ -85,7 +85,13 @@ export class PriceChart {
     this.arrived = null;
     root.addEventListener("pointermove", (event) => this.hover(event));
     root.addEventListener("pointerdown", (event) => this.hover(event));
-    root.addEventListener("pointerleave", () => this.hideHover());
+    // A finger lifts as soon as it taps: a touch tooltip stays until a tap elsewhere.
+    root.addEventListener("pointerleave", (event) => {
+      if (event.pointerType !== "touch") this.hideHover();
+    });
+    document.addEventListener("pointerdown", (event) => {
+      if (!root.contains(/** @type {Node} */ (event.target))) this.hideHover();
+    });
     // Redraw at the new width (text keeps its size, unlike a scaled drawing).
     new ResizeObserver(() => {
       if (Math.round(this.root.clientWidth) !== this.drawnWidth) this.requestDraw();

@@ -108,6 +108,17 @@ EXAMPLE_LMP = {
 }
 
 
+LATEST_PARAMETERS = [
+    {"name": "iso", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "PJM, CAISO or ERCOT", "example": "PJM"},
+    {"name": "market", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "DA_HOURLY, RT_5MIN, RT_15MIN or RT_HOURLY", "example": "RT_5MIN"},
+    {"name": "location_id", "in": "query", "required": False,
+     "schema": {"type": "array", "items": {"type": "string"}}, "style": "form",
+     "explode": True, "description": "Repeatable.", "example": ["51288"]},
+]  # fmt: skip
+
+
 def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -411,6 +422,52 @@ def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes read best together
     deps = state.deps
 
+    # -- latest (Redis): first, as the most requested route is matched first
+    @app.get(
+        "/v1/lmp/latest",
+        tags=["latest"],
+        summary="Latest LMP per series, with its age",
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "data": [{**EXAMPLE_LMP, "age_seconds": 42.0}],
+                            "next_cursor": None,
+                        }
+                    }
+                }
+            }
+        },
+        openapi_extra={"parameters": LATEST_PARAMETERS},
+    )
+    async def lmp_latest(request: Request) -> Response:
+        # the hottest route: query parameters read directly (documented in openapi_extra),
+        # which spares the per-request dependency solving
+        query = request.query_params
+        unknown = set(query) - {"iso", "market", "location_id"}
+        if unknown:
+            raise bad_parameter(sorted(unknown)[0], "not a parameter of this route")
+        code, mkt = params.iso(query.get("iso")), params.market(query.get("market"))
+        location_id = query.getlist("location_id")
+        now = datetime.now(UTC)
+        key = values_key(deps.schema, "lmp")
+        if code and mkt and location_id and len(location_id) == 1:
+            # one series: one field of the hash
+            raw = await deps.aredis_call(deps.aredis.hget(key, f"{code}|{mkt}|{location_id[0]}"))
+            rows = [json.loads(raw)] if raw is not None else []
+            return _json({"data": [_latest_row(r, now) for r in rows], "next_cursor": None})
+        values = await deps.aredis_call(deps.aredis.hgetall(key))
+        data = []
+        for series in sorted(values):
+            row = json.loads(values[series])
+            if (code and row.get("iso") != code) or (mkt and row.get("market") != mkt):
+                continue
+            if location_id and row.get("location_id") not in location_id:
+                continue
+            data.append(_latest_row(row, now))
+        return _json({"data": data, "next_cursor": None})
+
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
@@ -534,48 +591,6 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
             "window_kind": window_kind,
         }
         return _history(state, request, "kpis", query, filters)
-
-    # -- latest (Redis)
-    @app.get(
-        "/v1/lmp/latest",
-        tags=["latest"],
-        summary="Latest LMP per series, with its age",
-        responses={
-            200: {
-                "content": {
-                    "application/json": {
-                        "example": {
-                            "data": [{**EXAMPLE_LMP, "age_seconds": 42.0}],
-                            "next_cursor": None,
-                        }
-                    }
-                }
-            }
-        },
-    )
-    async def lmp_latest(
-        iso: str | None = None,
-        market: str | None = None,
-        location_id: Annotated[list[str] | None, Query()] = None,
-    ) -> Response:
-        code, mkt = params.iso(iso), params.market(market)
-        now = datetime.now(UTC)
-        key = values_key(deps.schema, "lmp")
-        if code and mkt and location_id and len(location_id) == 1:
-            # one series: one field of the hash
-            raw = await deps.aredis_call(deps.aredis.hget(key, f"{code}|{mkt}|{location_id[0]}"))
-            rows = [json.loads(raw)] if raw is not None else []
-            return _json({"data": [_latest_row(r, now) for r in rows], "next_cursor": None})
-        values = await deps.aredis_call(deps.aredis.hgetall(key))
-        data = []
-        for series in sorted(values):
-            row = json.loads(values[series])
-            if (code and row.get("iso") != code) or (mkt and row.get("market") != mkt):
-                continue
-            if location_id and row.get("location_id") not in location_id:
-                continue
-            data.append(_latest_row(row, now))
-        return _json({"data": data, "next_cursor": None})
 
     @app.get("/v1/kpis/latest", tags=["latest"], summary="Latest KPIs per location")
     def kpis_latest(

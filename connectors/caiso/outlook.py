@@ -53,8 +53,22 @@ def wall_instants(day: date, minute: int) -> tuple[datetime, ...]:
     """Every UTC instant the Pacific wall time `minute` after midnight of `day` names: none in
     the spring-forward gap, two in the repeated hour of fall back, else one."""
     wall = datetime.combine(day, time()) + timedelta(minutes=minute)
+    offset = _steady_offset(day)
+    if offset is not None:
+        return ((wall - offset).replace(tzinfo=UTC),)
     candidates = {wall.replace(tzinfo=_TZ, fold=fold).astimezone(UTC) for fold in (0, 1)}
     return tuple(sorted(c for c in candidates if c.astimezone(_TZ).replace(tzinfo=None) == wall))
+
+
+@lru_cache(maxsize=4096)
+def _steady_offset(day: date) -> timedelta | None:
+    """Pacific time's UTC offset all through `day` (midnight to the next midnight), or None on a
+    day the clocks change. US clocks change at most once a day, so a day that ends on the offset
+    it starts with keeps it throughout."""
+    start = datetime.combine(day, time(), tzinfo=_TZ)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=_TZ)
+    offset = start.utcoffset()
+    return offset if offset == end.utcoffset() else None
 
 
 @lru_cache(maxsize=4096)

@@ -3,17 +3,18 @@ vintages, the GHG component, "no data", and recognising the format from the cont
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from connectors.caiso.feeds import area_type, location_type
 from connectors.caiso.oasis import pacific_stamp, published_in_name
+from connectors.caiso.outlook import wall_instants
 from connectors.caiso.parse import PARSERS
 from connectors.errors import NoDataError, ParseError
 from connectors.records import FuelMixRecord, LmpRecord, LoadRecord, Record
 from schemas.catalog import Dataset
-from schemas.timeutil import to_micros
+from schemas.timeutil import to_micros, zone
 from tests.unit.connectors.cases_caiso import (
     AS_RTM_HEADER,
     FUELS,
@@ -465,3 +466,16 @@ def test_the_lmp_parser_reads_the_xml_result_format_too() -> None:
         assert record.interval_start_utc == utc("2024-07-03T16:55:00")
         assert (record.lmp_usd_per_mwh, record.loss_usd_per_mwh) == (21.5, 0.5)
         assert record.revision == to_micros(utc("2024-07-03T17:10:02"))
+
+
+def test_wall_instants_reads_every_day_as_both_folds_do() -> None:
+    """The steady-offset shortcut gives what trying both folds gives, on DST days and others."""
+    pacific = zone("CAISO")
+    day = date(2023, 12, 25)
+    while day < date(2025, 1, 5):
+        for minute in range(0, 24 * 60 + 1, 5):
+            wall = datetime.combine(day, time()) + timedelta(minutes=minute)
+            both = {wall.replace(tzinfo=pacific, fold=fold).astimezone(UTC) for fold in (0, 1)}
+            real = sorted(t for t in both if t.astimezone(pacific).replace(tzinfo=None) == wall)
+            assert wall_instants(day, minute) == tuple(real), (day, minute)
+        day += timedelta(days=1)

@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.routing import Route
 
 from api import params
 from api.deps import Dependencies
@@ -387,17 +388,23 @@ def _json_page(
     dataset: Dataset,
 ) -> Iterator[bytes]:
     """`{"data": [...], "next_cursor": ...}` written row by row."""
-    yield b'{"data":['
+    # chunks of ~64 KiB: each chunk of a sync body crosses a thread, so not one per row
+    chunk = [b'{"data":[']
+    size = 0
     last: dict[str, Any] | None = None
     more = False
     for count, row in enumerate(_released(rows, state.deps, conn)):
         if limit and count == limit:
             more = True
             break
-        if count:
-            yield b","
-        yield json.dumps(record(row, query.timezone, dataset.time_column)).encode()
+        encoded = json.dumps(record(row, query.timezone, dataset.time_column)).encode()
+        chunk.append(b"," + encoded if count else encoded)
+        size += len(encoded)
         last = row
+        if size >= 65_536:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    yield b"".join(chunk)
     cursor = None
     if more and last is not None:
         cursor = params.encode_cursor([jsonable(last[c]) for c in key], binding)
@@ -407,12 +414,12 @@ def _json_page(
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer: Any = None
-    for n, row in enumerate(rows):
+    for row in rows:
         if writer is None:
             writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
             writer.writeheader()
         writer.writerow(row)
-        if n % 1_000 == 999:
+        if buffer.tell() >= 65_536:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -467,6 +474,10 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
                 continue
             data.append(_latest_row(row, now))
         return _json({"data": data, "next_cursor": None})
+
+    # The same endpoint as a plain Starlette route, matched before FastAPI's: it skips the
+    # per-request dependency machinery (the decorated route above documents it in OpenAPI).
+    app.router.routes.insert(0, Route("/v1/lmp/latest", lmp_latest, methods=["GET"]))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -22,6 +22,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from optibid import stack
 from optibid.settings import Settings
@@ -437,3 +441,47 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
     tested = re.search(r"Tested: (\d+)", result.stdout)
     assert tested is not None
     assert int(tested.group(1)) >= 14  # every operation but the live stream and /metrics
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOT = PROJECT / "docs" / "dashboard.png"
+
+
+def test_dashboard_in_headless_chromium_shows_prices_and_updates_live(
+    served: Served, tmp_path: Path
+) -> None:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Chromium and its driver are not installed (apt-get install chromium "
+                    "chromium-driver; CI installs them)")  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1280,900"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    series = f"PJM|RT_5MIN|{LOCATION}"
+    cell = f'#latest-table tr[data-series="{series}"] .lmp'
+    newest = max(k for k in served.day.lmp_latest if k[2] == LOCATION)
+    shown = f"{served.day.lmp_latest[newest][1]:.2f}"
+    try:
+        driver.get(f"{served.url}/dashboard/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, cell).text == shown)
+        wait.until(lambda d: d.find_element(By.ID, "live-status").text.strip() == "live")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#latest-table tr[data-series]")
+        assert len(rows) >= len({k[2] for k in served.day.lmp_latest})
+        # a new price, published on the topics, reaches the page over the live stream
+        later = max(k[3] for k in served.day.lmp_latest) + timedelta(minutes=30)
+        event = lmp_event(random.Random(9), LOCATION, later, 1, 91.25)
+        produce_day(served.settings, served.serde, served.catalog, _day_of(event))
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, cell).text == "91.25")
+        driver.save_screenshot(str(tmp_path / "dashboard.png"))
+        if os.environ.get("OPTIBID_UPDATE_SCREENSHOT") == "1":
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            driver.save_screenshot(str(SCREENSHOT))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+        logs: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+        errors = [e for e in logs if e["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()

@@ -22,13 +22,12 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.routing import Route
 
 from api import params
 from api.deps import Dependencies
 from api.live import LiveHub
 from api.live import stream as live_stream
-from api.problems import bad_parameter, install
+from api.problems import ProblemError, bad_parameter, install, respond
 from projections import reads
 from projections.errors import ProjectionError
 from projections.query import latest_all
@@ -227,11 +226,43 @@ def create_app(
     app.state.api = state
     install(app)
 
-    app.add_middleware(RequestMetrics)
     _routes(app, state)
     if STATIC.is_dir():
         app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
     return app
+
+
+def serve(app: FastAPI) -> Any:
+    """The ASGI application to run: request metrics around the hot paths around FastAPI."""
+    return RequestMetrics(HotPath(app, app.state.hot_paths))
+
+
+class HotPath:
+    """Serves the most requested GET routes straight from their endpoint functions, ahead of
+    FastAPI's middleware and routing (the latest price is read at a high rate by pollers);
+    problems still answer as problem+json. Everything else goes to FastAPI."""
+
+    def __init__(self, app: FastAPI, endpoints: dict[str, Any]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        endpoint = self.endpoints.get(scope.get("path")) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        scope["hot_path"] = scope["path"]
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except ProblemError as problem:
+            response = respond(problem, request)
+        except Exception:
+            log.exception("api.unhandled", path=scope["path"])
+            response = respond(
+                ProblemError(500, "Internal error", "the server failed; see its log"), request
+            )
+        await response(scope, receive, send)
 
 
 class RequestMetrics:
@@ -257,7 +288,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = scope.get("hot_path") or getattr(scope.get("route"), "path", "unmatched")
             LATENCY.labels(route).observe(time.perf_counter() - began)
             REQUESTS.labels(route, str(status)).inc()
 
@@ -475,9 +506,9 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
             data.append(_latest_row(row, now))
         return _json({"data": data, "next_cursor": None})
 
-    # The same endpoint as a plain Starlette route, matched before FastAPI's: it skips the
-    # per-request dependency machinery (the decorated route above documents it in OpenAPI).
-    app.router.routes.insert(0, Route("/v1/lmp/latest", lmp_latest, methods=["GET"]))
+    # The same endpoint without FastAPI's per-request machinery (see `HotPath`); the decorated
+    # route above documents it in OpenAPI and serves it when the app runs unwrapped.
+    app.state.hot_paths = {"/v1/lmp/latest": lmp_latest}
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, serve
 from optibid.settings import Settings
 
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             err=True,
         )
         uvicorn.run(
-            application,
+            serve(application),
             host=settings.api_host,
             port=port or settings.api_port,
             log_level=settings.log_level,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
@@ -46,7 +47,35 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float 
             if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
                 continue  # created concurrently by another process: the same end state
             raise ContractError(f"creating topic {name} on {bootstrap} failed: {exc}") from exc
+    _await_leaders(admin, bootstrap, [t.topic for t in missing], timeout_s)
     return sorted(created)
+
+
+def _await_leaders(admin: AdminClient, bootstrap: str, names: list[str], timeout_s: float) -> None:
+    """Until every partition of the new topics has a leader: a created topic is not usable
+    before (producers and offset queries get NOT_LEADER_FOR_PARTITION), and under load the
+    controller can take a while to elect them."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    while pending:
+        try:
+            metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        except KafkaException as exc:
+            raise ContractError(f"cannot list topics on {bootstrap}: {exc}") from exc
+        for name in list(pending):
+            topic = metadata.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                continue
+            if all(p.leader >= 0 and p.error is None for p in topic.partitions.values()):
+                pending.discard(name)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ContractError(
+                f"topics without a partition leader on {bootstrap} after {timeout_s:.0f} s: "
+                + ", ".join(sorted(pending)[:5])
+            )
+        time.sleep(0.1)
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30) -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from optibid.settings import Settings
 from schemas.serde import AvroSerde
@@ -51,15 +51,30 @@ def read_topic(
     return out
 
 
-def count_records(settings: Settings, topic: str) -> int:
+TRANSIENT = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART"}
+
+
+def count_records(settings: Settings, topic: str, attempts: int = 5) -> int:
+    """Records on `topic` (end minus start offsets), retrying a broker's retriable answers
+    (a partition whose leader is moving, under load)."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "counter"})
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = 0
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            total += high - low
-        return total
+        for attempt in range(attempts):
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                total = 0
+                for partition in partitions:
+                    tp = TopicPartition(topic, partition)
+                    low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    total += high - low
+                return total
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = error is not None and (error.retriable() or error.name() in TRANSIENT)
+                if not retriable or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
     finally:
         consumer.close()
 

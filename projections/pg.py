@@ -6,6 +6,15 @@ every (key, revision) to the revisions table, and store the consumed offsets, th
 A batch applied twice (after a lost COMMIT acknowledgement) changes nothing the second time.
 Monthly partitions are created ahead, inside the same transaction, for the time range the
 batch touches.
+
+Most batches only bring keys the table has never seen (new intervals; every batch of a
+rebuild without corrections). One probe of the staged keys against the table says so, and
+then the very bytes already sent to staging are COPYed into the table and into its revisions
+table: COPY inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by
+row, and with no stored key there is nothing for the guard to decide. Only one process writes
+a read model (the advisory lock), so nothing can store one of those keys between the probe
+and the COPY; should a COPY still meet a stored key, it is undone to its savepoint and the
+batch takes the upsert like any batch that touches stored keys.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from projections.errors import ProjectorBusyError
 from projections.folds import Row
@@ -39,6 +49,28 @@ class Batch:
         if rows is None:
             rows = self.rows[table] = []
         rows.append(row)
+
+
+class _KeptWriter(LibpqWriter):
+    """Sends COPY data to the server and keeps it, to COPY the same bytes elsewhere."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        super().__init__(cursor)
+        self.chunks: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.chunks.append(bytes(data))
+        super().write(data)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    stage: sql.Composed  # COPY into the staging table
+    copy: sql.Composed  # COPY into the table
+    copy_revisions: sql.Composed | None  # COPY into the revisions table
+    stored: sql.Composed  # whether any staged key is in the table
+    upsert: sql.Composed
+    revisions: sql.Composed | None
 
 
 @dataclass(frozen=True)
@@ -127,7 +159,7 @@ class PgWriter:
         self.since = since
         self._partitioned: set[str] = set()
         self._partitions: set[tuple[str, datetime]] = set()
-        self._statements: dict[str, tuple[sql.Composed, sql.Composed, sql.Composed | None]] = {}
+        self._statements: dict[str, _Statements] = {}
         for spec in self.tables:
             self._statements[spec.name] = self._sql(spec)
 
@@ -160,11 +192,13 @@ class PgWriter:
                 " run `optibid db migrate` first"
             )
         self._partitioned = {name for name, kind in relkinds.items() if kind == "p"}
+        # staging stays in the backend's memory for batches of tens of thousands of rows; the
+        # setting only takes before the session's first temporary table
+        conn.execute("SET temp_buffers = '64MB'")
         for spec in self.tables:
             conn.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}, _latest boolean)"
-                    " ON COMMIT DELETE ROWS"
+                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS"
                 ).format(stage=self._stage(spec), table=self._table(spec.name))
             )
         conn.commit()
@@ -208,17 +242,40 @@ class PgWriter:
         return written
 
     def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, staged: Staged) -> int:
-        copy, upsert, revisions = self._statements[spec.name]
-        with cur.copy(copy) as copier:
-            copier.set_types([*spec.types, "bool"])
+        statements = self._statements[spec.name]
+        kept = _KeptWriter(cur)
+        with cur.copy(statements.stage, writer=kept) as copier:
+            copier.set_types(list(spec.types))
             write_row = copier.write_row
-            for row, latest in zip(staged.rows, staged.latest, strict=True):
-                write_row((*row, latest))
-        cur.execute(upsert)
+            for row in staged.rows:
+                write_row(row)
+        # one row per key (a batch with two revisions of a key takes the upsert) and no key
+        # stored yet: the staged bytes go straight into the tables
+        if all(staged.latest) and not self._stored(cur, statements):
+            try:
+                with cur.connection.transaction():
+                    self._copy(cur, statements.copy, kept.chunks)
+                    if statements.copy_revisions is not None:
+                        self._copy(cur, statements.copy_revisions, kept.chunks)
+                return len(staged.rows)
+            except psycopg.errors.UniqueViolation:
+                pass  # undone to the savepoint; the upsert decides
+        cur.execute(statements.upsert)
         count = cur.rowcount
-        if revisions is not None:
-            cur.execute(revisions)
+        if statements.revisions is not None:
+            cur.execute(statements.revisions)
         return count
+
+    @staticmethod
+    def _stored(cur: psycopg.Cursor[Any], statements: _Statements) -> bool:
+        found = cur.execute(statements.stored).fetchone()
+        return bool(found and found[0])
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor[Any], statement: sql.Composed, chunks: list[bytes]) -> None:
+        with cur.copy(statement) as copier:
+            for chunk in chunks:
+                copier.write(chunk)
 
     def _store_offsets(
         self, cur: psycopg.Cursor[Any], offsets: Mapping[TopicPartitionKey, int]
@@ -338,12 +395,16 @@ class PgWriter:
     def _table_names(spec: TableSpec) -> Iterable[str]:
         return (spec.name, spec.revisions_name) if spec.revisions else (spec.name,)
 
-    def _sql(self, spec: TableSpec) -> tuple[sql.Composed, sql.Composed, sql.Composed | None]:
+    def _sql(self, spec: TableSpec) -> _Statements:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.column_names)
         stage_table = self._stage(spec)
-        copy = sql.SQL("COPY {stage} ({columns}, _latest) FROM STDIN (FORMAT BINARY)").format(
-            stage=stage_table, columns=columns
-        )
+        table = self._table(spec.name)
+
+        def copy_into(target: sql.Identifier) -> sql.Composed:
+            return sql.SQL("COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)").format(
+                target=target, columns=columns
+            )
+
         key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
         action: sql.Composable
         if spec.guard is None:
@@ -358,21 +419,45 @@ class PgWriter:
             action = sql.SQL("DO UPDATE SET {assignments} WHERE excluded.{g} {cmp} t.{g}").format(
                 assignments=assignments, g=sql.Identifier(spec.guard), cmp=compare
             )
+        # staged rows are unique per (key, revision): the highest revision of a key is its
+        # winner, the one `stage` flags
+        latest = sql.SQL("DISTINCT ON ({key}) ").format(key=key) if spec.revisions else sql.SQL("")
+        order = (
+            sql.SQL(" ORDER BY {key}, revision DESC").format(key=key)
+            if spec.revisions
+            else sql.SQL("")
+        )
         upsert = sql.SQL(
-            "INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM {stage} {where}"
+            "INSERT INTO {table} AS t ({columns}) SELECT {latest}{columns} FROM {stage}{order}"
             " ON CONFLICT ({key}) {action}"
         ).format(
-            table=self._table(spec.name),
+            table=table,
             columns=columns,
+            latest=latest,
             stage=stage_table,
-            where=sql.SQL("WHERE _latest") if spec.revisions else sql.SQL(""),
+            order=order,
             key=key,
             action=action,
         )
-        revisions = None
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in spec.key
+        )
+        stored = sql.SQL(
+            "SELECT EXISTS (SELECT FROM {stage} s WHERE EXISTS (SELECT FROM {table} t WHERE {m}))"
+        ).format(stage=stage_table, table=table, m=matches)
+        revisions = copy_revisions = None
         if spec.revisions:
+            revisions_table = self._table(spec.revisions_name)
             revisions = sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
                 " ON CONFLICT DO NOTHING"
-            ).format(table=self._table(spec.revisions_name), columns=columns, stage=stage_table)
-        return copy, upsert, revisions
+            ).format(table=revisions_table, columns=columns, stage=stage_table)
+            copy_revisions = copy_into(revisions_table)
+        return _Statements(
+            stage=copy_into(stage_table),
+            copy=copy_into(table),
+            copy_revisions=copy_revisions,
+            stored=stored,
+            upsert=upsert,
+            revisions=revisions,
+        )

@@ -415,11 +415,9 @@ class Projector:
             messages = consumer.consume(
                 min(1000, config.batch_max_events - batch.events), max(wait, 0.0)
             )
+            take = self._take
             for message in messages:
-                if self._take(message, batch, records, stop):
-                    positions[message.topic() or "", message.partition() or 0] = (
-                        message.offset() or 0
-                    ) + 1
+                take(message, batch, records, positions, stop)
             now = time.monotonic()
             full = batch.events >= config.batch_max_events
             due = batch.events and now - opened >= config.batch_max_wait_s
@@ -456,31 +454,37 @@ class Projector:
         return lag
 
     def _take(  # noqa: PLR0911 - one exit per kind of record
-        self, message: Message, batch: Batch, records: list[_Record], stop: threading.Event
-    ) -> bool:
-        """Fold one message into the batch (or dead-letter it); whether it was a record."""
+        self,
+        message: Message,
+        batch: Batch,
+        records: list[_Record],
+        positions: dict[TopicPartitionKey, int],
+        stop: threading.Event,
+    ) -> None:
+        """Fold one message into the batch (or dead-letter it) and move its partition's
+        position past it; a Kafka error or end-of-partition notice is no record."""
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                return False
+                return
             if error.fatal():
                 raise ProjectionError(f"kafka consumer failed: {error}")
             self._log.warning("kafka consumer error", error=str(error))
-            return False
+            return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
-            return False
-        batch.offsets[topic, partition] = offset + 1
+            return
+        batch.offsets[topic, partition] = positions[topic, partition] = offset + 1
         batch.events += 1
         value = message.value()
         if value is None:
-            return True  # a tombstone on a compacted topic: nothing to fold
+            return  # a tombstone on a compacted topic: nothing to fold
         source = self.sources[topic]
         fast = self._read_fast(source, value)
         if fast is not None:
             batch.add(source.table.name, fast)
             records.append((source.table.name, fast, message))
-            return True
+            return
         event: dict[str, Any] | None = None
         try:
             full_name, event = self._decode(value, stop)
@@ -492,15 +496,14 @@ class Projector:
             row = source.fold(event, topic)
         except DeserializationError as exc:
             self._dead_letter(message, None, FoldError("UNDECODABLE", str(exc)), stop)
-            return True
+            return
         except FoldError as exc:
             self._dead_letter(message, event, exc, stop)
-            return True
+            return
         batch.add(source.table.name, row)
         records.append((source.table.name, row, message))
         if source.fits is not None:
             self._learn(source, value)
-        return True
 
     def _read_fast(self, source: Source, value: bytes) -> Row | None:
         """The row of `value` by the specialised reader, when it applies and the source's gate

@@ -8,13 +8,15 @@ Monthly partitions are created ahead, inside the same transaction, for the time 
 batch touches.
 
 Most batches only bring keys the table has never seen (new intervals; every batch of a
-rebuild without corrections). One probe of the staged keys against the table says so, and
-then the very bytes already sent to staging are COPYed into the table and into its revisions
+rebuild without corrections). Those are COPYed straight into the table and its revisions
 table: COPY inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by
-row, and with no stored key there is nothing for the guard to decide. Only one process writes
-a read model (the advisory lock), so nothing can store one of those keys between the probe
-and the COPY; should a COPY still meet a stored key, it is undone to its savepoint and the
-batch takes the upsert like any batch that touches stored keys.
+row, and with no stored key there is nothing for the guard to decide. A COPY that meets a
+stored key fails on the primary key and is undone to its savepoint, so the guard is never
+bypassed; the batch then takes the staging table and the upsert. After such a miss the next
+batches are staged first and probed for stored keys (one indexed look-up per key), so a
+stream of corrections costs one wasted COPY per clean-to-corrected turn, not one per batch;
+a clean probe sends the very bytes already staged into the tables. Only one process writes a
+read model (the advisory lock), so nothing stores a key between a probe and its COPY.
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ class PgWriter:
         self._partitioned: set[str] = set()
         self._partitions: set[tuple[str, datetime]] = set()
         self._statements: dict[str, _Statements] = {}
+        # per table: whether to COPY a batch straight in, the last one having had no stored key
+        self._direct: dict[str, bool] = {}
         for spec in self.tables:
             self._statements[spec.name] = self._sql(spec)
 
@@ -245,20 +249,26 @@ class PgWriter:
 
     def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, staged: Staged) -> int:
         statements = self._statements[spec.name]
-        kept = _KeptWriter(cur)
-        with cur.copy(statements.stage, writer=kept) as copier:
-            copier.set_types(list(spec.types))
-            write_row = copier.write_row
-            for row in staged.rows:
-                write_row(row)
-        # one row per key (a batch with two revisions of a key takes the upsert) and no key
-        # stored yet: the staged bytes go straight into the tables
-        if all(staged.latest) and not self._stored(cur, statements):
+        # one row per key (a batch with two revisions of a key takes the upsert)
+        single = all(staged.latest)
+        if single and self._direct.get(spec.name, True):
             try:
                 with cur.connection.transaction():
-                    self._copy(cur, statements.copy, kept.chunks)
+                    kept = self._copy_rows(cur, statements.copy, spec, staged.rows)
                     if statements.copy_revisions is not None:
-                        self._copy(cur, statements.copy_revisions, kept.chunks)
+                        self._copy(cur, statements.copy_revisions, kept)
+                return len(staged.rows)
+            except psycopg.errors.UniqueViolation:
+                self._direct[spec.name] = False  # undone to the savepoint; stage and probe
+                single = False  # a stored key: the upsert decides
+        kept = self._copy_rows(cur, statements.stage, spec, staged.rows)
+        if single and not self._stored(cur, statements):
+            try:
+                with cur.connection.transaction():
+                    self._copy(cur, statements.copy, kept)
+                    if statements.copy_revisions is not None:
+                        self._copy(cur, statements.copy_revisions, kept)
+                self._direct[spec.name] = True
                 return len(staged.rows)
             except psycopg.errors.UniqueViolation:
                 pass  # undone to the savepoint; the upsert decides
@@ -267,6 +277,19 @@ class PgWriter:
         if statements.revisions is not None:
             cur.execute(statements.revisions)
         return count
+
+    @staticmethod
+    def _copy_rows(
+        cur: psycopg.Cursor[Any], statement: sql.Composed, spec: TableSpec, rows: list[Row]
+    ) -> list[bytes]:
+        """COPY `rows` in binary; the bytes sent, to COPY them elsewhere unchanged."""
+        kept = _KeptWriter(cur)
+        with cur.copy(statement, writer=kept) as copier:
+            copier.set_types(list(spec.types))
+            write_row = copier.write_row
+            for row in rows:
+                write_row(row)
+        return kept.chunks
 
     @staticmethod
     def _stored(cur: psycopg.Cursor[Any], statements: _Statements) -> bool:

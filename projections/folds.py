@@ -120,6 +120,43 @@ def fold_lmp(event: Event, topic: str) -> Row:
     return _lmp_row(event)
 
 
+_ISO, _MARKET, _LOCATION, _START, _MINUTES, _PRICE, _ENERGY, _CONGESTION, _LOSS, _REVISION = (
+    LMP.index(c)
+    for c in (
+        "iso",
+        "market",
+        "location_id",
+        "interval_start_utc",
+        "interval_minutes",
+        "lmp_usd_per_mwh",
+        "energy_usd_per_mwh",
+        "congestion_usd_per_mwh",
+        "loss_usd_per_mwh",
+        "revision",
+    )
+)
+
+
+def lmp_row_fits(row: Row) -> bool:
+    """Whether `fold_lmp` would accept the event `row` was read from, unchanged; for a row read
+    straight from the contract's bytes (`projections.rowdecode`), whose value types the schema
+    already guarantees. False sends the event down the full decode and fold, which names the
+    fault: this is only the fast path's gate, never the judge."""
+    energy, congestion, loss = row[_ENERGY], row[_CONGESTION], row[_LOSS]
+    return bool(
+        row[_ISO] in ISOS
+        and row[_MARKET] in MARKETS
+        and row[_LOCATION]
+        and HORIZON_START <= row[_START] < HORIZON_END
+        and row[_MINUTES] in INTERVAL_MINUTES
+        and math.isfinite(row[_PRICE])
+        and (energy is None or math.isfinite(energy))
+        and (congestion is None or math.isfinite(congestion))
+        and (loss is None or math.isfinite(loss))
+        and row[_REVISION] >= 0
+    )
+
+
 _load_row = _getter(LOAD)
 
 

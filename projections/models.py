@@ -22,6 +22,7 @@ from projections.folds import (
     fold_lmp,
     fold_load,
     fold_location,
+    lmp_row_fits,
 )
 from projections.tables import (
     AS_PRICES,
@@ -49,6 +50,9 @@ class Source:
     full_name: str
     table: TableSpec
     fold: Fold
+    # a fast gate for rows read straight from the contract's bytes (see projections.rowdecode):
+    # True only where `fold` would accept the event and return that very row
+    fits: Callable[[Row], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,12 @@ def _freshness_order(row: Row) -> tuple[int, ...]:
 
 
 def _one(
-    topic: Callable[[TopicCatalog], TopicSpec], table: TableSpec, fold: Fold
+    topic: Callable[[TopicCatalog], TopicSpec],
+    table: TableSpec,
+    fold: Fold,
+    fits: Callable[[Row], bool] | None = None,
 ) -> Callable[[TopicCatalog], list[Source]]:
-    return lambda catalog: [Source(topic(catalog), topic(catalog).value_schema, table, fold)]
+    return lambda catalog: [Source(topic(catalog), topic(catalog).value_schema, table, fold, fits)]
 
 
 def _kpi_sources(catalog: TopicCatalog) -> list[Source]:
@@ -152,7 +159,7 @@ READ_MODEL_LIST = (
     ReadModel(
         "lmp",
         (LMP,),
-        _one(lambda c: c.core("lmp"), LMP, fold_lmp),
+        _one(lambda c: c.core("lmp"), LMP, fold_lmp, lmp_row_fits),
         Latest(
             LMP,
             _constant("lmp"),

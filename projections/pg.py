@@ -6,6 +6,17 @@ every (key, revision) to the revisions table, and store the consumed offsets, th
 A batch applied twice (after a lost COMMIT acknowledgement) changes nothing the second time.
 Monthly partitions are created ahead, inside the same transaction, for the time range the
 batch touches.
+
+Most batches only bring keys the table has never seen (new intervals; every batch of a
+rebuild without corrections). Those are COPYed straight into the table and its revisions
+table: COPY inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by
+row, and with no stored key there is nothing for the guard to decide. A COPY that meets a
+stored key fails on the primary key and is undone to its savepoint, so the guard is never
+bypassed; the batch then takes the staging table and the upsert. After such a miss the next
+batches are staged first and probed for stored keys (one indexed look-up per key), so a
+stream of corrections costs one wasted COPY per clean-to-corrected turn, not one per batch;
+a clean probe sends the very bytes already staged into the tables. Only one process writes a
+read model (the advisory lock), so nothing stores a key between a probe and its COPY.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from projections.errors import ProjectorBusyError
 from projections.folds import Row
@@ -41,6 +53,28 @@ class Batch:
         rows.append(row)
 
 
+class _KeptWriter(LibpqWriter):
+    """Sends COPY data to the server and keeps it, to COPY the same bytes elsewhere."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        super().__init__(cursor)
+        self.chunks: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.chunks.append(bytes(data))
+        super().write(data)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    stage: sql.Composed  # COPY into the staging table
+    copy: sql.Composed  # COPY into the table
+    copy_revisions: sql.Composed | None  # COPY into the revisions table
+    stored: sql.Composed  # whether any staged key is in the table
+    upsert: sql.Composed
+    revisions: sql.Composed | None
+
+
 @dataclass(frozen=True)
 class Staged:
     """What goes into a staging table: unique rows, and whether each is its key's winner."""
@@ -58,6 +92,8 @@ def stage(spec: TableSpec, rows: Sequence[Row]) -> Staged:
     the batch's rows in offset order (ties keep the first).
     """
     key_of = itemgetter(*(spec.index(c) for c in spec.key))
+    if len(set(map(key_of, rows))) == len(rows):  # the common case, found without a loop
+        return Staged(list(rows), [True] * len(rows))
     if spec.revisions:
         revision_at = spec.index("revision")
         unique: dict[tuple[Any, Any], int] = {}
@@ -127,7 +163,9 @@ class PgWriter:
         self.since = since
         self._partitioned: set[str] = set()
         self._partitions: set[tuple[str, datetime]] = set()
-        self._statements: dict[str, tuple[sql.Composed, sql.Composed, sql.Composed | None]] = {}
+        self._statements: dict[str, _Statements] = {}
+        # per table: whether to COPY a batch straight in, the last one having had no stored key
+        self._direct: dict[str, bool] = {}
         for spec in self.tables:
             self._statements[spec.name] = self._sql(spec)
 
@@ -160,11 +198,13 @@ class PgWriter:
                 " run `optibid db migrate` first"
             )
         self._partitioned = {name for name, kind in relkinds.items() if kind == "p"}
+        # staging stays in the backend's memory for batches of tens of thousands of rows; the
+        # setting only takes before the session's first temporary table
+        conn.execute("SET temp_buffers = '64MB'")
         for spec in self.tables:
             conn.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}, _latest boolean)"
-                    " ON COMMIT DELETE ROWS"
+                    "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS"
                 ).format(stage=self._stage(spec), table=self._table(spec.name))
             )
         conn.commit()
@@ -208,17 +248,59 @@ class PgWriter:
         return written
 
     def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, staged: Staged) -> int:
-        copy, upsert, revisions = self._statements[spec.name]
-        with cur.copy(copy) as copier:
-            copier.set_types([*spec.types, "bool"])
-            write_row = copier.write_row
-            for row, latest in zip(staged.rows, staged.latest, strict=True):
-                write_row((*row, latest))
-        cur.execute(upsert)
+        statements = self._statements[spec.name]
+        # one row per key (a batch with two revisions of a key takes the upsert)
+        single = all(staged.latest)
+        if single and self._direct.get(spec.name, True):
+            try:
+                with cur.connection.transaction():
+                    kept = self._copy_rows(cur, statements.copy, spec, staged.rows)
+                    if statements.copy_revisions is not None:
+                        self._copy(cur, statements.copy_revisions, kept)
+                return len(staged.rows)
+            except psycopg.errors.UniqueViolation:
+                self._direct[spec.name] = False  # undone to the savepoint; stage and probe
+                single = False  # a stored key: the upsert decides
+        kept = self._copy_rows(cur, statements.stage, spec, staged.rows)
+        if single and not self._stored(cur, statements):
+            try:
+                with cur.connection.transaction():
+                    self._copy(cur, statements.copy, kept)
+                    if statements.copy_revisions is not None:
+                        self._copy(cur, statements.copy_revisions, kept)
+                self._direct[spec.name] = True
+                return len(staged.rows)
+            except psycopg.errors.UniqueViolation:
+                pass  # undone to the savepoint; the upsert decides
+        cur.execute(statements.upsert)
         count = cur.rowcount
-        if revisions is not None:
-            cur.execute(revisions)
+        if statements.revisions is not None:
+            cur.execute(statements.revisions)
         return count
+
+    @staticmethod
+    def _copy_rows(
+        cur: psycopg.Cursor[Any], statement: sql.Composed, spec: TableSpec, rows: list[Row]
+    ) -> list[bytes]:
+        """COPY `rows` in binary; the bytes sent, to COPY them elsewhere unchanged."""
+        kept = _KeptWriter(cur)
+        with cur.copy(statement, writer=kept) as copier:
+            copier.set_types(list(spec.types))
+            write_row = copier.write_row
+            for row in rows:
+                write_row(row)
+        return kept.chunks
+
+    @staticmethod
+    def _stored(cur: psycopg.Cursor[Any], statements: _Statements) -> bool:
+        found = cur.execute(statements.stored).fetchone()
+        return bool(found and found[0])
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor[Any], statement: sql.Composed, chunks: list[bytes]) -> None:
+        with cur.copy(statement) as copier:
+            for chunk in chunks:
+                copier.write(chunk)
 
     def _store_offsets(
         self, cur: psycopg.Cursor[Any], offsets: Mapping[TopicPartitionKey, int]
@@ -338,12 +420,16 @@ class PgWriter:
     def _table_names(spec: TableSpec) -> Iterable[str]:
         return (spec.name, spec.revisions_name) if spec.revisions else (spec.name,)
 
-    def _sql(self, spec: TableSpec) -> tuple[sql.Composed, sql.Composed, sql.Composed | None]:
+    def _sql(self, spec: TableSpec) -> _Statements:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.column_names)
         stage_table = self._stage(spec)
-        copy = sql.SQL("COPY {stage} ({columns}, _latest) FROM STDIN (FORMAT BINARY)").format(
-            stage=stage_table, columns=columns
-        )
+        table = self._table(spec.name)
+
+        def copy_into(target: sql.Identifier) -> sql.Composed:
+            return sql.SQL("COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)").format(
+                target=target, columns=columns
+            )
+
         key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
         action: sql.Composable
         if spec.guard is None:
@@ -358,21 +444,45 @@ class PgWriter:
             action = sql.SQL("DO UPDATE SET {assignments} WHERE excluded.{g} {cmp} t.{g}").format(
                 assignments=assignments, g=sql.Identifier(spec.guard), cmp=compare
             )
+        # staged rows are unique per (key, revision): the highest revision of a key is its
+        # winner, the one `stage` flags
+        latest = sql.SQL("DISTINCT ON ({key}) ").format(key=key) if spec.revisions else sql.SQL("")
+        order = (
+            sql.SQL(" ORDER BY {key}, revision DESC").format(key=key)
+            if spec.revisions
+            else sql.SQL("")
+        )
         upsert = sql.SQL(
-            "INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM {stage} {where}"
+            "INSERT INTO {table} AS t ({columns}) SELECT {latest}{columns} FROM {stage}{order}"
             " ON CONFLICT ({key}) {action}"
         ).format(
-            table=self._table(spec.name),
+            table=table,
             columns=columns,
+            latest=latest,
             stage=stage_table,
-            where=sql.SQL("WHERE _latest") if spec.revisions else sql.SQL(""),
+            order=order,
             key=key,
             action=action,
         )
-        revisions = None
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in spec.key
+        )
+        stored = sql.SQL(
+            "SELECT EXISTS (SELECT FROM {stage} s WHERE EXISTS (SELECT FROM {table} t WHERE {m}))"
+        ).format(stage=stage_table, table=table, m=matches)
+        revisions = copy_revisions = None
         if spec.revisions:
+            revisions_table = self._table(spec.revisions_name)
             revisions = sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
                 " ON CONFLICT DO NOTHING"
-            ).format(table=self._table(spec.revisions_name), columns=columns, stage=stage_table)
-        return copy, upsert, revisions
+            ).format(table=revisions_table, columns=columns, stage=stage_table)
+            copy_revisions = copy_into(revisions_table)
+        return _Statements(
+            stage=copy_into(stage_table),
+            copy=copy_into(table),
+            copy_revisions=copy_revisions,
+            stored=stored,
+            upsert=upsert,
+            revisions=revisions,
+        )

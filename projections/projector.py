@@ -5,10 +5,18 @@ offsets in one PostgreSQL transaction, then update Redis.
   the projector assigns itself every partition of its topics at the stored offsets (the start
   for a partition never written), so a crash at any point resumes exactly after the last
   committed batch. One process projects a read model at a time (an advisory lock).
-- Batches close on size or on time; a batch is written as a whole or not at all.
+- Batches close on size or on time; a batch is written as a whole or not at all, in order, by a
+  writer thread of its own while the consuming thread reads, decodes and folds the next one
+  (PostgreSQL works while Python decodes: the driver releases the GIL while it waits). At most
+  one closed batch waits for the writer, so memory stays bounded.
 - PostgreSQL unavailable: the batch in hand is retried with exponential back-off (capped)
-  and nothing more is consumed meanwhile; once it is written the projector goes on, having
-  lost nothing. Logged and exported as `optibid_projector_postgres_up`.
+  and nothing more is consumed meanwhile (beyond the one batch read ahead); once it is written
+  the projector goes on, having lost nothing. Logged and exported as
+  `optibid_projector_postgres_up`.
+- Values written with exactly the contract's schema are read by a reader specialised for it
+  straight into rows (`projections.rowdecode`), gated by the source's `fits`; anything else
+  (another schema, a value that does not read cleanly, an event the gate does not pass) takes
+  the generic decode and the fold, which decide and name the fault.
 - A poison event (undecodable, an unexpected schema, a fold error, or a row the database
   rejects) goes to `dlq.projections.<read_model>` with its reason and original bytes, before
   the offset that passes it is committed; the partition goes on.
@@ -18,6 +26,7 @@ offsets in one PostgreSQL transaction, then update Redis.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -43,9 +52,10 @@ from projections.folds import Row, dead_letter
 from projections.models import ReadModel, Source
 from projections.pg import Batch, PgWriter, TopicPartitionKey
 from projections.redis_sink import RedisSink
+from projections.rowdecode import ROW_DECODE_ERRORS, RowDecoder, row_decoder
 from schemas.catalog import TopicCatalog
 from schemas.errors import DeserializationError, RegistryUnavailableError
-from schemas.serde import AvroSerde, Encoder
+from schemas.serde import AvroSerde, Encoder, schema_id_of
 
 log = structlog.get_logger(__name__)
 
@@ -100,13 +110,78 @@ class Progress:
         return self.events / elapsed if elapsed > 0 else 0.0
 
 
-@dataclass
-class _Record:
-    """Where a row came from, for dead-lettering it should the database refuse it."""
+# Where a row came from (table, row, message), for dead-lettering it should the database
+# refuse it; a plain tuple, as one is made per event.
+_Record = tuple[str, Row, Message]
+_HEADER_SIZE = 5  # Confluent framing: magic byte, 4-byte schema id
 
-    table: str
-    row: Row
-    message: Message
+
+class _BatchWriter:
+    """Writes closed batches in order on a thread of its own, one at most waiting in the queue.
+
+    `write` runs on the thread with an event that is set once the projector stops or the
+    consuming side fails, so a write waiting out a PostgreSQL outage gives up then (the batch
+    is read again on restart). The writer's first error stops it and is raised in the
+    consuming thread at its next hand-over or at `close`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        write: Callable[[Batch, list[_Record], threading.Event], None],
+        stop: threading.Event,
+    ) -> None:
+        self._write = write
+        self._stop = stop
+        self._halt = threading.Event()
+        self._queue: queue.Queue[tuple[Batch, list[_Record]] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"writer-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: Batch, records: list[_Record]) -> None:
+        """Hand a closed batch over, waiting while one is already waiting."""
+        self._put((batch, records))
+
+    def close(self) -> None:
+        """Wait for every batch handed over to be written; raise the writer's error if any."""
+        self._put(None)
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop after the batch being written (no waiting out an outage), dropping the rest."""
+        self._halt.set()
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join()
+
+    def _put(self, item: tuple[Batch, list[_Record]] | None) -> None:
+        while True:
+            self._raise()
+            if self._stop.is_set():
+                self._halt.set()
+            if not self._thread.is_alive():
+                return
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._write(*item, self._halt)
+            except BaseException as exc:
+                self._error = exc
+                return
 
 
 def _watermarks(
@@ -171,6 +246,11 @@ class Projector:
                 retry_max_s=config.retry_max_s,
             )
         self.progress = Progress()
+        self._counts = threading.Lock()  # progress is counted from both threads
+        self._events = EVENTS.labels(model.name)
+        # per topic, the specialised reader of each Confluent header known to frame the contract
+        self._fast: dict[str, dict[bytes, RowDecoder]] = {}
+        self._fast_tried: set[tuple[str, bytes]] = set()
         self._log = log.bind(read_model=model.name, schema=config.db_schema)
 
     # --- PostgreSQL ---------------------------------------------------------------------------
@@ -300,6 +380,27 @@ class Projector:
         until_end: bool,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
+        writer = _BatchWriter(self.model.name, self._flush, stop)
+        try:
+            self._consume(consumer, positions, ends, stop, until_end, on_progress, writer)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        if on_progress is not None:
+            self.progress.lag = self._lag(consumer, positions, ends)
+            on_progress(self.progress)
+
+    def _consume(
+        self,
+        consumer: Consumer,
+        positions: dict[TopicPartitionKey, int],
+        ends: dict[TopicPartitionKey, int],
+        stop: threading.Event,
+        until_end: bool,
+        on_progress: Callable[[Progress], None] | None,
+        writer: _BatchWriter,
+    ) -> None:
         config = self.config
         batch = Batch()
         records: list[_Record] = []
@@ -314,17 +415,15 @@ class Projector:
             messages = consumer.consume(
                 min(1000, config.batch_max_events - batch.events), max(wait, 0.0)
             )
+            take = self._take
             for message in messages:
-                if self._take(message, batch, records, stop):
-                    positions[message.topic() or "", message.partition() or 0] = (
-                        message.offset() or 0
-                    ) + 1
+                take(message, batch, records, positions, stop)
             now = time.monotonic()
             full = batch.events >= config.batch_max_events
             due = batch.events and now - opened >= config.batch_max_wait_s
             if full or due or (batch.events and done()):
-                self._flush(batch, records, stop)
-                self.progress.events += batch.events
+                self._events.inc(batch.events)
+                writer.put(batch, records)
                 batch, records = Batch(), []
             if not batch.events:
                 opened = time.monotonic()
@@ -335,11 +434,8 @@ class Projector:
                 if on_progress is not None:
                     on_progress(self.progress)
         if batch.events:
-            self._flush(batch, records, stop)
-            self.progress.events += batch.events
-        if on_progress is not None:
-            self.progress.lag = self._lag(consumer, positions, ends)
-            on_progress(self.progress)
+            self._events.inc(batch.events)
+            writer.put(batch, records)
 
     @staticmethod
     def _lag(
@@ -358,27 +454,37 @@ class Projector:
         return lag
 
     def _take(  # noqa: PLR0911 - one exit per kind of record
-        self, message: Message, batch: Batch, records: list[_Record], stop: threading.Event
-    ) -> bool:
-        """Fold one message into the batch (or dead-letter it); whether it was a record."""
+        self,
+        message: Message,
+        batch: Batch,
+        records: list[_Record],
+        positions: dict[TopicPartitionKey, int],
+        stop: threading.Event,
+    ) -> None:
+        """Fold one message into the batch (or dead-letter it) and move its partition's
+        position past it; a Kafka error or end-of-partition notice is no record."""
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                return False
+                return
             if error.fatal():
                 raise ProjectionError(f"kafka consumer failed: {error}")
             self._log.warning("kafka consumer error", error=str(error))
-            return False
+            return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
-            return False
-        batch.offsets[topic, partition] = offset + 1
+            return
+        batch.offsets[topic, partition] = positions[topic, partition] = offset + 1
         batch.events += 1
-        EVENTS.labels(self.model.name).inc()
         value = message.value()
         if value is None:
-            return True  # a tombstone on a compacted topic: nothing to fold
+            return  # a tombstone on a compacted topic: nothing to fold
         source = self.sources[topic]
+        fast = self._read_fast(source, value)
+        if fast is not None:
+            batch.add(source.table.name, fast)
+            records.append((source.table.name, fast, message))
+            return
         event: dict[str, Any] | None = None
         try:
             full_name, event = self._decode(value, stop)
@@ -390,13 +496,44 @@ class Projector:
             row = source.fold(event, topic)
         except DeserializationError as exc:
             self._dead_letter(message, None, FoldError("UNDECODABLE", str(exc)), stop)
-            return True
+            return
         except FoldError as exc:
             self._dead_letter(message, event, exc, stop)
-            return True
+            return
         batch.add(source.table.name, row)
-        records.append(_Record(source.table.name, row, message))
-        return True
+        records.append((source.table.name, row, message))
+        if source.fits is not None:
+            self._learn(source, value)
+
+    def _read_fast(self, source: Source, value: bytes) -> Row | None:
+        """The row of `value` by the specialised reader, when it applies and the source's gate
+        passes it; None sends the value down the generic decode and the fold."""
+        readers = self._fast.get(source.topic.name)
+        if readers is None or source.fits is None:
+            return None
+        read = readers.get(value[:_HEADER_SIZE])
+        if read is None:
+            return None
+        try:
+            row = read(value)
+        except ROW_DECODE_ERRORS:
+            return None
+        return row if source.fits(row) else None
+
+    def _learn(self, source: Source, value: bytes) -> None:
+        """After the generic decode took `value`: when its header names exactly the contract
+        (no resolution), read later values with that header by the specialised reader."""
+        header = value[:_HEADER_SIZE]
+        topic = source.topic.name
+        if (topic, header) in self._fast_tried:
+            return
+        self._fast_tried.add((topic, header))
+        if not self.serde.is_contract(schema_id_of(value)):  # known: the value just decoded
+            return
+        contract = self.serde.contracts.get(source.full_name)
+        read = row_decoder(contract.text, source.table.column_names, header)
+        if read is not None:
+            self._fast.setdefault(topic, {})[header] = read
 
     def _decode(self, value: bytes, stop: threading.Event) -> tuple[str, dict[str, Any]]:
         delay = 0.1
@@ -440,7 +577,8 @@ class Projector:
         self._producer.produce(self.dlq_topic.name, self._dlq_encode(record), message.key())
         self._producer.poll(0)
         DEAD.labels(self.model.name, error.code).inc()
-        self.progress.dead_letters += 1
+        with self._counts:
+            self.progress.dead_letters += 1
         self._log.warning(
             "event dead-lettered",
             topic=message.topic(),
@@ -465,6 +603,7 @@ class Projector:
         for table, count in written.items():
             ROWS.labels(self.model.name, table).inc(count)
             self.progress.rows += count
+        self.progress.events += batch.events
         if self.redis is not None:
             rows = batch.rows.get(self.redis.latest.table.name)
             if rows:
@@ -523,17 +662,17 @@ class Projector:
         """Find the rows the database refuses (dead-lettering each) by writing the batch's
         rows one per transaction, each with the offset just past it."""
         written: dict[str, int] = {}
-        for record in records:
+        for table_name, row, message in records:
             single = Batch(events=1)
-            single.add(record.table, record.row)
-            topic, partition = record.message.topic() or "", record.message.partition() or 0
-            single.offsets[topic, partition] = (record.message.offset() or 0) + 1
+            single.add(table_name, row)
+            topic, partition = message.topic() or "", message.partition() or 0
+            single.offsets[topic, partition] = (message.offset() or 0) + 1
             try:
                 for table, count in self._write(single, [], stop, row_by_row=False).items():
                     written[table] = written.get(table, 0) + count
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 refusal = FoldError("REJECTED_BY_DATABASE", str(exc).strip())
-                self._dead_letter(record.message, None, refusal, stop)
+                self._dead_letter(message, None, refusal, stop)
                 while self._producer.flush(10) > 0:
                     if stop.is_set():
                         raise StoppedError from exc

@@ -101,6 +101,16 @@ class AvroSerde:
             self._writers[schema_id] = (name, writer, reader)
         return self._writers[schema_id]
 
+    def is_contract(self, schema_id: int) -> bool:
+        """Whether writer schema `schema_id` is exactly our contract of its name, so its records
+        need no resolution: what a reader specialised for the contract may rely on."""
+        full_name, _, reader = self._writer(schema_id)
+        try:
+            self.contracts.get(full_name)
+        except SchemaNotFoundError:
+            return False
+        return reader is None
+
     def decode(self, data: bytes) -> tuple[str, Record]:
         """(Avro full name, record) of a framed value; resolved to our contract when we have it."""
         schema_id = schema_id_of(data)

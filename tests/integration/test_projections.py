@@ -18,8 +18,9 @@ from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
 from projections.migrate import migrate
 from projections.models import READ_MODEL_LIST, read_model
+from projections.pg import Batch, PgWriter
 from projections.query import history, latest_all, table_checksum
-from projections.tables import TABLES
+from projections.tables import LMP, TABLES
 from schemas.catalog import TopicCatalog
 from schemas.contracts import ContractSet
 from schemas.registration import register_all
@@ -39,6 +40,7 @@ from tests.integration.projections_util import (
     produce_day,
     stored_offsets,
 )
+from tests.unit.projections.test_batch import lmp_row
 
 READ_TABLES = sorted(
     {name for spec in TABLES.values() for name in (spec.name, spec.revisions_name) if name}
@@ -111,6 +113,44 @@ def test_migrations_are_idempotent_and_match_the_table_specs(
         ).fetchone()
     # native monthly range partitions without TimescaleDB (a hypertable is a plain table)
     assert kind == (("r",) if timescale else ("p",))
+
+
+def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revision(
+    stack_settings: Settings, migrated: str
+) -> None:
+    """New keys go in by COPY; a batch meeting a stored key falls back to the upsert (the
+    revision guard), a redelivered batch changes nothing, and later clean batches COPY again."""
+    writer = PgWriter(migrated, "lmp", [LMP])
+    batches = [
+        [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],
+        # a correction, an older revision arriving late, a new key
+        [lmp_row("A", 0, 2, 11.0), lmp_row("B", 0, 0, 19.0), lmp_row("C", 0, 1, 30.0)],
+        [lmp_row("D", 0, 1, 40.0)],
+        [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],  # the first batch again
+        [lmp_row("E", 0, 1, 50.0)],
+    ]
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        writer.attach(conn)
+        for offset, rows in enumerate(batches, 1):
+            batch = Batch(rows={"lmp": rows}, events=len(rows))
+            batch.offsets["t", 0] = offset
+            writer.write(conn, batch)
+        current = conn.execute(
+            f'SELECT location_id, revision, lmp_usd_per_mwh FROM "{migrated}".lmp ORDER BY 1'
+        ).fetchall()
+        revisions = conn.execute(
+            f'SELECT location_id, revision FROM "{migrated}".lmp_revisions ORDER BY 1, 2'
+        ).fetchall()
+        offsets = writer.stored_offsets(conn)
+    assert current == [
+        ("A", 2, 11.0),
+        ("B", 1, 20.0),
+        ("C", 1, 30.0),
+        ("D", 1, 40.0),
+        ("E", 1, 50.0),
+    ]
+    assert revisions == [("A", 1), ("A", 2), ("B", 0), ("B", 1), ("C", 1), ("D", 1), ("E", 1)]
+    assert offsets == {("t", 0): 5}
 
 
 def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(

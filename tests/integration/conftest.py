@@ -38,7 +38,12 @@ def stack_settings() -> Iterator[Settings]:
     """Settings of a running local stack; starts it (and stops it afterwards) when it was down."""
     settings = Settings()
     was_running = all(s.state == "running" for s in stack.status(settings))
-    stack.up(settings)
+    try:
+        stack.up(settings)
+    except stack.StackError:
+        if not was_running:
+            stack.down(settings)  # what did start must not outlive the failed session
+        raise
     yield settings
     if not was_running and os.environ.get("OPTIBID_TEST_KEEP_STACK") != "1":
         stack.down(settings)

@@ -16,7 +16,6 @@ since the restored state marks every window to be recomputed (same event ids: ha
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -37,6 +36,7 @@ from streams.app import (
     KeyPartitioner,
     ProducerBatches,
     apply_runs,
+    faust_app,
 )
 from streams.kpi_state import (
     BENCHMARK_INPUTS,
@@ -88,33 +88,20 @@ class KpiWorker:
         self.serde = AvroSerde(RegistryClient(config.registry_url), ContractSet())
         self.series = SeriesKpis(config.kpi)
         self.benchmark = BenchmarkKpis(config.kpi)
-        self.app = faust.App(
+        self.app = faust_app(
             config.app_id,
-            Table=ChangelogBatchTable,
-            broker=[f"kafka://{b}" for b in config.broker.split(",")],
-            store=config.store,
-            datadir=config.data_dir,
-            topic_partitions=6,
-            topic_replication_factor=1,
-            producer_acks=-1,
-            consumer_auto_offset_reset="earliest",
-            web_port=config.web_port,
-            web_bind=config.web_host,
-            web_enabled=True,
-            producer_linger=0.05,
-            producer_max_batch_size=1_048_576,
-            producer_compression_type="lz4",
-            broker_commit_every=5_000,
-            broker_max_poll_records=config.batch_max_records,
-            stream_buffer_maxsize=16_384,
+            config.broker,
+            config.store,
+            config.data_dir,
+            config.web_host,
+            config.web_port,
+            config.batch_max_records,
         )
         self.transport: BatchTransport | None = None
         if config.batch:
             self.transport = BatchTransport(self.app.conf.broker_consumer, self.app, self.apply)
             self.app.transport = self.transport
         self.partition_of = KeyPartitioner()
-        for noisy in ("aiokafka", "faust", "mode"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
         self._topics: dict[str, faust.TopicT] = {}
         self._encoder: Encoder | None = None
         self._ticks = 0

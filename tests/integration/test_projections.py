@@ -22,11 +22,7 @@ from projections.pg import Batch, PgWriter
 from projections.query import history, latest_all, table_checksum
 from projections.tables import LMP, TABLES
 from schemas.catalog import TopicCatalog
-from schemas.contracts import ContractSet
-from schemas.registration import register_all
-from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
-from schemas.topics import ensure_topics
 from tests.integration.kafka_util import read_topic, wait_until
 from tests.integration.projections_util import (
     DAY_START,
@@ -46,15 +42,6 @@ READ_TABLES = sorted(
     {name for spec in TABLES.values() for name in (spec.name, spec.revisions_name) if name}
     - {f"{s.name}_revisions" for s in TABLES.values() if not s.revisions}
 )
-
-
-@pytest.fixture
-def contracts_ready(
-    stack_settings: Settings, catalog: TopicCatalog, registry: RegistryClient
-) -> TopicCatalog:
-    ensure_topics(stack_settings.bootstrap_servers, catalog)
-    register_all(registry, catalog, ContractSet())
-    return catalog
 
 
 @pytest.fixture

@@ -238,6 +238,9 @@ class KeyPartitioner:
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._partition_ids: dict[str, list[int]] = {}
 
+    def cached(self, topic: str, key: bytes) -> int | None:
+        return self._partitions.get((topic, key))
+
     async def __call__(self, producer: Any, topic: str, key: bytes) -> int:
         partition = self._partitions.get((topic, key))
         if partition is not None:
@@ -483,7 +486,10 @@ async def apply_runs(
             try:
                 for message in run:
                     for name, key, value in step(message):
-                        batches.add(name, await partition_of(producer, name, key), key, value)
+                        partition = partition_of.cached(name, key)
+                        if partition is None:  # first sighting of this key: ask the producer
+                            partition = await partition_of(producer, name, key)
+                        batches.add(name, partition, key, value)
             finally:
                 _current_event.reset(token)
         changelogs = {}

@@ -96,7 +96,7 @@ class MarketProcessor:
 
     def __post_init__(self) -> None:
         self.known: dict[str, Any] = {}
-        self._expired_at: dict[int, datetime] = {}
+        self._expire_due: dict[int, datetime] = {}  # partition -> next expiry pass
         self.first_seen: dict[str, Any] = {}
         self._loaded = False
         self._decisions: dict[tuple[Iso, Dataset, Decision], Any] = {}
@@ -135,9 +135,9 @@ class MarketProcessor:
         now = now or datetime.now(UTC)
         if not self._loaded:
             self.load(latest, locations)
-        expired_at = self._expired_at.get(partition)
-        if expired_at is None or now - expired_at >= self.expire_every:
-            self._expired_at[partition] = now
+        due = self._expire_due.get(partition)
+        if due is None or now >= due:
+            self._expire_due[partition] = now + self.expire_every
             self.expire(partition, latest)
         iso, dataset = self.raw_topics[topic]
         self._records_in[topic].inc()

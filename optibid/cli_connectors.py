@@ -118,7 +118,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
             raise typer.Exit(2)
         settings = settings_of()
         if metrics_port:
-            start_http_server(metrics_port, addr=settings.host)
+            start_http_server(metrics_port, addr=settings.metrics_host)
         try:
             with connector_runtime(settings, iso, dataset) as runtime:
                 if replay_dir is not None:
@@ -221,7 +221,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         """Serve BackfillRequested events from ingest.backfill_requests until stopped."""
         settings = settings_of()
         if metrics_port:
-            start_http_server(metrics_port, addr=settings.host)
+            start_http_server(metrics_port, addr=settings.metrics_host)
         catalog = prepare_contracts(settings)
         sources: dict[Iso, Source] = {}
         for iso in Iso:

@@ -101,7 +101,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:  # 
         except (ContractError, ValueError) as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
-        start_http_server(metrics_port, addr=settings.host)
+        start_http_server(metrics_port, addr=settings.metrics_host)
         failures: list[BaseException] = []
 
         def run(name: str) -> None:

@@ -91,7 +91,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         benchmarks, to the kpi.* topics."""
         settings = settings_of()
         prepare_contracts(settings)
-        start_http_server(metrics_port, addr=settings.host)
+        start_http_server(metrics_port, addr=settings.metrics_host)
         config = KpiWorkerConfig(
             broker=settings.bootstrap_servers,
             registry_url=settings.schema_registry_url,
@@ -200,7 +200,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         freshness."""
         settings = settings_of()
         prepare_contracts(settings)
-        start_http_server(metrics_port, addr=settings.host)
+        start_http_server(metrics_port, addr=settings.metrics_host)
         config = worker_config(
             settings,
             app_id=app_id,

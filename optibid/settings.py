@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(None, description="PostgreSQL URL override.")
     redis_url: str | None = Field(None, description="Redis URL override.")
 
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the Prometheus metrics endpoints bind to."
+    )
+
     # The query API.
     api_host: str = Field(
         "127.0.0.1", description="Address the API binds to (loopback unless api_allow_remote)."

@@ -620,6 +620,13 @@ class StreamWorker:
 
     def _define(self) -> None:  # noqa: PLR0915 - the agents read best side by side
         app, catalog, processor = self.app, self.catalog, self.processor
+
+        @app.on_rebalance_complete.connect
+        async def reload(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            # the tables now hold the restored state of this worker's partitions (maybe other
+            # ones than before): the in-memory mirrors are read again at the next record
+            processor.unload()
+
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
         # ChangelogBatchTable (App(Table=...)); faust types app.Table as TableT
         self.revisions = cast(

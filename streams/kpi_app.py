@@ -186,6 +186,14 @@ class KpiWorker:
 
     def _define(self) -> None:
         app, catalog = self.app, self.catalog
+
+        @app.on_rebalance_complete.connect
+        async def reload(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            # other partitions, other table contents: both stages read them again (and emit
+            # every window once more, under the same event ids)
+            self.series.loaded = False
+            self.benchmark.loaded = False
+
         self.inputs = cast(ChangelogBatchTable, app.Table("kpi_inputs", default=None, partitions=6))
         self.benchmark_table = cast(
             ChangelogBatchTable, app.Table("kpi_benchmark", default=None, partitions=6)

@@ -306,6 +306,11 @@ class MarketProcessor:
         EXPIRED.inc(len(expired))
         return len(expired)
 
+    def unload(self) -> None:
+        """Forget the mirrors: the next record reads them from the tables again (after a
+        rebalance, when the worker's partitions and so its tables' contents changed)."""
+        self._loaded = False
+
     def load(self, latest: Mapping[str, Any], locations: Mapping[str, Any]) -> None:
         """Mirror the persisted state and rebuild the gap trackers from it (after a restart)."""
         self.known = dict(latest.items())

@@ -64,3 +64,16 @@ def test_keys_older_than_retention_behind_the_newest_interval_are_dropped() -> N
     assert "core.market.lmp" in feed(da("A", T0), 0, 4, NOW + timedelta(hours=1, minutes=1))
     # ...while a re-fetch of a retained one is still a duplicate
     assert feed(da("B", T0), 1, 5, NOW + timedelta(hours=1, minutes=2)) == []
+
+
+def test_after_a_rebalance_the_mirror_is_read_again_from_the_tables() -> None:
+    proc, (topic, encode) = processor()
+    record = encode(da("A", T0))
+    restored: dict[str, Any] = {}
+    first = proc.process(topic, 0, 1, b"k", record, restored, {}, now=NOW)
+    assert first  # new: published
+    # the partition moves to another worker, which restores the table from its changelog
+    elsewhere, _ = processor()
+    elsewhere.process(topic, 1, 1, b"k", encode(da("B", T0)), {}, {}, now=NOW)  # loaded, empty
+    elsewhere.unload()  # rebalance complete: the restored table now holds partition 0's keys
+    assert elsewhere.process(topic, 0, 2, b"k", record, dict(restored), {}, now=NOW) == []

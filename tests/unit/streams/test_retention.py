@@ -70,10 +70,11 @@ def test_after_a_rebalance_the_mirror_is_read_again_from_the_tables() -> None:
     proc, (topic, encode) = processor()
     record = encode(da("A", T0))
     restored: dict[str, Any] = {}
-    first = proc.process(topic, 0, 1, b"k", record, restored, {}, now=NOW)
+    seen: dict[str, Any] = {}
+    first = proc.process(topic, 0, 1, b"k", record, restored, seen, now=NOW)
     assert first  # new: published
     # the partition moves to another worker, which restores the table from its changelog
     elsewhere, _ = processor()
     elsewhere.process(topic, 1, 1, b"k", encode(da("B", T0)), {}, {}, now=NOW)  # loaded, empty
     elsewhere.unload()  # rebalance complete: the restored table now holds partition 0's keys
-    assert elsewhere.process(topic, 0, 2, b"k", record, dict(restored), {}, now=NOW) == []
+    assert elsewhere.process(topic, 0, 2, b"k", record, dict(restored), dict(seen), now=NOW) == []

@@ -71,6 +71,14 @@ def catalog(stack_settings: Settings, test_id: str) -> Iterator[TopicCatalog]:
     prefixed = TopicCatalog(f"{test_id}.")
     yield prefixed
     _cleanup(stack_settings, list(prefixed))
+    _delete_internal(stack_settings, test_id)
+
+
+def _delete_internal(settings: Settings, test_id: str) -> None:
+    """The workers' own topics (changelogs, repartitions) named after the test's app ids."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{test_id}-")]
+    delete_topics(settings.bootstrap_servers, names)
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
 from optibid import stack
 from optibid.settings import Settings
+from schemas.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +23,14 @@ def local_stack() -> Settings:
     settings = Settings()
     stack.up(settings)
     return settings
+
+
+def delete_run_topics(settings: Settings, run: str) -> int:
+    """Delete the topics a benchmark run created (its prefix and its workers' app ids)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(run)]
+    delete_topics(settings.bootstrap_servers, names)
+    return len(names)
 
 
 def run_id() -> str:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.common import ROOT, emit, local_stack, run_id
+from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from schemas.catalog import TopicCatalog
@@ -211,6 +211,7 @@ def main() -> None:
         f"end to end; peak RSS {peak:.0f} MiB",
         file=sys.stderr,
     )
+    delete_run_topics(settings, prefix.rstrip("."))
     emit(
         {
             "benchmark": "kpis",

@@ -32,7 +32,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from bench.common import ROOT, emit, local_stack, run_id
+from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
 from bench.streams_transform import Transform
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
@@ -249,6 +249,7 @@ def main() -> None:
         file=sys.stderr,
     )
 
+    delete_run_topics(settings, prefix.rstrip("."))
     emit(
         {
             "benchmark": "streams",

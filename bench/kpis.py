@@ -14,6 +14,7 @@ Run on the local stack: `python bench/kpis.py [--locations N] [--hours H]`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import subprocess
@@ -218,11 +219,12 @@ def main() -> None:
             "locations": args.locations,
             "input_events": events,
             "ceiling_events_per_s": round(ceiling_rate),
-            "optibid_input_events_per_s": round(rate),
+            # None when every event was taken between two polls of the counter (tiny runs)
+            "optibid_input_events_per_s": round(rate) if math.isfinite(rate) else None,
             "kpi_events": kpi_events,
             "kpi_events_per_s": round(kpi_events / total_span),
             "worker_peak_rss_mib": round(peak),
-            "ratio": round(rate / ceiling_rate, 3),
+            "ratio": round(rate / ceiling_rate, 3) if math.isfinite(rate) else None,
         }
     )
 

@@ -247,6 +247,15 @@ class HotPath:
         self.endpoints = endpoints
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            # PostgreSQL text cannot hold NUL: refuse it here, naming the parameter
+            request = Request(scope, receive)
+            items = request.query_params.multi_items()
+            name = next((k for k, v in items if "\x00" in k + v), None)
+            if name is not None:
+                problem = bad_parameter(name, "contains a NUL character")
+                await respond(problem, request)(scope, receive, send)
+                return
         endpoint = self.endpoints.get(scope.get("path")) if scope["type"] == "http" else None
         if endpoint is None or scope["method"] != "GET":
             await self.app(scope, receive, send)

@@ -301,6 +301,8 @@ def test_catalog_and_data_quality_routes(served: Served) -> None:
         ("/v1/lmp/latest", {"iso": "NYISO"}, "iso"),
         ("/v1/quality/gaps", {"status": "lost"}, "status"),
         ("/v1/live", {"topics": "bids"}, "topics"),
+        ("/v1/catalog/locations", {"location_type": "HUB\x00"}, "location_type"),
+        ("/v1/lmp", {"location_id": "51288\x00"}, "location_id"),
     ],
 )
 def test_bad_parameters_get_a_422_problem_naming_the_parameter(

@@ -432,6 +432,8 @@ def test_schemathesis_finds_no_server_error(served: Served) -> None:
             "/v1/live",
             "--exclude-path",
             "/metrics",
+            "--seed",  # reproducible in CI; explore with other seeds by hand
+            "20261128",
         ],
         capture_output=True,
         text=True,

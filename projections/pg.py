@@ -11,8 +11,9 @@ Most batches only bring keys the table has never seen (new intervals; every batc
 rebuild without corrections). Those are COPYed straight into the table and its revisions
 table: COPY inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by
 row, and with no stored key there is nothing for the guard to decide. A COPY that meets a
-stored key fails on the primary key and is undone to its savepoint, so the guard is never
-bypassed; the batch then takes the staging table and the upsert. After such a miss the next
+stored key, or two rows of one key within the batch, fails on the primary key and is undone
+to its savepoint, so the guard is never bypassed; the batch then takes the staging table and
+the upsert. After such a miss the next
 batches are staged first and probed for stored keys (one indexed look-up per key), so a
 stream of corrections costs one wasted COPY per clean-to-corrected turn, not one per batch;
 a clean probe sends the very bytes already staged into the tables. Only one process writes a
@@ -239,28 +240,29 @@ class PgWriter:
                     rows = [r for r in rows if r[at] >= since]
                 if not rows:
                     continue
-                staged = stage(spec, rows)
-                created += self._ensure_partitions(cur, spec, staged.rows)
-                written[spec.name] = self._write_table(cur, spec, staged)
+                created += self._ensure_partitions(cur, spec, rows)
+                written[spec.name] = self._write_table(cur, spec, rows)
             if batch.offsets:
                 self._store_offsets(cur, batch.offsets)
         self._partitions.update(created)  # only once committed
         return written
 
-    def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, staged: Staged) -> int:
+    def _write_table(self, cur: psycopg.Cursor[Any], spec: TableSpec, rows: list[Row]) -> int:
         statements = self._statements[spec.name]
-        # one row per key (a batch with two revisions of a key takes the upsert)
-        single = all(staged.latest)
-        if single and self._direct.get(spec.name, True):
+        if self._direct.get(spec.name, True):
+            # the batch as it came: two rows of one key in it (or a key already stored) fail
+            # the primary key just as surely, so no Python pass looks for them beforehand
             try:
                 with cur.connection.transaction():
-                    kept = self._copy_rows(cur, statements.copy, spec, staged.rows)
+                    kept = self._copy_rows(cur, statements.copy, spec, rows)
                     if statements.copy_revisions is not None:
                         self._copy(cur, statements.copy_revisions, kept)
-                return len(staged.rows)
+                return len(rows)
             except psycopg.errors.UniqueViolation:
                 self._direct[spec.name] = False  # undone to the savepoint; stage and probe
-                single = False  # a stored key: the upsert decides
+        staged = stage(spec, rows)
+        # one row per key (a batch with two revisions of a key takes the upsert)
+        single = all(staged.latest)
         kept = self._copy_rows(cur, statements.stage, spec, staged.rows)
         if single and not self._stored(cur, statements):
             try:

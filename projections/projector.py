@@ -110,9 +110,14 @@ class Progress:
         return self.events / elapsed if elapsed > 0 else 0.0
 
 
-# Where a row came from (table, row, message), for dead-lettering it should the database
-# refuse it; a plain tuple, as one is made per event.
-_Record = tuple[str, Row, Message]
+# Where an event came from: topic, partition, offset, key, value and timestamp (ms, None when
+# the broker gave none), for dead-lettering it. Plain tuples of plain values, so the garbage
+# collector stops tracking them; batches in flight would keep tens of thousands of Message
+# objects alive for every collection to scan.
+_Origin = tuple[str, int, int, bytes | None, bytes, int | None]
+# Where a row came from (table, row, origin), for dead-lettering it should the database
+# refuse it.
+_Record = tuple[str, Row, _Origin]
 _HEADER_SIZE = 5  # Confluent framing: magic byte, 4-byte schema id
 
 
@@ -479,11 +484,13 @@ class Projector:
         value = message.value()
         if value is None:
             return  # a tombstone on a compacted topic: nothing to fold
+        stamp_type, stamp_ms = message.timestamp()
+        origin = (topic, partition, offset, message.key(), value, stamp_ms if stamp_type else None)
         source = self.sources[topic]
         fast = self._read_fast(source, value)
         if fast is not None:
             batch.add(source.table.name, fast)
-            records.append((source.table.name, fast, message))
+            records.append((source.table.name, fast, origin))
             return
         event: dict[str, Any] | None = None
         try:
@@ -495,13 +502,13 @@ class Projector:
                 )
             row = source.fold(event, topic)
         except DeserializationError as exc:
-            self._dead_letter(message, None, FoldError("UNDECODABLE", str(exc)), stop)
+            self._dead_letter(origin, None, FoldError("UNDECODABLE", str(exc)), stop)
             return
         except FoldError as exc:
-            self._dead_letter(message, event, exc, stop)
+            self._dead_letter(origin, event, exc, stop)
             return
         batch.add(source.table.name, row)
-        records.append((source.table.name, row, message))
+        records.append((source.table.name, row, origin))
         if source.fits is not None:
             self._learn(source, value)
 
@@ -548,20 +555,22 @@ class Projector:
 
     def _dead_letter(
         self,
-        message: Message,
+        origin: _Origin,
         event: dict[str, Any] | None,
         error: FoldError,
         stop: threading.Event,
     ) -> None:
-        stamp_type, stamp_ms = message.timestamp()
+        topic, partition, offset, key, value, stamp_ms = origin
         record = dead_letter(
             read_model=self.model.name,
-            topic=message.topic() or "",
-            partition=message.partition() or 0,
-            offset=message.offset() or 0,
-            key=message.key(),
-            value=message.value() or b"",
-            timestamp_utc=datetime.fromtimestamp(stamp_ms / 1000, UTC) if stamp_type else None,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            timestamp_utc=datetime.fromtimestamp(stamp_ms / 1000, UTC)
+            if stamp_ms is not None
+            else None,
             event=event,
             error=error,
             now=datetime.now(UTC),
@@ -574,16 +583,16 @@ class Projector:
                 if stop.wait(delay):
                     raise StoppedError from exc
                 delay = min(delay * 2, self.config.retry_max_s)
-        self._producer.produce(self.dlq_topic.name, self._dlq_encode(record), message.key())
+        self._producer.produce(self.dlq_topic.name, self._dlq_encode(record), key)
         self._producer.poll(0)
         DEAD.labels(self.model.name, error.code).inc()
         with self._counts:
             self.progress.dead_letters += 1
         self._log.warning(
             "event dead-lettered",
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
             reason=error.code,
             detail=str(error),
         )
@@ -662,17 +671,17 @@ class Projector:
         """Find the rows the database refuses (dead-lettering each) by writing the batch's
         rows one per transaction, each with the offset just past it."""
         written: dict[str, int] = {}
-        for table_name, row, message in records:
+        for table_name, row, origin in records:
             single = Batch(events=1)
             single.add(table_name, row)
-            topic, partition = message.topic() or "", message.partition() or 0
-            single.offsets[topic, partition] = (message.offset() or 0) + 1
+            topic, partition, offset = origin[:3]
+            single.offsets[topic, partition] = offset + 1
             try:
                 for table, count in self._write(single, [], stop, row_by_row=False).items():
                     written[table] = written.get(table, 0) + count
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 refusal = FoldError("REJECTED_BY_DATABASE", str(exc).strip())
-                self._dead_letter(message, None, refusal, stop)
+                self._dead_letter(origin, None, refusal, stop)
                 while self._producer.flush(10) > 0:
                     if stop.is_set():
                         raise StoppedError from exc

@@ -105,8 +105,9 @@ def test_migrations_are_idempotent_and_match_the_table_specs(
 def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revision(
     stack_settings: Settings, migrated: str
 ) -> None:
-    """New keys go in by COPY; a batch meeting a stored key falls back to the upsert (the
-    revision guard), a redelivered batch changes nothing, and later clean batches COPY again."""
+    """New keys go in by COPY; a batch meeting a stored key, or bringing a key twice, falls
+    back to the upsert (the revision guard), a redelivered batch changes nothing, and later
+    clean batches COPY again."""
     writer = PgWriter(migrated, "lmp", [LMP])
     batches = [
         [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],
@@ -115,6 +116,9 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         [lmp_row("D", 0, 1, 40.0)],
         [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],  # the first batch again
         [lmp_row("E", 0, 1, 50.0)],
+        # new keys only, one of them twice over and once redelivered, after a clean batch
+        [lmp_row("F", 0, 1, 60.0), lmp_row("F", 0, 3, 62.0), lmp_row("F", 0, 1, 60.0)],
+        [lmp_row("G", 0, 1, 70.0)],
     ]
     with psycopg.connect(stack_settings.postgres_dsn) as conn:
         writer.attach(conn)
@@ -135,9 +139,22 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         ("C", 1, 30.0),
         ("D", 1, 40.0),
         ("E", 1, 50.0),
+        ("F", 3, 62.0),
+        ("G", 1, 70.0),
     ]
-    assert revisions == [("A", 1), ("A", 2), ("B", 0), ("B", 1), ("C", 1), ("D", 1), ("E", 1)]
-    assert offsets == {("t", 0): 5}
+    assert revisions == [
+        ("A", 1),
+        ("A", 2),
+        ("B", 0),
+        ("B", 1),
+        ("C", 1),
+        ("D", 1),
+        ("E", 1),
+        ("F", 1),
+        ("F", 3),
+        ("G", 1),
+    ]
+    assert offsets == {("t", 0): 7}
 
 
 def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(

@@ -202,10 +202,18 @@ class ProducerBatches:
     future and a RecordMetadata per record on delivery. Keyed records land on the partition
     the producer's own partitioner picks, so exactly where `send()` would put them."""
 
-    def __init__(self, producer: Any) -> None:  # an aiokafka AIOKafkaProducer (untyped)
-        self._producer = producer
+    def __init__(self, producer: Any, partition_of: KeyPartitioner | None = None) -> None:
+        self._producer = producer  # an aiokafka AIOKafkaProducer (untyped)
+        self._partition_of = partition_of or KeyPartitioner()
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[str, int, Any]] = []
+
+    async def add_keyed(self, topic: str, key: bytes, value: bytes) -> None:
+        """`add` on the partition the producer's partitioner picks for the key."""
+        partition = self._partition_of.cached(topic, key)
+        if partition is None:  # first sighting of this key: ask the producer
+            partition = await self._partition_of(self._producer, topic, key)
+        self.add(topic, partition, key, value)
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         builder = self._open.get((topic, partition))
@@ -228,6 +236,26 @@ class ProducerBatches:
             future = await self._producer.send_batch(builder, topic, partition=partition)
             sent.append((topic, builder.record_count(), future))
         return sent
+
+
+class BytesTopics:
+    """faust topics carrying raw bytes (the serde does the Avro), one object per name."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def __call__(self, spec: TopicSpec) -> faust.TopicT:
+        topic = self._topics.get(spec.name)
+        if topic is None:
+            topic = self._topics[spec.name] = self._app.topic(
+                spec.name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+        return topic
 
 
 class KeyPartitioner:
@@ -475,7 +503,7 @@ async def apply_runs(
     BatchConsumer._commit); the caller acks the records only then."""
     producer = cast(aiokafka_driver.Producer, app.producer)._ensure_producer()
     consumer = cast(BatchConsumer, app.consumer)
-    batches = ProducerBatches(producer)
+    batches = ProducerBatches(producer, partition_of)
     for table in tables:
         table.defer_changelog()
     try:
@@ -486,10 +514,7 @@ async def apply_runs(
             try:
                 for message in run:
                     for name, key, value in step(message):
-                        partition = partition_of.cached(name, key)
-                        if partition is None:  # first sighting of this key: ask the producer
-                            partition = await partition_of(producer, name, key)
-                        batches.add(name, partition, key, value)
+                        await batches.add_keyed(name, key, value)
             finally:
                 _current_event.reset(token)
         changelogs = {}
@@ -557,25 +582,13 @@ class StreamWorker:
             )
             self.app.transport = self.transport
         self._encoders: dict[str, Encoder] = {}
-        self._topics: dict[str, faust.TopicT] = {}
+        self.topic = BytesTopics(self.app)
         self.partition_of = KeyPartitioner()
         self._ticks = 0
         self._requested: set[str] = set()
         self._pending: dict[str, Gap] = {}
         self._requests: dict[str, dict[str, Any]] = {}
         self._define()
-
-    def topic(self, spec: TopicSpec) -> faust.TopicT:
-        topic = self._topics.get(spec.name)
-        if topic is None:
-            topic = self._topics[spec.name] = self.app.topic(
-                spec.name,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-        return topic
 
     def encode(self, out: Output) -> bytes:
         encoder = self._encoders.get(out.topic.name)

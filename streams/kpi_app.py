@@ -32,6 +32,7 @@ from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
 from streams.app import (
     BatchTransport,
+    BytesTopics,
     ChangelogBatchTable,
     KeyPartitioner,
     ProducerBatches,
@@ -102,22 +103,10 @@ class KpiWorker:
             self.transport = BatchTransport(self.app.conf.broker_consumer, self.app, self.apply)
             self.app.transport = self.transport
         self.partition_of = KeyPartitioner()
-        self._topics: dict[str, faust.TopicT] = {}
+        self.topic = BytesTopics(self.app)
         self._encoder: Encoder | None = None
         self._ticks = 0
         self._define()
-
-    def topic(self, spec: TopicSpec) -> faust.TopicT:
-        topic = self._topics.get(spec.name)
-        if topic is None:
-            topic = self._topics[spec.name] = self.app.topic(
-                spec.name,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-        return topic
 
     def encode(self, event: dict[str, Any]) -> bytes:
         if self._encoder is None:
@@ -178,9 +167,9 @@ class KpiWorker:
     async def send(self, records: list[tuple[TopicSpec, bytes, bytes]]) -> None:
         """Records to the producer as one batch per topic-partition; waits for delivery."""
         producer = cast(aiokafka_driver.Producer, self.app.producer)._ensure_producer()
-        batches = ProducerBatches(producer)
+        batches = ProducerBatches(producer, self.partition_of)
         for spec, key, data in records:
-            batches.add(spec.name, await self.partition_of(producer, spec.name, key), key, data)
+            await batches.add_keyed(spec.name, key, data)
         sent = await batches.send()
         await asyncio.gather(*(future for _, _, future in sent))
 

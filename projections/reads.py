@@ -14,10 +14,22 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from projections.errors import ProjectionError
-from projections.query import BUCKET_ORIGIN, bucket_sql
 from projections.tables import TABLES, TableSpec
 
 AGGREGATES = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
+BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+
+
+def has_timescale(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return row is not None
+
+
+def bucket_sql(conn: psycopg.Connection[Any], column: str) -> sql.Composed:
+    """`time_bucket(%s, column, origin)` with TimescaleDB, else `date_bin(%s, column, origin)`;
+    both take the width as the first parameter and give the same buckets."""
+    name = "time_bucket" if has_timescale(conn) else "date_bin"
+    return sql.SQL("{}(%s, {}, %s)").format(sql.Identifier(name), sql.Identifier(column))
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,10 @@ class Selection:
     def spec(self) -> TableSpec:
         spec = TABLES.get(self.table)
         if spec is None or spec.time_column is None:
-            raise ProjectionError(f"{self.table!r} is not a time-series read model")
+            names = ", ".join(n for n, t in TABLES.items() if t.time_column)
+            raise ProjectionError(
+                f"{self.table!r} is not a time-series read model; choose one of {names}"
+            )
         return spec
 
 
@@ -103,25 +118,6 @@ def _query(
         query = sql.SQL("{} LIMIT %s").format(query)
         params.append(limit)
     return query, params
-
-
-def page(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    sel: Selection,
-    columns: Sequence[str],
-    after: Sequence[Any] | None,
-    limit: int,
-) -> tuple[list[dict[str, Any]], list[Any] | None]:
-    """Up to `limit` rows in key order after the key `after`; and the key to continue after,
-    None when this was the last page."""
-    query, params = _query(sel, schema, columns, after, limit + 1)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query, params).fetchall()
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, [rows[-1][c] for c in sel.spec.key]
 
 
 def stream(

@@ -40,11 +40,11 @@ from streams.app import (
     faust_app,
 )
 from streams.kpi_state import (
-    BENCHMARK_INPUTS,
     DAY,
     BenchmarkKpis,
     KpiConfig,
     SeriesKpis,
+    is_benchmark_input,
 )
 
 log = structlog.get_logger(__name__)
@@ -127,7 +127,7 @@ class KpiWorker:
             kind = event["window_kind"]
             series = f"{event['iso']}|{event['market']}|{event['location_id']}".encode()
             out.append((daily if kind == DAY else hourly, series, data))
-            if stage == "series" and (kind, event["kpi"]) in BENCHMARK_INPUTS:
+            if stage == "series" and is_benchmark_input(event):
                 out.append((inputs, event["iso"].encode(), data))
             EMITTED.labels(stage, kind).inc()
         return out

@@ -569,8 +569,7 @@ class BenchmarkKpis:
         """Apply one series KPI (hourly or daily TWAP, daily volatility)."""
         if not self.loaded:
             self.load(table)
-        kind, kpi = event["window_kind"], event["kpi"]
-        if (kind, kpi) not in BENCHMARK_INPUTS or event["value"] is None:
+        if not is_benchmark_input(event) or event["value"] is None:
             return "ignored"
         iso = event["iso"]
         start: datetime = event["window_start_utc"]
@@ -579,7 +578,13 @@ class BenchmarkKpis:
         if day_end.timestamp() + self.config.grace.total_seconds() < self.watermark.get(iso, 0):
             self.late += 1
             return "late"
-        key: InputKey = (kind, kpi, event["market"], event["location_id"], int(start.timestamp()))
+        key: InputKey = (
+            event["window_kind"],
+            event["kpi"],
+            event["market"],
+            event["location_id"],
+            int(start.timestamp()),
+        )
         known = self.groups.get((iso, day), {}).get(key)
         revision = int(event["revision"])
         if known is not None and known[1] >= revision:
@@ -743,6 +748,6 @@ class _Group:
             self.emit(market, ISO_WIDE, f"{kpi}_iso_median", self.day, median, revision, size, size)
 
 
-def benchmark_inputs(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The series KPIs the benchmark stage consumes."""
-    return [e for e in events if (e["window_kind"], e["kpi"]) in BENCHMARK_INPUTS]
+def is_benchmark_input(event: Mapping[str, Any]) -> bool:
+    """Whether the benchmark stage consumes this series KPI."""
+    return (event["window_kind"], event["kpi"]) in BENCHMARK_INPUTS

@@ -19,7 +19,7 @@ from streams.kpi_state import (
     BenchmarkKpis,
     KpiConfig,
     SeriesKpis,
-    benchmark_inputs,
+    is_benchmark_input,
     natural_key,
 )
 from streams.kpis import Interval, day_kpis
@@ -309,7 +309,7 @@ def test_benchmark_takes_only_its_inputs_and_ignores_redelivery() -> None:
     start = datetime(2025, 5, 1, 4, tzinfo=UTC)
     event = series_kpi("A", "DA_HOURLY", "twap_lmp_usd_per_mwh", DAY, start, 40.0, 24)
     other = series_kpi("A", "DA_HOURLY", "min_lmp_usd_per_mwh", DAY, start, 10.0, 24)
-    assert benchmark_inputs([event, other]) == [event]
+    assert [e for e in (event, other) if is_benchmark_input(e)] == [event]
     assert state.observe(other, table) == "ignored"
     assert state.observe(event, table) == "applied"
     assert state.observe(event, table) == "duplicate"

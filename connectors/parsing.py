@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 
 from connectors.records import Record
 from schemas.catalog import ISO_DATASETS, Dataset, Iso
 
-Parser = Callable[[bytes, str], list[Record]]
+Parser = Callable[[bytes, str], Sequence[Record]]
 """A pure function from the raw bytes of one response (and its name) to typed records.
 
 Contract: times are tz-aware UTC interval starts; nothing is dropped silently: input the parser
@@ -24,7 +24,7 @@ def collector_paused(parse: Parser) -> Parser:
     so far (records form no reference cycles, so nothing is left for the collector to find)."""
 
     @wraps(parse)
-    def run(data: bytes, source: str) -> list[Record]:
+    def run(data: bytes, source: str) -> Sequence[Record]:
         if not gc.isenabled():
             return parse(data, source)
         gc.disable()
@@ -49,5 +49,5 @@ def parser_for(iso: Iso, dataset: Dataset) -> Parser:
     return parsers(iso)[dataset]
 
 
-def parse(iso: Iso, dataset: Dataset, data: bytes, source: str) -> list[Record]:
+def parse(iso: Iso, dataset: Dataset, data: bytes, source: str) -> Sequence[Record]:
     return parser_for(iso, dataset)(data, source)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ class Pacer:
         self.speed = speed
         self._origin: tuple[float, float] | None = None
 
-    def __call__(self, records: list[Record]) -> None:
+    def __call__(self, records: Sequence[Record]) -> None:
         if not self.speed or not records:
             return
         data_time = min(r.interval_start_utc for r in records).timestamp()

@@ -187,8 +187,8 @@ class ConnectorRuntime:
         name: str,
         data: bytes,
         stats: RunStats,
-        before_publish: Callable[[list[Record]], None] | None = None,
-    ) -> list[Record]:
+        before_publish: Callable[[Sequence[Record]], None] | None = None,
+    ) -> Sequence[Record]:
         """Parse one response and publish it whole; a response that does not parse publishes
         nothing and is reported in the run's errors."""
         labels = (self.iso.value, self.dataset.value)

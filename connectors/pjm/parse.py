@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.errors import ParseError
 from connectors.parsing import Parser, collector_paused
+from connectors.pjm import columns as columnar
 from connectors.pjm.feeds import (
     AS_PRODUCTS,
     EPT_COLUMN,
@@ -140,7 +141,10 @@ def _published(source: str) -> int:
 
 def _parse_lmp(
     data: bytes, source: str, market: str, suffix: str, minutes: int, *, unverified: bool
-) -> list[Record]:
+) -> Sequence[Record]:
+    batch = columnar.lmp(data, source, market, suffix, minutes, unverified=unverified)
+    if batch is not None:
+        return batch
     table = read_table(data, source)
     # The unverified 5-minute feed has no version and no energy component; a verified export
     # always has version_nbr, so a renamed energy column is reported, not taken for unverified.
@@ -223,28 +227,28 @@ def _parse_lmp(
 
 
 @collector_paused
-def parse_lmp_da_hourly(data: bytes, source: str) -> list[Record]:
+def parse_lmp_da_hourly(data: bytes, source: str) -> Sequence[Record]:
     """Day-ahead hourly LMPs with components from `da_hrl_lmps` (since 2000-06-01), every
     version_nbr kept as its own revision."""
     return _parse_lmp(data, source, "DA_HOURLY", "da", 60, unverified=False)
 
 
 @collector_paused
-def parse_lmp_rt_hourly(data: bytes, source: str) -> list[Record]:
+def parse_lmp_rt_hourly(data: bytes, source: str) -> Sequence[Record]:
     """Real-time hourly LMPs with components from `rt_hrl_lmps` (since 1998-04-01), every
     version_nbr kept as its own revision."""
     return _parse_lmp(data, source, "RT_HOURLY", "rt", 60, unverified=False)
 
 
 @collector_paused
-def parse_lmp_rt_5min(data: bytes, source: str) -> list[Record]:
+def parse_lmp_rt_5min(data: bytes, source: str) -> Sequence[Record]:
     """Real-time 5-minute LMPs from `rt_fivemin_hrl_lmps` (verified, about 186 days with
     filters) or `rt_unverified_fivemin_lmps` (the most recent days; energy derived, revision 0)."""
     return _parse_lmp(data, source, "RT_5MIN", "rt", 5, unverified=True)
 
 
 @collector_paused
-def parse_load(data: bytes, source: str) -> list[Record]:
+def parse_load(data: bytes, source: str) -> Sequence[Record]:
     """Actual load from `hrl_load_metered` (hourly per load area, since 1993) or `inst_load`
     (5-minute snapshots per area, about the last 30 days), told apart by their columns."""
     table = read_table(data, source)
@@ -253,7 +257,7 @@ def parse_load(data: bytes, source: str) -> list[Record]:
     return _metered_load(table, source)
 
 
-def _metered_load(table: Table, source: str) -> list[Record]:
+def _metered_load(table: Table, source: str) -> Sequence[Record]:
     rows = _Rows(table, source, ["load_area", "zone", "mw", "is_verified"], 60)
     at = rows.at
     area_at, zone_at, mw_at, verified_at = at["load_area"], at["zone"], at["mw"], at["is_verified"]
@@ -310,7 +314,7 @@ def nearest_five_minutes(instant: datetime) -> datetime:
     return datetime.fromtimestamp((seconds + 150) // 300 * 300, tz=UTC)
 
 
-def _instantaneous_load(table: Table, source: str) -> list[Record]:
+def _instantaneous_load(table: Table, source: str) -> Sequence[Record]:
     rows = _Rows(table, source, ["area", "instantaneous_load"], 0)
     area_at, load_at = rows.at["area"], rows.at["instantaneous_load"]
     marks: dict[datetime, tuple[datetime, int]] = {}
@@ -362,7 +366,7 @@ def _instantaneous_load(table: Table, source: str) -> list[Record]:
 
 
 @collector_paused
-def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
+def parse_fuel_mix(data: bytes, source: str) -> Sequence[Record]:
     """Hourly generation by fuel from `gen_by_fuel` (since 2016-01-01). The feed has no version:
     the revision is the publish time in the response's name (`pub<YYYYMMDDTHHMMSSZ>`), else 0."""
     table = read_table(data, source)
@@ -405,7 +409,7 @@ def parse_fuel_mix(data: bytes, source: str) -> list[Record]:
 
 
 @collector_paused
-def parse_as_prices(data: bytes, source: str) -> list[Record]:
+def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
     """Real-time reserve and regulation clearing prices (`mcp`) per locale and service from
     `reserve_market_results` (since 2013-06-14; hourly until 2022-09-01 EPT, then 5-minute).
     The feed has no version: the revision is the publish time in the response's name, else 0."""

@@ -3,6 +3,7 @@ vintages, the GHG component, "no data", and recognising the format from the cont
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -38,7 +39,7 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def parse(dataset: Dataset, name: str, data: bytes) -> list[Record]:
+def parse(dataset: Dataset, name: str, data: bytes) -> Sequence[Record]:
     return PARSERS[dataset](data, name)
 
 

@@ -4,6 +4,7 @@ energy-weighted load zones and the fuel-mix dashboard's stamps and publications.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -37,7 +38,7 @@ def utc(
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def content(records: list[Record]) -> list[tuple[object, ...]]:
+def content(records: Sequence[Record]) -> list[tuple[object, ...]]:
     """Records without where they were read from."""
     return [(r.natural_key, r.revision, r.native_fields) for r in records]
 

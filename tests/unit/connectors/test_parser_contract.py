@@ -6,6 +6,7 @@ import importlib
 import math
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,10 +60,10 @@ MARKET_OF = {
     Dataset.LMP_RT_HOURLY: ("RT_HOURLY", 60),
 }
 
-_parsed: dict[str, tuple[str, list[Record]]] = {}
+_parsed: dict[str, tuple[str, Sequence[Record]]] = {}
 
 
-def parsed(case: ParserCase) -> tuple[str, list[Record]]:
+def parsed(case: ParserCase) -> tuple[str, Sequence[Record]]:
     if case.id not in _parsed:
         source, data = case.load()
         _parsed[case.id] = (source, parser_for(case.iso, case.dataset)(data, source))

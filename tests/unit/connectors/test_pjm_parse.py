@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,12 +41,12 @@ REVISIONS_FILE = shared_file(
 )
 
 
-def lmps(records: list[Record]) -> list[LmpRecord]:
+def lmps(records: Sequence[Record]) -> list[LmpRecord]:
     assert all(isinstance(r, LmpRecord) for r in records)
     return [r for r in records if isinstance(r, LmpRecord)]
 
 
-def loads(records: list[Record]) -> list[LoadRecord]:
+def loads(records: Sequence[Record]) -> list[LoadRecord]:
     return [r for r in records if isinstance(r, LoadRecord)]
 
 
@@ -259,7 +260,7 @@ def _as_csv_export(page: bytes) -> bytes:
     return "\r\n".join([*lines, ""]).encode()
 
 
-def _comparable(records: list[Record]) -> list[tuple[object, ...]]:
+def _comparable(records: Sequence[Record]) -> list[tuple[object, ...]]:
     return [
         (r.natural_key, r.revision, r.revision_kind, getattr(r, "lmp_usd_per_mwh", None))
         for r in records

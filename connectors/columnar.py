@@ -1,0 +1,324 @@
+"""Columnar parsing: a payload read as whole columns (Arrow), checked column by column, and
+records built from the columns only when somebody reads them.
+
+Every parser has two paths over the same bytes:
+
+- the columnar path (this module's helpers): the CSV is read by Arrow's C++ reader, JSON by
+  orjson; prices are converted and checked for finiteness a column at a time; a time label is
+  converted once per distinct label (dictionary encoding), and repeats of a natural key are
+  found with one counting pass. It handles the regular case only: the moment anything is
+  irregular (a non-numeric cell, an empty id, a repeated key, quotes, a label it cannot
+  convert...) it gives up and returns None;
+- the row path (the parser's own loop), which reads anything the format allows, keeps verbatim
+  repeats once, and raises the ParseError that names the file, the row and the problem.
+
+So the columnar path never decides an error and never decides what a row means on its own:
+where it answers, the unit tests check it answers what the row path answers (record for record,
+native fields included).
+
+A columnar answer is a `RecordBatch`: a sequence of records whose objects are built from the
+checked columns the first time it is read (a publisher iterating it, `optibid parse` printing
+it). Its length, and every check, are known before that.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, overload
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors.records import Record
+
+Codes = np.ndarray[Any, np.dtype[np.int64]]
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+
+# Bytes that make a CSV irregular for the columnar reader: quotes (the csv module reads quoted
+# cells), NUL, and the line breaks str.splitlines knows but Arrow does not (VT, FF, FS/GS/RS,
+# and in UTF-8 NEL and the Unicode line and paragraph separators). Each is looked for on its
+# own: `in` on bytes runs at memchr speed where a regex class runs a step per byte, and the
+# multi-byte ones only in a payload that is not plain ASCII.
+_IRREGULAR_BYTES = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_IRREGULAR_UTF8 = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+
+
+_row_path_only = False
+
+
+@contextmanager
+def row_path_only() -> Iterator[None]:
+    """Within it, every columnar reader declines, so parsers take their row paths: for
+    checking that both paths read a payload alike, and for measuring one against the other."""
+    global _row_path_only  # noqa: PLW0603  # one switch for the readers of this module
+    before, _row_path_only = _row_path_only, True
+    try:
+        yield
+    finally:
+        _row_path_only = before
+
+
+class RecordBatch(Sequence[Record]):
+    """Records of one payload, built from its checked columns when first read."""
+
+    __slots__ = ("_build", "_length", "_records")
+
+    def __init__(self, length: int, build: Callable[[], list[Record]]) -> None:
+        self._length = length
+        self._build: Callable[[], list[Record]] | None = build
+        self._records: list[Record] | None = None
+
+    def records(self) -> list[Record]:
+        """The records as a list (built on the first call)."""
+        if self._records is None:
+            assert self._build is not None
+            paused = gc.isenabled()
+            gc.disable()  # records form no cycles; see connectors.parsing.collector_paused
+            try:
+                built = self._build()
+            finally:
+                if paused:
+                    gc.enable()
+            if len(built) != self._length:  # a broken builder must not pass unnoticed
+                raise RuntimeError(f"built {len(built)} records of {self._length}")
+            self._records, self._build = built, None
+        return self._records
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordBatch):
+            return self.records() == other.records()
+        if isinstance(other, list):
+            return self.records() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-ish, like the list it stands for
+
+    def __repr__(self) -> str:
+        state = "built" if self._records is not None else "not built"
+        return f"RecordBatch({self._length} records, {state})"
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+class Frame:
+    """One payload's table: its header, row count, `column(name)` (an Arrow array, or None
+    where a JSON column mixes types), and each row's source fields (for records'
+    native_fields) when asked for."""
+
+    __slots__ = ("_natives", "column", "header", "rows")
+
+    def __init__(
+        self,
+        header: list[str],
+        rows: int,
+        column: Callable[[str], pa.Array | None],
+        natives: Callable[[], Callable[[int], Mapping[str, str]]],
+    ) -> None:
+        self.header = header
+        self.rows = rows
+        self.column = column
+        self._natives = natives
+
+    def natives(self) -> Callable[[int], Mapping[str, str]]:
+        """row index (0-based) -> that row's fields by column name, as text."""
+        return self._natives()
+
+    def has(self, *names: str) -> bool:
+        return all(name in self.header for name in names)
+
+
+class ColumnRow(Mapping[str, str]):
+    """One row's fields read from whole columns (lists of text) instead of copied per row."""
+
+    __slots__ = ("_columns", "_index", "_row")
+
+    def __init__(self, index: dict[str, int], columns: list[list[str]], row: int) -> None:
+        self._index = index
+        self._columns = columns
+        self._row = row
+
+    def __getitem__(self, name: str) -> str:
+        return self._columns[self._index[name]][self._row]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+def csv_frame(data: bytes) -> Frame | None:
+    """A plain CSV (UTF-8, one header line, no quotes, every row as wide as the header) read
+    as text columns; None for anything else, which the row path reads or rejects."""
+    if _row_path_only:
+        return None
+    if data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
+    end = data.find(b"\n")
+    if end <= 0 or any(irregular in data for irregular in _IRREGULAR_BYTES):
+        return None
+    ascii_only = data.isascii()  # then UTF-8 needs no check (Arrow's is the slow part)
+    if not ascii_only and any(irregular in data for irregular in _IRREGULAR_UTF8):
+        return None
+    try:
+        header = [name.strip() for name in data[:end].decode().rstrip("\r").split(",")]
+    except UnicodeDecodeError:
+        return None
+    if len(set(header)) != len(header) or "" in header:
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(quote_char=False, double_quote=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=not ascii_only,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, invalid UTF-8
+        return None
+    if table.num_rows == 0:
+        return None
+    index = {name: i for i, name in enumerate(header)}
+
+    def column(name: str) -> pa.Array:
+        return table.column(name).combine_chunks()
+
+    def natives() -> Callable[[int], Mapping[str, str]]:
+        texts = [table.column(i).to_pylist() for i in range(len(header))]
+        return lambda row: ColumnRow(index, texts, row)
+
+    return Frame(header, table.num_rows, column, natives)
+
+
+def load_json(data: bytes) -> Any:
+    """A JSON document, or None where orjson declines it (the row path's json module then
+    reads it, e.g. NaN literals, or names the error)."""
+    if _row_path_only:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def array(values: list[Any]) -> pa.Array | None:
+    """A column of JSON cells as one Arrow array, or None if its cells mix types."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return None
+
+
+# --- columns --------------------------------------------------------------------------------
+
+
+def codes(column: pa.Array) -> tuple[Codes, list[Any]] | None:
+    """(per-row code, distinct values) of a column with no nulls; None where it has nulls."""
+    if column.null_count:
+        return None
+    encoded = column.dictionary_encode()
+    return (
+        encoded.indices.to_numpy().astype(np.int64, copy=False),
+        encoded.dictionary.to_pylist(),
+    )
+
+
+def floats(column: pa.Array) -> Floats | None:
+    """A column as finite float64s: text in Python float() syntax without spaces, or JSON
+    numbers (not booleans). None if any cell is anything else, empty, NaN or infinite."""
+    kind = column.type
+    if column.null_count or not (
+        pa.types.is_string(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)
+    ):
+        return None
+    try:
+        values: Floats = pc.cast(column, pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if not np.isfinite(values).all():
+        return None
+    return values
+
+
+def mapped(found: tuple[Codes, list[Any]], convert: Callable[[Any], Any]) -> list[Any] | None:
+    """`convert` applied to each distinct value; None if it returns None for any."""
+    out = [convert(value) for value in found[1]]
+    return None if any(value is None for value in out) else out
+
+
+def distinct(*keys: tuple[Codes, int]) -> bool:
+    """Whether the rows' combined key ((codes, number of distinct codes) per part) never
+    repeats."""
+    combined = np.zeros(len(keys[0][0]), dtype=np.int64)
+    space = 1
+    for values, size in keys:
+        combined = combined * max(size, 1) + values
+        space *= max(size, 1)
+        if space > 1 << 62:
+            return len(np.unique(combined)) == len(combined)
+    if space <= 8 * len(combined) + 1024:
+        return int(np.bincount(combined, minlength=1).max(initial=0)) <= 1
+    return len(np.unique(combined)) == len(combined)
+
+
+def pairs(first: Codes, n_first: int, second: Codes, n_second: int) -> tuple[Codes, Codes]:
+    """(code of each row's (first, second) pair, the distinct pairs as an array of
+    [first code, second code] rows): for converting two label columns together."""
+    combined = first * max(n_second, 1) + second
+    space = max(n_first, 1) * max(n_second, 1)
+    if space <= 8 * len(combined) + 1024:
+        present = np.bincount(combined, minlength=space) > 0
+        values = np.flatnonzero(present)
+        lookup = np.cumsum(present) - 1
+        return lookup[combined], np.stack(
+            [values // max(n_second, 1), values % max(n_second, 1)], 1
+        )
+    values, inverse = np.unique(combined, return_inverse=True)
+    return inverse.astype(np.int64), np.stack(
+        [values // max(n_second, 1), values % max(n_second, 1)], 1
+    )
+
+
+def canonical(values: list[Any], found: Codes) -> tuple[Codes, int, list[Any]]:
+    """Codes renumbered so that equal converted values share one: (per-row code, number of
+    distinct values, the distinct values). Two labels may name one thing ("4:00" and "04:00")."""
+    numbering: dict[Any, int] = {}
+    remap = np.fromiter(
+        (numbering.setdefault(value, len(numbering)) for value in values), np.int64, len(values)
+    )
+    return remap[found] if len(values) else found, len(numbering), list(numbering)
+
+
+def texts(values: Sequence[Any]) -> list[str]:
+    """Cells as the row path's text: None -> "", everything else str()."""
+    return [
+        "" if value is None else value if isinstance(value, str) else str(value) for value in values
+    ]

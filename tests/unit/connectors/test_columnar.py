@@ -10,6 +10,7 @@ payloads of each format (it must not decline everything and leave the speed to c
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -19,9 +20,11 @@ import pytest
 from connectors.columnar import RecordBatch, row_path_only
 from connectors.errors import ConnectorError
 from connectors.parsing import parser_for
+from connectors.pjm.feeds import FEEDS as PJM_FEEDS
+from connectors.pjm.simulate import simulate as pjm
 from connectors.records import Record
 from connectors.simulate import Faults, Payload, SimRequest
-from schemas.catalog import Dataset, Iso
+from schemas.catalog import ISO_DATASETS, Dataset, Iso
 from schemas.timeutil import local_midnight_utc
 from tests.unit.connectors.contract import MalformedCase, ParserCase
 from tests.unit.connectors.test_parser_contract import CASES, MALFORMED
@@ -76,23 +79,18 @@ def simulated(iso: Iso, dataset: Dataset, day: date, faults: Faults) -> list[Pay
     end = local_midnight_utc(iso.value.upper(), day + timedelta(days=1))
     request = SimRequest(dataset, start, end, locations=6, faults=faults)
     if iso is Iso.PJM:
-        from connectors.pjm.feeds import FEEDS
-        from connectors.pjm.simulate import simulate as pjm
-
         return [
             payload
-            for feed in FEEDS[dataset]
+            for feed in PJM_FEEDS[dataset]
             for fmt in ("json", "csv")
             for payload in pjm(request, feed=feed.name, fmt=fmt)  # type: ignore[arg-type]
         ]
-    module = __import__(f"connectors.{iso.value}.simulate", fromlist=["simulate"])
+    module = importlib.import_module(f"connectors.{iso.value}.simulate")
     payloads: list[Payload] = module.simulate(request)
     return payloads
 
 
 def _formats() -> list[tuple[Iso, Dataset]]:
-    from schemas.catalog import ISO_DATASETS
-
     return [(iso, dataset) for iso in Iso for dataset in ISO_DATASETS[iso]]
 
 

@@ -83,7 +83,7 @@ def simulated(iso: Iso, dataset: Dataset, day: date, faults: Faults) -> list[Pay
             payload
             for feed in PJM_FEEDS[dataset]
             for fmt in ("json", "csv")
-            for payload in pjm(request, feed=feed.name, fmt=fmt)  # type: ignore[arg-type]
+            for payload in pjm(request, feed=feed.name, fmt=fmt)
         ]
     module = importlib.import_module(f"connectors.{iso.value}.simulate")
     payloads: list[Payload] = module.simulate(request)

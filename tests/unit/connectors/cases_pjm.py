@@ -735,3 +735,7 @@ MALFORMED: list[MalformedCase] = [
         match="a zip payload where json or csv was expected",
     ),
 ]
+
+
+# Datasets whose regular payloads the columnar path reads (tests/unit/connectors/test_columnar.py)
+COLUMNAR = (Dataset.LMP_DA_HOURLY, Dataset.LMP_RT_HOURLY, Dataset.LMP_RT_5MIN)

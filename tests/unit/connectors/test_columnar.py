@@ -103,12 +103,12 @@ def test_simulated_payloads_read_alike(iso: Iso, dataset: Dataset, day: date) ->
             assert fast == slow, name
 
 
-# The formats whose regular payloads the columnar path reads (all of them, in time).
-COLUMNAR = {
-    (Iso.PJM, Dataset.LMP_DA_HOURLY),
-    (Iso.PJM, Dataset.LMP_RT_HOURLY),
-    (Iso.PJM, Dataset.LMP_RT_5MIN),
-}
+# The formats whose regular payloads the columnar path must read: each ISO's cases module
+# names its own in COLUMNAR.
+COLUMNAR: set[tuple[Iso, Dataset]] = set()
+for _iso in Iso:
+    _cases = importlib.import_module(f"tests.unit.connectors.cases_{_iso.value}")
+    COLUMNAR |= {(_iso, dataset) for dataset in getattr(_cases, "COLUMNAR", ())}
 
 
 @pytest.mark.parametrize(("iso", "dataset"), sorted(COLUMNAR), ids=lambda v: str(v.value))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 import numpy as np
@@ -36,6 +37,7 @@ import pyarrow.csv as pacsv
 
 from connectors.records import Record
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Codes = np.ndarray[Any, np.dtype[np.int64]]
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -240,15 +242,18 @@ def array(values: list[Any]) -> pa.Array | None:
 # --- columns --------------------------------------------------------------------------------
 
 
-def codes(column: pa.Array) -> tuple[Codes, list[Any]] | None:
-    """(per-row code, distinct values) of a column with no nulls; None where it has nulls."""
+def encoded(column: pa.Array) -> tuple[Codes, pa.Array] | None:
+    """(per-row code, the distinct values as an Arrow array) of a column with no nulls."""
     if column.null_count:
         return None
-    encoded = column.dictionary_encode()
-    return (
-        encoded.indices.to_numpy().astype(np.int64, copy=False),
-        encoded.dictionary.to_pylist(),
-    )
+    found = column.dictionary_encode()
+    return found.indices.to_numpy().astype(np.int64, copy=False), found.dictionary
+
+
+def codes(column: pa.Array) -> tuple[Codes, list[Any]] | None:
+    """(per-row code, distinct values) of a column with no nulls; None where it has nulls."""
+    found = encoded(column)
+    return None if found is None else (found[0], found[1].to_pylist())
 
 
 def floats(column: pa.Array) -> Floats | None:
@@ -315,6 +320,77 @@ def canonical(values: list[Any], found: Codes) -> tuple[Codes, int, list[Any]]:
         (numbering.setdefault(value, len(numbering)) for value in values), np.int64, len(values)
     )
     return remap[found] if len(values) else found, len(numbering), list(numbering)
+
+
+# --- wall-clock labels, converted a column of distinct labels at a time ------------------------
+
+# The strict forms converted here; a label in any other form (or out of range) makes the
+# whole column go to the parser's own label conversion, which knows every form it accepts.
+WALL_FORMS = {
+    # "6/3/2024 4:00:07 AM" (12-hour clock)
+    "us12": r"^(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}) "
+    r"(?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2}) (?P<p>AM|PM)$",
+    # "2024-06-03T04:00:00"
+    "iso": r"^(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})T(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})$",
+}
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+MICROS_PER_DAY = 86_400_000_000
+
+
+def days_from_civil(year: Codes, month: Codes, day: Codes) -> Codes:
+    """Days since 1970-01-01 of proleptic Gregorian dates (vectorised)."""
+    year = year - (month <= 2)
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    of_eras = of_era * 365 + of_era // 4 - of_era // 100 + of_year
+    days: Codes = era * 146_097 + of_eras - 719_468
+    return days
+
+
+def wall_micros(labels: pa.Array, form: str) -> Codes | None:
+    """Naive wall-clock microseconds since the epoch of each label, if every label is in
+    `form` (a WALL_FORMS key) and names a real date and time; None otherwise."""
+    pattern = WALL_FORMS[form]
+    if not pa.types.is_string(labels.type) or labels.null_count or len(labels) == 0:
+        return None
+    if not pc.all(pc.match_substring_regex(labels, pattern)).as_py():
+        return None
+    parts = pc.extract_regex(labels, pattern)
+
+    def number(name: str) -> Codes:
+        values: Codes = pc.cast(parts.field(name), pa.int64()).to_numpy()
+        return values
+
+    year, month, day = number("y"), number("m"), number("d")
+    hour, minute, second = number("H"), number("M"), number("S")
+    if form == "us12":
+        if ((hour < 1) | (hour > 12)).any():
+            return None
+        afternoon = pc.equal(parts.field("p"), "PM").to_numpy(zero_copy_only=False)
+        hour = hour % 12 + 12 * afternoon.astype(np.int64)
+    if ((month < 1) | (month > 12) | (hour > 23) | (minute > 59) | (second > 59)).any():
+        return None
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    last_day = _MONTH_DAYS[month - 1] + ((month == 2) & leap)
+    if ((day < 1) | (day > last_day) | (year < 1)).any():
+        return None
+    days = days_from_civil(year, month, day)
+    micros: Codes = days * MICROS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1_000_000
+    return micros
+
+
+def local_micros(utc_micros: Codes, zone_name: str) -> Codes:
+    """The naive local wall clock (microseconds) of UTC instants in a time zone."""
+    instants = pa.array(utc_micros, pa.timestamp("us", tz="UTC"))
+    local = pc.local_timestamp(instants.cast(pa.timestamp("us", tz=zone_name)))
+    values: Codes = local.cast(pa.int64()).to_numpy()
+    return values
+
+
+def utc_datetimes(micros: Codes) -> list[datetime]:
+    """Aware UTC datetimes of microseconds since the epoch (exact, no float)."""
+    return [EPOCH + timedelta(microseconds=value) for value in micros.tolist()]
 
 
 def texts(values: Sequence[Any]) -> list[str]:

@@ -21,21 +21,49 @@ from connectors.columnar import (
     codes,
     csv_frame,
     distinct,
+    encoded,
     floats,
     load_json,
+    local_micros,
     pairs,
     texts,
+    utc_datetimes,
+    wall_micros,
 )
-from connectors.pjm.feeds import EPT_COLUMN, LOCATION_TYPES, UTC_COLUMN
+from connectors.pjm.feeds import (
+    AS_PRODUCTS,
+    EPT_COLUMN,
+    INST_AREA_PREFIX,
+    LOCATION_TYPES,
+    RESERVE_FIVE_MINUTE_SINCE,
+    RTO_AREAS,
+    UTC_COLUMN,
+)
 from connectors.pjm.table import Table, cell_text, same_instant, utc_instant
-from connectors.records import PUBLISH_TIME, VERSION, LmpRecord, Record
+from connectors.records import (
+    PUBLISH_TIME,
+    VERSION,
+    AsPriceRecord,
+    LmpRecord,
+    LoadRecord,
+    Record,
+)
 from connectors.tabular import sniff
+from schemas.timeutil import to_micros
 
 ISO = "PJM"
+EASTERN_ZONE = "America/New_York"  # connectors.pjm.table.EASTERN, by name for Arrow
+
+
+# Below this size the row loop is the faster reader: the columnar path's fixed cost (about a
+# millisecond of Arrow and NumPy calls) is what the row loop spends on a few hundred rows.
+SMALL_PAYLOAD_BYTES = 32_768
 
 
 def frame(data: bytes) -> Frame | None:
-    """A CSV export, JSON page or JSON export as a Frame; None where irregular."""
+    """A CSV export, JSON page or JSON export as a Frame; None where irregular or small."""
+    if len(data) < SMALL_PAYLOAD_BYTES:
+        return None
     kind = sniff(data)
     if kind == "csv":
         return csv_frame(data)
@@ -70,46 +98,102 @@ def frame(data: bytes) -> Frame | None:
     return Frame(header, len(items), column, natives)
 
 
-def starts(found: Frame, minutes: int) -> tuple[Codes, int, list[datetime]] | None:
-    """(per-row code, count, distinct UTC interval starts) from the UTC label checked against
+def starts(found: Frame, minutes: int) -> tuple[Codes, int, list[datetime], Codes] | None:
+    """(per-row code, count, distinct UTC interval starts, the same as epoch microseconds)
+    from the UTC label checked against
     the EPT label, once per distinct pair; None if a label does not convert, disagrees or is
     off the `minutes` grid (0: any time)."""
     utc = found.column(UTC_COLUMN)
-    utc_codes = None if utc is None else codes(utc)
+    utc_codes = None if utc is None else encoded(utc)
     if utc_codes is None:
         return None
-    if EPT_COLUMN in found.header:
+    if EPT_COLUMN not in found.header:
+        row_pairs = utc_codes[0]
+        utc_of_pair = np.arange(len(utc_codes[1]), dtype=np.int64)
+        ept_codes, ept_of_pair = None, None
+    else:
         ept = found.column(EPT_COLUMN)
-        ept_codes = None if ept is None else codes(ept)
+        ept_codes = None if ept is None else encoded(ept)
         if ept_codes is None:
             return None
         row_pairs, distinct_pairs = pairs(
             utc_codes[0], len(utc_codes[1]), ept_codes[0], len(ept_codes[1])
         )
-        labels = [(utc_codes[1][u], ept_codes[1][e]) for u, e in distinct_pairs.tolist()]
+        utc_of_pair, ept_of_pair = distinct_pairs[:, 0], distinct_pairs[:, 1]
+    micros = _vector_starts(utc_codes[1], ept_codes and ept_codes[1], utc_of_pair, ept_of_pair)
+    if micros is None:  # labels in another form: converted one by one, as the row path does
+        utc_labels = utc_codes[1].to_pylist()
+        ept_labels = None if ept_codes is None else ept_codes[1].to_pylist()
+        converted = _python_starts(utc_labels, ept_labels, utc_of_pair, ept_of_pair)
+        if converted is None:
+            return None
+        micros = np.array([to_micros(start) for start in converted], np.int64)
+    if minutes and (micros % (minutes * 60_000_000)).any():
+        return None
+    distinct_micros, inverse = np.unique(micros, return_inverse=True)
+    return (
+        inverse[row_pairs],
+        len(distinct_micros),
+        utc_datetimes(distinct_micros),
+        distinct_micros,
+    )
+
+
+def _vector_starts(
+    utc_labels: Any, ept_labels: Any, utc_of_pair: Codes, ept_of_pair: Codes | None
+) -> Codes | None:
+    """UTC microseconds of each distinct (UTC label, EPT label) pair, where both columns are
+    in one strict form throughout and every EPT label is its UTC label in Eastern time."""
+    for form in ("us12", "iso"):
+        utc_micros = wall_micros(utc_labels, form)
+        if utc_micros is not None:
+            break
     else:
-        row_pairs = utc_codes[0]
-        labels = [(label, None) for label in utc_codes[1]]
+        return None
+    starts_micros: Codes = utc_micros[utc_of_pair]
+    if ept_labels is None or ept_of_pair is None:
+        return starts_micros
+    ept_micros = wall_micros(ept_labels, form)
+    if ept_micros is None:
+        return None
+    if (local_micros(starts_micros, EASTERN_ZONE) != ept_micros[ept_of_pair]).any():
+        return None
+    return starts_micros
+
+
+def _python_starts(
+    utc_labels: list[Any],
+    ept_labels: list[Any] | None,
+    utc_of_pair: Codes,
+    ept_of_pair: Codes | None,
+) -> list[datetime] | None:
     converted: list[datetime] = []
-    for utc_label, ept_label in labels:
+    ept_codes = [None] * len(utc_of_pair) if ept_of_pair is None else ept_of_pair.tolist()
+    for u, e in zip(utc_of_pair.tolist(), ept_codes, strict=True):
         try:
-            start = utc_instant(cell_text(utc_label))
-            if ept_label is not None and not same_instant(cell_text(ept_label), start):
+            start = utc_instant(cell_text(utc_labels[u]))
+            if (
+                e is not None
+                and ept_labels is not None
+                and not same_instant(cell_text(ept_labels[e]), start)
+            ):
                 return None
         except (ValueError, TypeError, OverflowError):
             return None
-        if minutes and (start.minute % minutes or start.second or start.microsecond):
-            return None
         converted.append(start)
-    return canonical(converted, row_pairs)
+    return converted
 
 
-def _texts(found: Frame, name: str, *, non_empty: bool) -> tuple[Codes, int, list[str]] | None:
+def _texts(
+    found: Frame, name: str, *, non_empty: bool, strip: bool = False
+) -> tuple[Codes, int, list[str]] | None:
     column = found.column(name)
     coded = None if column is None else codes(column)
     if coded is None:
         return None
     values = texts(coded[1])
+    if strip:
+        values = [value.strip() for value in values]
     if non_empty and "" in values:
         return None
     return canonical(values, coded[0])
@@ -213,6 +297,202 @@ def lmp(
                     versions[0].tolist(),
                     strict=True,
                 )
+            )
+        ]
+
+    return RecordBatch(found.rows, build)
+
+
+_FLAGS: dict[object, int] = {"True": 2, "False": 1, "true": 2, "false": 1, True: 2, False: 1}
+
+
+def _flagged(value: object) -> int | None:
+    """is_verified as a revision (verified 2, preliminary 1); None if not a flag."""
+    try:
+        return _FLAGS.get(value)
+    except TypeError:  # unhashable
+        return None
+
+
+def _raw_codes(found: Frame, name: str) -> tuple[Codes, list[Any]] | None:
+    column = found.column(name)
+    return None if column is None else codes(column)
+
+
+def load(data: bytes, source: str) -> RecordBatch | None:
+    """The columnar path of parse.parse_load: metered or instantaneous, told apart as there."""
+    found = frame(data)
+    if found is None:
+        return None
+    if "instantaneous_load" in found.header or "area" in found.header:
+        return _instantaneous_load(found, source)
+    return _metered_load(found, source)
+
+
+def _metered_load(found: Frame, source: str) -> RecordBatch | None:
+    if not found.has(UTC_COLUMN, "load_area", "zone", "mw", "is_verified"):
+        return None
+    when = starts(found, 60)
+    areas = _texts(found, "load_area", non_empty=True)
+    zones = _texts(found, "zone", non_empty=False)
+    flags = _raw_codes(found, "is_verified")
+    mw = found.column("mw")
+    load = None if mw is None else floats(mw)
+    if when is None or areas is None or zones is None or flags is None or load is None:
+        return None
+    flag_revisions = [_flagged(flag) for flag in flags[1]]
+    if None in flag_revisions:
+        return None
+    revisions = canonical(flag_revisions, flags[0])
+    if not distinct((areas[0], areas[1]), (when[0], when[1]), (revisions[0], revisions[1])):
+        return None
+    # the area's type depends on its zone cell: one type per distinct (area, zone)
+    area_zone, distinct_pairs = pairs(areas[0], areas[1], zones[0], zones[1])
+    area_types = [
+        "RTO" if areas[2][a] in RTO_AREAS else "ZONE" if areas[2][a] == zones[2][z] else "OTHER"
+        for a, z in distinct_pairs.tolist()
+    ]
+
+    def build() -> list[Record]:
+        names, interval_starts, revision_of = areas[2], when[2], revisions[2]
+        loads = load.tolist()
+        native = found.natives()
+        return [
+            LoadRecord(
+                ISO,
+                names[a],
+                area_types[t],
+                interval_starts[s],
+                60,
+                loads[row],
+                "ACTUAL",
+                None,
+                revision_of[v],
+                VERSION,
+                source,
+                row + 1,
+                native(row),
+            )
+            for row, (a, t, s, v) in enumerate(
+                zip(
+                    areas[0].tolist(),
+                    area_zone.tolist(),
+                    when[0].tolist(),
+                    revisions[0].tolist(),
+                    strict=True,
+                )
+            )
+        ]
+
+    return RecordBatch(found.rows, build)
+
+
+def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
+    if not found.has(UTC_COLUMN, "area", "instantaneous_load"):
+        return None
+    when = starts(found, 0)
+    areas = _texts(found, "area", non_empty=True)
+    column = found.column("instantaneous_load")
+    load = None if column is None else floats(column)
+    if when is None or areas is None or load is None:
+        return None
+    # a snapshot's own time is its revision, so (area, snapshot) is the natural key here
+    if not distinct((areas[0], areas[1]), (when[0], when[1])):
+        return None
+    if (when[3] < 0).any():  # before 1970 the row path's rounding differs (it truncates)
+        return None
+    # the snapshot's nearest 5-minute mark (parse.nearest_five_minutes, vectorised)
+    seconds = when[3] // 1_000_000 + (when[3] % 1_000_000 >= 500_000)
+    marks = list(
+        zip(utc_datetimes((seconds + 150) // 300 * 300 * 1_000_000), when[3].tolist(), strict=True)
+    )
+    named = [
+        (
+            INST_AREA_PREFIX + area,
+            "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE",
+        )
+        for area in areas[2]
+    ]
+
+    def build() -> list[Record]:
+        loads = load.tolist()
+        native = found.natives()
+        out: list[Record] = []
+        for row, (a, s) in enumerate(zip(areas[0].tolist(), when[0].tolist(), strict=True)):
+            area_id, area_type = named[a]
+            start, revision = marks[s]
+            out.append(
+                LoadRecord(
+                    ISO,
+                    area_id,
+                    area_type,
+                    start,
+                    5,
+                    loads[row],
+                    "ACTUAL",
+                    None,
+                    revision,
+                    PUBLISH_TIME,
+                    source,
+                    row + 1,
+                    native(row),
+                )
+            )
+        return out
+
+    return RecordBatch(found.rows, build)
+
+
+def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
+    """The columnar path of parse.parse_as_prices (reserve_market_results)."""
+    found = frame(data)
+    if found is None or not found.has(UTC_COLUMN, "locale", "service", "mcp"):
+        return None
+    when = starts(found, 5)
+    locales = _texts(found, "locale", non_empty=True, strip=True)
+    services = _raw_codes(found, "service")
+    column = found.column("mcp")
+    price = None if column is None else floats(column)
+    if when is None or locales is None or services is None or price is None:
+        return None
+    if not all(type(service) is str for service in services[1]):
+        return None
+    products = [AS_PRODUCTS.get(service) for service in services[1]]
+    if None in products:
+        return None
+    service_codes = canonical(services[1], services[0])
+    hourly = [start < RESERVE_FIVE_MINUTE_SINCE for start in when[2]]
+    if any(h and start.minute for h, start in zip(hourly, when[2], strict=True)):
+        return None
+    if not distinct(
+        (locales[0], locales[1]), (service_codes[0], service_codes[1]), (when[0], when[1])
+    ):
+        return None
+    # canonical() kept the first of equal services; products follow the canonical order
+    product_of = [AS_PRODUCTS[service] for service in service_codes[2]]
+
+    def build() -> list[Record]:
+        names, interval_starts, service_names = locales[2], when[2], service_codes[2]
+        prices = price.tolist()
+        native = found.natives()
+        return [
+            AsPriceRecord(
+                ISO,
+                "RT_HOURLY" if hourly[s] else "RT_5MIN",
+                interval_starts[s],
+                60 if hourly[s] else 5,
+                product_of[v],
+                service_names[v],
+                names[a],
+                prices[row],
+                revision,
+                PUBLISH_TIME,
+                source,
+                row + 1,
+                native(row),
+            )
+            for row, (a, v, s) in enumerate(
+                zip(locales[0].tolist(), service_codes[0].tolist(), when[0].tolist(), strict=True)
             )
         ]
 

@@ -35,7 +35,14 @@ from connectors.pjm.feeds import (
     RTO_AREAS,
     UTC_COLUMN,
 )
-from connectors.pjm.table import Table, cell_text, read_table, same_instant, utc_instant
+from connectors.pjm.table import (
+    Table,
+    cell_text,
+    nearest_five_minutes,
+    read_table,
+    same_instant,
+    utc_instant,
+)
 from connectors.records import (
     PUBLISH_TIME,
     VERSION,
@@ -251,6 +258,9 @@ def parse_lmp_rt_5min(data: bytes, source: str) -> Sequence[Record]:
 def parse_load(data: bytes, source: str) -> Sequence[Record]:
     """Actual load from `hrl_load_metered` (hourly per load area, since 1993) or `inst_load`
     (5-minute snapshots per area, about the last 30 days), told apart by their columns."""
+    batch = columnar.load(data, source)
+    if batch is not None:
+        return batch
     table = read_table(data, source)
     if "instantaneous_load" in table.header or "area" in table.header:
         return _instantaneous_load(table, source)
@@ -306,12 +316,6 @@ def _metered_load(table: Table, source: str) -> Sequence[Record]:
                 )
             )
     return out
-
-
-def nearest_five_minutes(instant: datetime) -> datetime:
-    """The 5-minute mark nearest to `instant` (a snapshot stamped 00:04:57 counts for 00:05)."""
-    seconds = int(instant.timestamp()) + (1 if instant.microsecond >= 500_000 else 0)
-    return datetime.fromtimestamp((seconds + 150) // 300 * 300, tz=UTC)
 
 
 def _instantaneous_load(table: Table, source: str) -> Sequence[Record]:
@@ -413,6 +417,9 @@ def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
     """Real-time reserve and regulation clearing prices (`mcp`) per locale and service from
     `reserve_market_results` (since 2013-06-14; hourly until 2022-09-01 EPT, then 5-minute).
     The feed has no version: the revision is the publish time in the response's name, else 0."""
+    batch = columnar.as_prices(data, source, _published(source))
+    if batch is not None:
+        return batch
     table = read_table(data, source)
     rows = _Rows(table, source, ["locale", "service", "mcp"], 5)
     service_at, mcp_at, locale_at = rows.at["service"], rows.at["mcp"], rows.at["locale"]

@@ -231,3 +231,9 @@ def same_instant(ept_text: str, instant_utc: datetime) -> bool:
     if label.tzinfo is not None:
         return label == instant_utc
     return label == eastern_label(instant_utc)
+
+
+def nearest_five_minutes(instant: datetime) -> datetime:
+    """The 5-minute mark nearest to `instant` (a snapshot stamped 00:04:57 counts for 00:05)."""
+    seconds = int(instant.timestamp()) + (1 if instant.microsecond >= 500_000 else 0)
+    return datetime.fromtimestamp((seconds + 150) // 300 * 300, tz=UTC)

@@ -738,4 +738,10 @@ MALFORMED: list[MalformedCase] = [
 
 
 # Datasets whose regular payloads the columnar path reads (tests/unit/connectors/test_columnar.py)
-COLUMNAR = (Dataset.LMP_DA_HOURLY, Dataset.LMP_RT_HOURLY, Dataset.LMP_RT_5MIN)
+COLUMNAR = (
+    Dataset.LMP_DA_HOURLY,
+    Dataset.LMP_RT_HOURLY,
+    Dataset.LMP_RT_5MIN,
+    Dataset.LOAD,
+    Dataset.AS_PRICES,
+)

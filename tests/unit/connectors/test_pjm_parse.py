@@ -12,7 +12,6 @@ import pytest
 
 from connectors.errors import NoDataError, ParseError
 from connectors.pjm.parse import (
-    nearest_five_minutes,
     parse_as_prices,
     parse_fuel_mix,
     parse_lmp_da_hourly,
@@ -20,7 +19,7 @@ from connectors.pjm.parse import (
     parse_lmp_rt_hourly,
     parse_load,
 )
-from connectors.pjm.table import read_table, wall_time
+from connectors.pjm.table import nearest_five_minutes, read_table, wall_time
 from connectors.records import (
     PUBLISH_TIME,
     VERSION,

@@ -173,9 +173,23 @@ class ColumnRow(Mapping[str, str]):
         return repr(dict(self))
 
 
-def csv_frame(data: bytes) -> Frame | None:
+NUMBER, LABEL, TEXT = "number", "label", "text"
+_ARROW_TYPES = {
+    NUMBER: pa.float64(),
+    LABEL: pa.dictionary(pa.int32(), pa.string()),
+    TEXT: pa.string(),
+}
+
+
+def csv_frame(data: bytes, kinds: Mapping[str, str] | None = None) -> Frame | None:
     """A plain CSV (UTF-8, one header line, no quotes, every row as wide as the header) read
-    as text columns; None for anything else, which the row path reads or rejects."""
+    as columns; None for anything else, which the row path reads or rejects.
+
+    `kinds` names the columns the parse reads and how: NUMBER (float64, converted by the
+    reader; a cell that is not a number declines the payload), LABEL (dictionary-encoded
+    text) or TEXT; the reader converts them on its threads and skips the others. Without
+    `kinds` every column is text. Records' native fields are read again, all as text, when
+    the records are built."""
     if _row_path_only:
         return None
     if data[:3] == b"\xef\xbb\xbf":
@@ -183,41 +197,57 @@ def csv_frame(data: bytes) -> Frame | None:
     end = data.find(b"\n")
     if end <= 0 or any(irregular in data for irregular in _IRREGULAR_BYTES):
         return None
-    ascii_only = data.isascii()  # then UTF-8 needs no check (Arrow's is the slow part)
-    if not ascii_only and any(irregular in data for irregular in _IRREGULAR_UTF8):
-        return None
-    try:
-        header = [name.strip() for name in data[:end].decode().rstrip("\r").split(",")]
-    except UnicodeDecodeError:
-        return None
+    if not data.isascii():  # then valid UTF-8 (the row path decodes anything else otherwise)
+        if any(irregular in data for irregular in _IRREGULAR_UTF8):
+            return None
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            return None
+    header = [name.strip() for name in data[:end].decode().rstrip("\r").split(",")]
     if len(set(header)) != len(header) or "" in header:
         return None
+    if kinds is None:
+        types = dict.fromkeys(header, pa.string())
+    else:
+        types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if name in header}
+    table = _read(data, header, types)
+    if table is None or table.num_rows == 0:
+        return None
+    everything: list[Any] = [table if kinds is None else None]
+
+    def column(name: str) -> pa.Array | None:
+        if name not in types:
+            return None
+        return table.column(name).combine_chunks()
+
+    def natives() -> Callable[[int], Mapping[str, str]]:
+        if everything[0] is None:
+            everything[0] = _read(data, header, dict.fromkeys(header, pa.string()))
+        index = {name: i for i, name in enumerate(header)}
+        texts = [everything[0].column(i).to_pylist() for i in range(len(header))]
+        return lambda row: ColumnRow(index, texts, row)
+
+    return Frame(header, table.num_rows, column, natives)
+
+
+def _read(data: bytes, header: list[str], types: dict[str, Any]) -> Any:
     try:
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             parse_options=pacsv.ParseOptions(quote_char=False, double_quote=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
+                column_types=types,
+                include_columns=list(types),
+                null_values=[],  # no cell is null: an empty number declines the payload
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                check_utf8=not ascii_only,
+                check_utf8=False,  # checked above, once for all columns
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, invalid UTF-8
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, a non-number...
         return None
-    if table.num_rows == 0:
-        return None
-    index = {name: i for i, name in enumerate(header)}
-
-    def column(name: str) -> pa.Array:
-        return table.column(name).combine_chunks()
-
-    def natives() -> Callable[[int], Mapping[str, str]]:
-        texts = [table.column(i).to_pylist() for i in range(len(header))]
-        return lambda row: ColumnRow(index, texts, row)
-
-    return Frame(header, table.num_rows, column, natives)
 
 
 def load_json(data: bytes) -> Any:

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 
 from connectors.columnar import (
+    LABEL,
+    NUMBER,
+    TEXT,
     Codes,
     Frame,
     RecordBatch,
@@ -52,6 +55,7 @@ from connectors.tabular import sniff
 from schemas.timeutil import to_micros
 
 ISO = "PJM"
+_TIMES = {UTC_COLUMN: LABEL, EPT_COLUMN: LABEL}
 EASTERN_ZONE = "America/New_York"  # connectors.pjm.table.EASTERN, by name for Arrow
 
 
@@ -60,13 +64,14 @@ EASTERN_ZONE = "America/New_York"  # connectors.pjm.table.EASTERN, by name for A
 SMALL_PAYLOAD_BYTES = 32_768
 
 
-def frame(data: bytes) -> Frame | None:
-    """A CSV export, JSON page or JSON export as a Frame; None where irregular or small."""
+def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
+    """A CSV export, JSON page or JSON export as a Frame; None where irregular or small.
+    `kinds`: the columns read, and how (see columnar.csv_frame)."""
     if len(data) < SMALL_PAYLOAD_BYTES:
         return None
     kind = sniff(data)
     if kind == "csv":
-        return csv_frame(data)
+        return csv_frame(data, {**kinds, **_TIMES})
     if kind != "json":
         return None
     document = load_json(data)
@@ -217,7 +222,13 @@ def lmp(
     data: bytes, source: str, market: str, suffix: str, minutes: int, *, unverified: bool
 ) -> RecordBatch | None:
     """The columnar path of parse._parse_lmp."""
-    found = frame(data)
+    names = ["pnode_id", "pnode_name", "type", f"total_lmp_{suffix}"]
+    names += [f"congestion_price_{suffix}", f"marginal_loss_price_{suffix}"]
+    names += [f"system_energy_price_{suffix}", "version_nbr"]
+    read_as = dict(
+        zip(names, [LABEL, TEXT, LABEL, NUMBER, NUMBER, NUMBER, NUMBER, LABEL], strict=True)
+    )
+    found = frame(data, read_as)
     if found is None:
         return None
     verified = not unverified or "version_nbr" in found.header
@@ -319,9 +330,19 @@ def _raw_codes(found: Frame, name: str) -> tuple[Codes, list[Any]] | None:
     return None if column is None else codes(column)
 
 
+_LOAD_KINDS = {
+    "load_area": LABEL,
+    "zone": LABEL,
+    "mw": NUMBER,
+    "is_verified": LABEL,
+    "area": LABEL,
+    "instantaneous_load": NUMBER,
+}
+
+
 def load(data: bytes, source: str) -> RecordBatch | None:
     """The columnar path of parse.parse_load: metered or instantaneous, told apart as there."""
-    found = frame(data)
+    found = frame(data, _LOAD_KINDS)
     if found is None:
         return None
     if "instantaneous_load" in found.header or "area" in found.header:
@@ -445,7 +466,7 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
 
 def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
     """The columnar path of parse.parse_as_prices (reserve_market_results)."""
-    found = frame(data)
+    found = frame(data, {"locale": LABEL, "service": LABEL, "mcp": NUMBER})
     if found is None or not found.has(UTC_COLUMN, "locale", "service", "mcp"):
         return None
     when = starts(found, 5)

@@ -61,9 +61,11 @@ class Stack:
         found = np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
         return canonical(list(values), found)
 
-    def numbers(self) -> Iterator[int]:
-        """Each row's number within its document (1-based, as the row path counts)."""
-        return chain.from_iterable(map(range, repeat(1), [count + 1 for count in self.counts]))
+    def numbers(self) -> Callable[[], Iterator[int]]:
+        """Each row's number within its document (1-based, as the row path counts), made
+        when called (a batch keeps the counts, not the documents' bytes)."""
+        ends = [count + 1 for count in self.counts]
+        return lambda: chain.from_iterable(map(range, repeat(1), ends))
 
 
 def documents(data: bytes, source: str) -> list[Document] | None:
@@ -304,6 +306,7 @@ def dam_spp(
     (point_codes, point_count, point_names), point_types = named
     if not distinct((point_codes, point_count), (when[0], when[1]), (revisions[0], revisions[1])):
         return None  # repeats: the row path keeps verbatim ones once, rejects conflicting ones
+    numbers = stacked.numbers()
 
     def build() -> list[Record]:
         return _records(
@@ -316,7 +319,7 @@ def dam_spp(
             _take(when[2], when[0]),
             _take(revisions[2], revisions[0]),
             price_values.tolist(),
-            stacked.numbers(),
+            numbers(),
             Texts(found),
         )
 
@@ -355,6 +358,7 @@ def sced_lmp(
     (point_codes, point_count, point_names), point_types = named
     if not distinct((point_codes, point_count), (runs[0], runs[1])):
         return None  # repeats: the row path keeps verbatim ones once, rejects conflicting ones
+    numbers = stacked.numbers()
 
     def build() -> list[Record]:
         run_values = runs[2]
@@ -368,7 +372,7 @@ def sced_lmp(
             _take([run[0] for run in run_values], runs[0]),
             _take([run[1] for run in run_values], runs[0]),
             price_values.tolist(),
-            stacked.numbers(),
+            numbers(),
             Texts(found),
         )
 

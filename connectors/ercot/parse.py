@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn
 
+from connectors.ercot import columns as columnar
 from connectors.ercot import feeds
 from connectors.ercot.documents import Document, csv_documents, error_document
 from connectors.ercot.timelabels import interval_start_utc, parse_flag, sced_instant_utc
@@ -110,8 +111,11 @@ def _table(
 
 
 @collector_paused
-def parse_dam_spp(data: bytes, source: str) -> list[Record]:
+def parse_dam_spp(data: bytes, source: str) -> Sequence[Record]:
     """NP4-190-CD DAM Settlement Point Prices -> DA_HOURLY LmpRecords."""
+    fast = columnar.dam_spp(data, source, _settlement_point)
+    if fast is not None:
+        return fast
     out: list[Record] = []
     seen: dict[tuple[int, str, datetime], float] = {}
     points: dict[str, tuple[str, str]] = {}
@@ -249,9 +253,12 @@ def _rt_point(name: str, kind: str, label: str, row: int) -> tuple[str, str, str
 
 
 @collector_paused
-def parse_sced_lmp(data: bytes, source: str) -> list[Record]:
+def parse_sced_lmp(data: bytes, source: str) -> Sequence[Record]:
     """NP6-788-CD LMPs by Resource Nodes, Load Zones and Trading Hubs (one SCED run per
     document) -> RT_5MIN LmpRecords; revision = the SCED timestamp in epoch microseconds."""
+    fast = columnar.sced_lmp(data, source, _sced_run, _settlement_point)
+    if fast is not None:
+        return fast
     out: list[Record] = []
     seen: dict[tuple[int, str, datetime], float] = {}
     points: dict[str, tuple[str, str]] = {}

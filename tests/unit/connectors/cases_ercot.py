@@ -682,3 +682,8 @@ MALFORMED: list[MalformedCase] = [
         r"a csv payload where json was expected",
     ),
 ]
+
+# The datasets whose regular payloads the columnar path reads (tests/unit/connectors/
+# test_columnar.py): the nodal prices, where rows are many. The other formats are small or
+# already read far faster than a pandas parse by their row loops.
+COLUMNAR = (Dataset.LMP_DA_HOURLY, Dataset.LMP_RT_5MIN)

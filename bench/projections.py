@@ -1,8 +1,8 @@
 """Rows/s projected into PostgreSQL for one million LMP events, side by side in one run with
 - the ceiling: one bare psycopg binary COPY of the same rows into the same (empty) table;
 - the projector: `Projector` for the `lmp` read model from offset zero to the topic's end
-  (consume, decode, fold, COPY to staging, upsert with the revision guard, revisions table,
-  offsets; no Redis), and its batch writer alone on the same rows already folded;
+  (consume, decode, fold, write with the revision guard and the superseded revisions, offsets;
+  no Redis), and its batch writer alone on the same rows already folded;
 - a rebuild: `optibid replay lmp` as a process (start-up, truncate, Redis included), wall time.
 
 Run on the local stack: `python bench/projections.py [--events N] [--repeat R]`.
@@ -139,7 +139,7 @@ def writer_only(settings: Settings, schema: str, rows: list[tuple[Any, ...]]) ->
 
 def reset(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        for table in ("lmp", "lmp_revisions", "projection_offsets"):
+        for table in ("lmp", "lmp_superseded", "projection_offsets"):
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(schema, table)))
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(schema, "lmp")))
 

@@ -1,16 +1,21 @@
 """The transactional adapter: one batch of folded rows and its offsets, in one transaction.
 
 Per batch and table: COPY the rows into a temporary staging table, upsert them into the table
-by natural key with the revision guard (an older revision never overwrites a newer one), add
-every (key, revision) to the revisions table, and store the consumed offsets, then commit.
+by natural key with the revision guard (an older revision never overwrites a newer one), keep
+every other (key, revision) in the superseded table, and store the consumed offsets, then
+commit. The table holds each key's current revision and the superseded table every other one
+(the row a correction replaces moves there in the same transaction; an older revision arriving
+late goes straight there), so the two together, the `<name>_revisions` view, hold every
+revision once.
 A batch applied twice (after a lost COMMIT acknowledgement) changes nothing the second time.
 Monthly partitions are created ahead, inside the same transaction, for the time range the
 batch touches.
 
 Most batches only bring keys the table has never seen (new intervals; every batch of a
-rebuild without corrections). Those are COPYed straight into the table and its revisions
-table: COPY inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by
-row, and with no stored key there is nothing for the guard to decide. A COPY that meets a
+rebuild without corrections). Those are COPYed straight into the table, and only there: COPY
+inserts rows many at a time, far cheaper than an INSERT ... ON CONFLICT row by row, with no
+stored key there is nothing for the guard to decide, and a new key's only revision is its
+current one, superseding nothing. A COPY that meets a
 stored key, or two rows of one key within the batch, fails on the primary key and is undone
 to its savepoint, so the guard is never bypassed; the batch then takes the staging table and
 the upsert. After such a miss the next
@@ -70,10 +75,12 @@ class _KeptWriter(LibpqWriter):
 class _Statements:
     stage: sql.Composed  # COPY into the staging table
     copy: sql.Composed  # COPY into the table
-    copy_revisions: sql.Composed | None  # COPY into the revisions table
     stored: sql.Composed  # whether any staged key is in the table
     upsert: sql.Composed
-    revisions: sql.Composed | None
+    # revisions tables: before the upsert, the stored rows it replaces go to the superseded
+    # table; after it, so do the staged rows that are not their key's current revision
+    supersede: sql.Composed | None
+    keep_superseded: sql.Composed | None
 
 
 @dataclass(frozen=True)
@@ -254,9 +261,7 @@ class PgWriter:
             # the primary key just as surely, so no Python pass looks for them beforehand
             try:
                 with cur.connection.transaction():
-                    kept = self._copy_rows(cur, statements.copy, spec, rows)
-                    if statements.copy_revisions is not None:
-                        self._copy(cur, statements.copy_revisions, kept)
+                    self._copy_rows(cur, statements.copy, spec, rows, keep=False)
                 return len(rows)
             except psycopg.errors.UniqueViolation:
                 self._direct[spec.name] = False  # undone to the savepoint; stage and probe
@@ -268,30 +273,36 @@ class PgWriter:
             try:
                 with cur.connection.transaction():
                     self._copy(cur, statements.copy, kept)
-                    if statements.copy_revisions is not None:
-                        self._copy(cur, statements.copy_revisions, kept)
                 self._direct[spec.name] = True
                 return len(staged.rows)
             except psycopg.errors.UniqueViolation:
                 pass  # undone to the savepoint; the upsert decides
+        if statements.supersede is not None:
+            cur.execute(statements.supersede)
         cur.execute(statements.upsert)
         count = cur.rowcount
-        if statements.revisions is not None:
-            cur.execute(statements.revisions)
+        if statements.keep_superseded is not None:
+            cur.execute(statements.keep_superseded)
         return count
 
     @staticmethod
     def _copy_rows(
-        cur: psycopg.Cursor[Any], statement: sql.Composed, spec: TableSpec, rows: list[Row]
+        cur: psycopg.Cursor[Any],
+        statement: sql.Composed,
+        spec: TableSpec,
+        rows: list[Row],
+        *,
+        keep: bool = True,
     ) -> list[bytes]:
-        """COPY `rows` in binary; the bytes sent, to COPY them elsewhere unchanged."""
-        kept = _KeptWriter(cur)
+        """COPY `rows` in binary; the bytes sent (with `keep`), to COPY them elsewhere
+        unchanged."""
+        kept = _KeptWriter(cur) if keep else LibpqWriter(cur)
         with cur.copy(statement, writer=kept) as copier:
             copier.set_types(list(spec.types))
             write_row = copier.write_row
             for row in rows:
                 write_row(row)
-        return kept.chunks
+        return kept.chunks if isinstance(kept, _KeptWriter) else []
 
     @staticmethod
     def _stored(cur: psycopg.Cursor[Any], statements: _Statements) -> bool:
@@ -420,7 +431,7 @@ class PgWriter:
 
     @staticmethod
     def _table_names(spec: TableSpec) -> Iterable[str]:
-        return (spec.name, spec.revisions_name) if spec.revisions else (spec.name,)
+        return (spec.name, spec.superseded_name) if spec.revisions else (spec.name,)
 
     def _sql(self, spec: TableSpec) -> _Statements:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.column_names)
@@ -472,19 +483,40 @@ class PgWriter:
         stored = sql.SQL(
             "SELECT EXISTS (SELECT FROM {stage} s WHERE EXISTS (SELECT FROM {table} t WHERE {m}))"
         ).format(stage=stage_table, table=table, m=matches)
-        revisions = copy_revisions = None
+        supersede = keep_superseded = None
         if spec.revisions:
-            revisions_table = self._table(spec.revisions_name)
-            revisions = sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+            superseded = self._table(spec.superseded_name)
+            stored_columns = sql.SQL(", ").join(
+                sql.SQL("t.{}").format(sql.Identifier(c)) for c in spec.column_names
+            )
+            # the stored rows the upsert is about to replace: a staged revision above theirs
+            supersede = sql.SQL(
+                "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
+                " FROM (SELECT {key}, max(revision) AS revision FROM {stage} GROUP BY {key}) s"
+                " JOIN {table} t ON {m} AND t.revision < s.revision ON CONFLICT DO NOTHING"
+            ).format(
+                superseded=superseded,
+                columns=columns,
+                stored_columns=stored_columns,
+                key=key,
+                stage=stage_table,
+                table=table,
+                m=matches,
+            )
+            # once upserted, every staged revision but its key's current one (which the table
+            # holds, be it this batch's or the stored one brought again)
+            keep_superseded = sql.SQL(
+                "INSERT INTO {superseded} ({columns}) SELECT {columns} FROM {stage} s"
+                " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision = s.revision)"
                 " ON CONFLICT DO NOTHING"
-            ).format(table=revisions_table, columns=columns, stage=stage_table)
-            copy_revisions = copy_into(revisions_table)
+            ).format(
+                superseded=superseded, columns=columns, stage=stage_table, table=table, m=matches
+            )
         return _Statements(
             stage=copy_into(stage_table),
             copy=copy_into(table),
-            copy_revisions=copy_revisions,
             stored=stored,
             upsert=upsert,
-            revisions=revisions,
+            supersede=supersede,
+            keep_superseded=keep_superseded,
         )

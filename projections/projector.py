@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -119,6 +120,12 @@ _Origin = tuple[str, int, int, bytes | None, bytes, int | None]
 # refuse it.
 _Record = tuple[str, Row, _Origin]
 _HEADER_SIZE = 5  # Confluent framing: magic byte, 4-byte schema id
+# The consuming thread decodes in pure Python and seldom lets go of the GIL of its own accord;
+# the writer thread lets go of it whenever PostgreSQL's socket is full, then waits out a whole
+# switch interval (5 ms by default) to get it back, while PostgreSQL sits idle for want of the
+# next rows. A shorter interval hands the GIL back sooner: on two cores the projector ran about
+# 1.4 times as fast with 0.5 ms. It is process-wide, so it is only ever lowered.
+_SWITCH_INTERVAL_S = 0.0005
 
 
 class _BatchWriter:
@@ -385,6 +392,8 @@ class Projector:
         until_end: bool,
         on_progress: Callable[[Progress], None] | None,
     ) -> None:
+        if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
+            sys.setswitchinterval(_SWITCH_INTERVAL_S)
         writer = _BatchWriter(self.model.name, self._flush, stop)
         try:
             self._consume(consumer, positions, ends, stop, until_end, on_progress, writer)

@@ -29,8 +29,9 @@ class TableSpec:
     a time series partitioned by it). `guard` names the column that orders versions of a key:
     an incoming row replaces the stored one only when its guard value is strictly greater
     (`guard_prefers="higher"`) or strictly smaller (`"lower"`); with no guard the first row
-    of a key stays. `revisions` tables keep every (key, revision) beside the current row,
-    with when it was recorded, for "as of" queries.
+    of a key stays. `revisions` tables keep every (key, revision) with when it was recorded,
+    for "as of" queries: the current one in the table, the others in `superseded_name`, and
+    both together in the view `revisions_name`.
     """
 
     name: str
@@ -61,7 +62,13 @@ class TableSpec:
 
     @property
     def revisions_name(self) -> str:
+        """The view of every revision: the table's current ones and the superseded ones."""
         return f"{self.name}_revisions"
+
+    @property
+    def superseded_name(self) -> str:
+        """The table of every revision not current (replaced, or older when it arrived)."""
+        return f"{self.name}_superseded"
 
     @property
     def revisions_key(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from optibid import stack
 from optibid.settings import Settings
 from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
-from projections.migrate import migrate
+from projections.migrate import migrate, migrations
 from projections.models import READ_MODEL_LIST, read_model
 from projections.pg import Batch, PgWriter
 from projections.query import history, latest_all, table_checksum
@@ -80,10 +80,11 @@ def test_migrations_are_idempotent_and_match_the_table_specs(
     stack_settings: Settings, db_schema: str
 ) -> None:
     with psycopg.connect(stack_settings.postgres_dsn) as conn:
-        assert [m.version for m in migrate(conn, db_schema)] == [1]
+        assert [m.version for m in migrate(conn, db_schema)] == [1, 2]
         assert migrate(conn, db_schema) == []
         for spec in TABLES.values():
-            for name in (spec.name, spec.revisions_name) if spec.revisions else (spec.name,):
+            names = (spec.name, spec.superseded_name, spec.revisions_name)
+            for name in names if spec.revisions else (spec.name,):
                 columns = conn.execute(
                     "SELECT column_name FROM information_schema.columns"
                     " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
@@ -102,12 +103,75 @@ def test_migrations_are_idempotent_and_match_the_table_specs(
     assert kind == (("r",) if timescale else ("p",))
 
 
+def test_upgrading_a_schema_keeps_every_revision_and_only_the_superseded_ones_apart(
+    stack_settings: Settings, db_schema: str
+) -> None:
+    """Migration 2 on a schema whose revisions tables held the current revisions too: they
+    become the superseded tables (monthly partitions renamed with them), without the rows the
+    tables hold, and the revisions view lists every revision as before."""
+    first = migrations()[0]
+    columns = ", ".join(LMP.column_names)
+    values = ", ".join(["%s"] * len(LMP.column_names))
+    current = [lmp_row("A", 0, 2, 11.0), lmp_row("B", 0, 1, 20.0)]
+    every = [lmp_row("A", 0, 1, 10.0), *current]
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        with conn.transaction():
+            conn.execute(f'SET LOCAL search_path TO "{db_schema}", public')
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, checksum text NOT NULL,"
+                " applied_at_utc timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.execute(first.text.encode())
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (first.version, first.name, first.checksum),
+            )
+            native = conn.execute("SELECT to_regclass('lmp_revisions_default')").fetchone()
+            if native and native[0] is not None:
+                conn.execute(
+                    "CREATE TABLE lmp_revisions_p202411 PARTITION OF lmp_revisions"
+                    " FOR VALUES FROM ('2024-11-01 00:00Z') TO ('2024-12-01 00:00Z')"
+                )
+            for table, rows in (("lmp", current), ("lmp_revisions", every)):
+                for row in rows:
+                    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", row)
+        assert [m.version for m in migrate(conn, db_schema)] == [2]
+
+        def listed(table: str) -> list[tuple[str, int]]:
+            return [
+                (str(location), int(revision))
+                for location, revision in conn.execute(
+                    f'SELECT location_id, revision FROM "{db_schema}".{table} ORDER BY 1, 2'
+                )
+            ]
+
+        assert listed("lmp_superseded") == [("A", 1)]
+        assert listed("lmp_revisions") == [("A", 1), ("A", 2), ("B", 1)]
+        if native and native[0] is not None:
+            renamed = conn.execute(
+                "SELECT to_regclass(%s), to_regclass(%s)",
+                (f'"{db_schema}".lmp_superseded_p202411', f'"{db_schema}".lmp_superseded_default'),
+            ).fetchone()
+            assert renamed is not None
+            assert None not in renamed
+        # the projector writes on: a correction moves the row it replaces apart
+        writer = PgWriter(db_schema, "lmp", [LMP])
+        writer.attach(conn)
+        batch = Batch(rows={"lmp": [lmp_row("B", 0, 2, 21.0)]}, events=1)
+        batch.offsets["t", 0] = 1
+        writer.write(conn, batch)
+        assert listed("lmp_superseded") == [("A", 1), ("B", 1)]
+        assert listed("lmp") == [("A", 2), ("B", 2)]
+
+
 def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revision(
     stack_settings: Settings, migrated: str
 ) -> None:
     """New keys go in by COPY; a batch meeting a stored key, or bringing a key twice, falls
     back to the upsert (the revision guard), a redelivered batch changes nothing, and later
-    clean batches COPY again."""
+    clean batches COPY again. Every revision but the current one is kept once in the
+    superseded table; the revisions view lists them all."""
     writer = PgWriter(migrated, "lmp", [LMP])
     batches = [
         [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],
@@ -132,6 +196,9 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         revisions = conn.execute(
             f'SELECT location_id, revision FROM "{migrated}".lmp_revisions ORDER BY 1, 2'
         ).fetchall()
+        superseded = conn.execute(
+            f'SELECT location_id, revision FROM "{migrated}".lmp_superseded ORDER BY 1, 2'
+        ).fetchall()
         offsets = writer.stored_offsets(conn)
     assert current == [
         ("A", 2, 11.0),
@@ -154,6 +221,7 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         ("F", 3),
         ("G", 1),
     ]
+    assert superseded == [("A", 1), ("B", 0), ("F", 1)]
     assert offsets == {("t", 0): 7}
 
 
@@ -170,7 +238,7 @@ def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(
     produce_day(
         stack_settings, serde, catalog, day, {"core.market.lmp": poison_lmp(serde, lmp_topic)}
     )
-    assert "1 migrations applied" in projector.run("db", "migrate")
+    assert "2 migrations applied" in projector.run("db", "migrate")
     assert "0 migrations applied" in projector.run("db", "migrate")
 
     projector.start("all", "--batch-events", "500")

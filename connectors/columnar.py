@@ -128,7 +128,7 @@ class Frame:
     where a JSON column mixes types), and each row's source fields (for records'
     native_fields) when asked for."""
 
-    __slots__ = ("_natives", "column", "header", "rows")
+    __slots__ = ("_natives", "_texts", "column", "header", "rows")
 
     def __init__(
         self,
@@ -136,11 +136,20 @@ class Frame:
         rows: int,
         column: Callable[[str], pa.Array | None],
         natives: Callable[[], Callable[[int], Mapping[str, str]]],
+        texts: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.header = header
         self.rows = rows
         self.column = column
         self._natives = natives
+        self._texts = texts
+
+    def texts(self, name: str) -> list[str]:
+        """A column's cells as the row path's text (for building records: a column only
+        records need, and nothing checks, is read then, not by the parse)."""
+        if self._texts is None:
+            raise KeyError(f"this frame reads no text column {name!r}")
+        return self._texts(name)
 
     def natives(self) -> Callable[[int], Mapping[str, str]]:
         """row index (0-based) -> that row's fields by column name, as text."""
@@ -221,14 +230,22 @@ def csv_frame(data: bytes, kinds: Mapping[str, str] | None = None) -> Frame | No
             return None
         return table.column(name).combine_chunks()
 
-    def natives() -> Callable[[int], Mapping[str, str]]:
+    def all_text() -> Any:
         if everything[0] is None:
             everything[0] = _read(data, header, dict.fromkeys(header, pa.string()))
-        index = {name: i for i, name in enumerate(header)}
-        texts = [everything[0].column(i).to_pylist() for i in range(len(header))]
-        return lambda row: ColumnRow(index, texts, row)
+        return everything[0]
 
-    return Frame(header, table.num_rows, column, natives)
+    def natives() -> Callable[[int], Mapping[str, str]]:
+        every = all_text()
+        index = {name: i for i, name in enumerate(header)}
+        cells = [every.column(i).to_pylist() for i in range(len(header))]
+        return lambda row: ColumnRow(index, cells, row)
+
+    def text(name: str) -> list[str]:
+        cells: list[str] = all_text().column(name).to_pylist()
+        return cells
+
+    return Frame(header, table.num_rows, column, natives, text)
 
 
 def _read(data: bytes, header: list[str], types: dict[str, Any]) -> Any:

@@ -15,7 +15,6 @@ import numpy as np
 from connectors.columnar import (
     LABEL,
     NUMBER,
-    TEXT,
     Codes,
     Frame,
     RecordBatch,
@@ -100,7 +99,10 @@ def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
     def natives() -> Callable[[int], Mapping[str, str]]:
         return lambda row: table.native(row * width)
 
-    return Frame(header, len(items), column, natives)
+    def cell_texts(name: str) -> list[str]:
+        return texts(cells[at[name] :: width])
+
+    return Frame(header, len(items), column, natives, cell_texts)
 
 
 def starts(found: Frame, minutes: int) -> tuple[Codes, int, list[datetime], Codes] | None:
@@ -225,9 +227,9 @@ def lmp(
     names = ["pnode_id", "pnode_name", "type", f"total_lmp_{suffix}"]
     names += [f"congestion_price_{suffix}", f"marginal_loss_price_{suffix}"]
     names += [f"system_energy_price_{suffix}", "version_nbr"]
-    read_as = dict(
-        zip(names, [LABEL, TEXT, LABEL, NUMBER, NUMBER, NUMBER, NUMBER, LABEL], strict=True)
-    )
+    # pnode_name is read when records are built (nothing checks it)
+    kinds = [LABEL, None, LABEL, NUMBER, NUMBER, NUMBER, NUMBER, LABEL]
+    read_as = {name: kind for name, kind in zip(names, kinds, strict=True) if kind}
     found = frame(data, read_as)
     if found is None:
         return None
@@ -240,10 +242,9 @@ def lmp(
         return None
     when = starts(found, minutes)
     pnodes = _texts(found, "pnode_id", non_empty=True)
-    kinds = found.column("type")
-    kind_codes = None if kinds is None else codes(kinds)
+    type_column = found.column("type")
+    kind_codes = None if type_column is None else codes(type_column)
     location_types = None if kind_codes is None else [LOCATION_TYPES.get(k) for k in kind_codes[1]]
-    location_names = found.column("pnode_name")
     total = found.column(f"total_lmp_{suffix}")
     congestion = found.column(f"congestion_price_{suffix}")
     loss = found.column(f"marginal_loss_price_{suffix}")
@@ -256,7 +257,6 @@ def lmp(
         or kind_codes is None
         or location_types is None
         or None in location_types
-        or location_names is None
         or versions is None
         or any(p is None for p in prices[:3])
         or (verified and prices[3] is None)
@@ -270,7 +270,7 @@ def lmp(
     def build() -> list[Record]:
         pnode_ids, interval_starts, revisions = pnodes[2], when[2], versions[2]
         types = location_types
-        name_cells = texts(location_names.to_pylist())
+        name_cells = found.texts("pnode_name")
         totals = total_values.tolist()  # type: ignore[union-attr]
         congestions = congestion_values.tolist()  # type: ignore[union-attr]
         losses = loss_values.tolist()  # type: ignore[union-attr]

@@ -1,0 +1,712 @@
+"""The columnar path of the CAISO parsers (see connectors.columnar): the regular case of the
+OASIS CSV reports (LMP, AS prices, SLD_FCST) and of the Today's Outlook demand CSV, checked a
+column at a time. Each function returns None for anything irregular, and the row loops of
+prices.py and parse.py then read the payload (or name what is wrong with it).
+
+OASIS CSVs are read with Arrow, only the columns a parser needs; a record's native fields are
+its source line split at commas, which is what the row path's reader does for a file without
+quotes. So a report is read here only where Arrow's rows are exactly the row path's lines: no
+quotes, no carriage return outside a CRLF, no empty line before the end, valid UTF-8, a header
+without repeated names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors import columnar as core
+from connectors.caiso.feeds import (
+    AS_MARKETS,
+    AS_PRICE_ITEMS,
+    AS_PRODUCTS,
+    COMPONENT_NATIVE,
+    DAILY_FORECAST_PUBLISHED_AT,
+    ISO,
+    LMP_COMPONENTS,
+    LOAD_SERIES,
+    OUTLOOK_AREA,
+    OUTLOOK_AREA_TYPE,
+    OUTLOOK_DEMAND_COLUMNS,
+    OUTLOOK_MINUTES,
+    OUTLOOK_TIME,
+    area_type,
+    location_type,
+)
+from connectors.caiso.oasis import NativeRow, _revision, _utc_text, published_in_name
+from connectors.caiso.outlook import _day_of, _label, _steady_offset
+from connectors.columnar import (
+    Codes,
+    Floats,
+    RecordBatch,
+    canonical,
+    codes,
+    distinct,
+    floats,
+    pairs,
+)
+from connectors.errors import ParseError
+from connectors.records import PUBLISH_TIME, AsPriceRecord, LmpRecord, LoadRecord, Record
+from connectors.tabular import open_zip, sniff
+from schemas.timeutil import wall_to_utc, zone
+
+_TZ = zone(ISO)
+# A component's place in an LMP group: lmp, energy, congestion, loss, ghg.
+_SLOTS = {"lmp": 0, "energy": 1, "congestion": 2, "loss": 3, "ghg": 4}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+class _Report:
+    """One CSV report: the columns a parser asked for (Arrow) and, for native fields, its data
+    lines as the row path splits them."""
+
+    __slots__ = ("body", "header", "member", "revision", "rows", "table")
+
+    def __init__(
+        self, member: str, header: list[str], body: bytes, table: pa.Table, revision: int
+    ) -> None:
+        self.member = member
+        self.header = header
+        self.body = body
+        self.table = table
+        self.rows: int = table.num_rows
+        self.revision = revision
+
+    def lines(self) -> list[str]:
+        """The data lines (after the header), as the row path's reader splits the text."""
+        text = self.body.decode()
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        return text.split("\n", self.rows + 1)[1 : self.rows + 1]
+
+
+def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, pa.Table] | None:
+    """(header, body without BOM, the named columns (None: all) as text) of a plain CSV whose
+    rows are the row path's lines; None for anything else."""
+    if body[:3] == b"\xef\xbb\xbf":
+        body = body[3:]
+    end = body.find(b"\n")
+    if end <= 0 or b'"' in body:
+        return None
+    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
+        return None  # a lone CR: Arrow ends a row there, the row path does not
+    ascii_only = body.isascii()
+    try:
+        header = [name.strip() for name in body[:end].decode().split(",")]
+    except UnicodeDecodeError:
+        return None
+    if names is None:
+        names = header
+    if len(header) < 2 or len(set(header)) != len(header):
+        return None  # (a one-column table would read an empty line as a row)
+    if any(name not in header for name in names):
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            # an empty line is then a row of one field, too narrow: the row path rejects one
+            # inside the table and ignores trailing ones, and here either is declined
+            parse_options=pacsv.ParseOptions(
+                quote_char=False, double_quote=False, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                include_columns=list(dict.fromkeys(names)),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=not ascii_only,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, invalid UTF-8
+        return None
+    # Without quotes, lone CRs and empty lines, Arrow's rows are the lines after the header.
+    if table.num_rows == 0:
+        return None
+    return header, body, table
+
+
+def _reports(data: bytes, source: str, names: Sequence[str]) -> list[_Report] | None:
+    """Every report of an OASIS response (a zip of CSVs, or one CSV), each with the named
+    columns; None where any is not a plain CSV (XML, an error document, quotes...)."""
+    if core._row_path_only:
+        return None
+    kind = sniff(data)
+    if kind == "csv":
+        members = [("", data)]
+    elif kind == "zip":
+        try:
+            members = open_zip(data, source)
+        except ParseError:
+            return None
+    else:
+        return None
+    if not members:
+        return None
+    out = []
+    for member, body in members:
+        if sniff(body) != "csv":
+            return None
+        read = _table(body, names)
+        if read is None:
+            return None
+        try:
+            revision = _revision(member, source, None)
+        except (ValueError, ParseError):
+            return None
+        out.append(_Report(member, read[0], read[1], read[2], revision))
+    return out
+
+
+def _column(reports: list[_Report], name: str) -> pa.Array:
+    chunks = [chunk for report in reports for chunk in report.table.column(name).chunks]
+    return pa.concat_arrays(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _coded(reports: list[_Report], name: str) -> tuple[Codes, list[str]] | None:
+    return codes(_column(reports, name))
+
+
+def _numbers(reports: list[_Report], name: str) -> Floats | None:
+    return floats(_column(reports, name))
+
+
+def _per_report(reports: list[_Report]) -> tuple[Codes, Codes]:
+    """(report index of each row, row number within its report, from 1)."""
+    counts = [report.rows for report in reports]
+    which = np.repeat(np.arange(len(reports), dtype=np.int64), counts)
+    offsets = np.cumsum([0, *counts[:-1]])
+    local = np.arange(len(which), dtype=np.int64) - offsets[which] + 1
+    return which, local
+
+
+def _revisions(reports: list[_Report], which: Codes) -> tuple[Codes, int, list[int]]:
+    return canonical([report.revision for report in reports], which)
+
+
+def _lines(reports: list[_Report]) -> list[str]:
+    if len(reports) == 1:
+        return reports[0].lines()
+    return [line for report in reports for line in report.lines()]
+
+
+def _spans(
+    start: tuple[Codes, list[str]], end: tuple[Codes, list[str]]
+) -> tuple[Codes, list[tuple[datetime, int]]] | None:
+    """(code of each row's (start, end) pair, (UTC start, minutes) of each distinct pair), read
+    as oasis.Spans reads them; None where a pair is not a whole number of minutes or a cell not
+    a time."""
+    row, found = pairs(start[0], len(start[1]), end[0], len(end[1]))
+    instants: dict[str, datetime] = {}
+    out = []
+    try:
+        for s, e in found.tolist():
+            first = instants.get(start[1][s])
+            if first is None:
+                first = instants[start[1][s]] = _utc_text(start[1][s])
+            last = instants.get(end[1][e])
+            if last is None:
+                last = instants[end[1][e]] = _utc_text(end[1][e])
+            seconds = (last - first).total_seconds()
+            if seconds <= 0 or seconds % 60:
+                return None
+            out.append((first, int(seconds // 60)))
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return row, out
+
+
+def _values(reports: list[_Report], name: str) -> tuple[Codes, list[str], list[float]] | None:
+    """(code of each row's cell, the distinct cells, their numbers) of a column whose every cell
+    is a finite number."""
+    column = _column(reports, name)
+    encoded = column.dictionary_encode()
+    numbers = floats(encoded.dictionary)
+    if numbers is None:
+        return None
+    return (
+        encoded.indices.to_numpy().astype(np.int64, copy=False),
+        encoded.dictionary.to_pylist(),
+        numbers.tolist(),
+    )
+
+
+# --- LMP ------------------------------------------------------------------------------------
+
+
+def _groups(group: Codes, n_groups: int, slot: Codes) -> Codes | None:
+    """The row of each component (columns: _SLOTS) of each group, groups in the order they
+    first appear (the row path's dict order), -1 where a group lacks a component; None where a
+    group has a component twice or lacks what the row path requires (its LMP row; energy,
+    congestion and loss all or none)."""
+    if not distinct((group, n_groups), (slot, len(_SLOTS))):
+        return None  # a component twice: verbatim (kept once) or conflicting, the row path's
+    at = np.full((n_groups, len(_SLOTS)), -1, dtype=np.int64)
+    at[group, slot] = np.arange(len(group), dtype=np.int64)
+    has = at >= 0
+    if not has[:, 0].all():
+        return None  # components without an LMP row
+    parts = has[:, 1:4]
+    if not (parts.all(1) | ~parts.any(1)).all():
+        return None  # some of energy, congestion and loss but not all
+    order = np.argsort(np.where(has, at, len(group)).min(1), kind="stable")
+    found: Codes = at[order]
+    return found
+
+
+def _extras(texts: list[list[str | None]]) -> list[dict[str, str]]:
+    """Each record's component cells under their native names (energy, congestion and loss
+    where present, then ghg where present), as the row path adds them to the LMP row's."""
+    energy, congestion, loss, ghg = texts
+    names = [COMPONENT_NATIVE[name] for name in ("energy", "congestion", "loss", "ghg")]
+    if None not in energy and None not in ghg:  # every record has every component
+        e, c, lo, g = names
+        return [
+            {e: ev, c: cv, lo: lv, g: gv}  # type: ignore[dict-item]
+            for ev, cv, lv, gv in zip(energy, congestion, loss, ghg, strict=True)
+        ]
+    out = []
+    for cells in zip(energy, congestion, loss, ghg, strict=True):
+        extra: dict[str, str] = {}
+        if cells[0] is not None:
+            extra = dict(zip(names[:3], cells[:3], strict=True))  # type: ignore[arg-type]
+        if cells[3] is not None:
+            extra[names[3]] = cells[3]
+        out.append(extra)
+    return out
+
+
+def lmp(
+    data: bytes,
+    source: str,
+    names: tuple[str, ...],
+    market_run: str,
+    minutes: int,
+    market: str,
+) -> RecordBatch | None:
+    """The columnar path of prices.lmp_parser's parse: `names` are its CSV columns (start,
+    end, market run, node id, node name, component, value)."""
+    reports = _reports(data, source, names)
+    if reports is None:
+        return None
+    n_start, n_end, n_run, n_node, n_name, n_component, n_value = names
+    runs, components = _coded(reports, n_run), _coded(reports, n_component)
+    if runs is None or components is None or any(run != market_run for run in runs[1]):
+        return None
+    slots = [_SLOTS.get(LMP_COMPONENTS.get(code, ""), -1) for code in components[1]]
+    start, end = _coded(reports, n_start), _coded(reports, n_end)
+    spans = None if start is None or end is None else _spans(start, end)
+    if -1 in slots or spans is None or any(length != minutes for _, length in spans[1]):
+        return None
+    when = canonical([first for first, _ in spans[1]], spans[0])
+    nodes, labels = _coded(reports, n_node), _coded(reports, n_name)
+    values = _values(reports, n_value)
+    if nodes is None or labels is None or values is None:
+        return None
+    which, local = _per_report(reports)
+    revisions = _revisions(reports, which)
+    # one group per (node, interval start, revision): the row path's pivot key
+    group, found = pairs(nodes[0], len(nodes[1]), when[0], when[1])
+    group, found = pairs(group, len(found), revisions[0], revisions[1])
+    at = _groups(group, len(found), np.asarray(slots, dtype=np.int64)[components[0]])
+    if at is None:
+        return None
+    rows = at[:, 0]  # each record's LMP row: its name, source row and native fields
+    value_code, texts, numbers = values
+    kinds = [location_type(node) for node in nodes[1]]
+    header_of = [report.header for report in reports]
+
+    def build() -> list[Record]:
+        lines = _lines(reports)
+        cells: list[list[str | None]] = []
+        parts: list[list[float | None]] = []
+        for slot in (1, 2, 3, 4):
+            picked = value_code[at[:, slot]].tolist()
+            present = (at[:, slot] >= 0).tolist()
+            cells.append([texts[c] if p else None for c, p in zip(picked, present, strict=True)])
+            parts.append([numbers[c] if p else None for c, p in zip(picked, present, strict=True)])
+        node_ids, node_names, starts, revision_values = nodes[1], labels[1], when[2], revisions[2]
+        columns = zip(
+            rows.tolist(),
+            nodes[0][rows].tolist(),
+            labels[0][rows].tolist(),
+            when[0][rows].tolist(),
+            revisions[0][rows].tolist(),
+            value_code[rows].tolist(),
+            which[rows].tolist(),
+            local[rows].tolist(),
+            *parts[:3],
+            _extras(cells),
+            strict=True,
+        )
+        return [
+            LmpRecord(
+                ISO,
+                market,
+                node_ids[node],
+                node_names[name] or None,
+                kinds[node],
+                starts[first],
+                minutes,
+                numbers[total],
+                energy,
+                congestion,
+                loss,
+                revision_values[revision],
+                PUBLISH_TIME,
+                source,
+                number,
+                NativeRow(header_of[report], lines[row].split(","), extra),
+            )
+            for (
+                row,
+                node,
+                name,
+                first,
+                revision,
+                total,
+                report,
+                number,
+                energy,
+                congestion,
+                loss,
+                extra,
+            ) in columns
+        ]
+
+    return RecordBatch(len(at), build)
+
+
+# --- AS prices ------------------------------------------------------------------------------
+
+
+def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | None:
+    """The columnar path of prices.parse_as_prices (CSV reports): `names` are its columns
+    (start, end, market run, ANC_TYPE, ANC_REGION, XML_DATA_ITEM, value)."""
+    reports = _reports(data, source, names)
+    if reports is None:
+        return None
+    n_start, n_end, n_run, n_type, n_region, n_item, n_value = names
+    items, types = _coded(reports, n_item), _coded(reports, n_type)
+    start, end = _coded(reports, n_start), _coded(reports, n_end)
+    runs, regions = _coded(reports, n_run), _coded(reports, n_region)
+    values = _numbers(reports, n_value)
+    if (
+        items is None
+        or types is None
+        or start is None
+        or end is None
+        or runs is None
+        or regions is None
+        or values is None
+    ):
+        return None
+    # the product: the item's ANC_TYPE, which the row's ANC_TYPE must be
+    product_row, product_pairs = pairs(items[0], len(items[1]), types[0], len(types[1]))
+    anc_types: list[str] = []
+    for i, t in product_pairs.tolist():
+        anc_type = types[1][t]
+        if anc_type not in AS_PRODUCTS or AS_PRICE_ITEMS.get(items[1][i]) != anc_type:
+            return None
+        anc_types.append(anc_type)
+    products = canonical(anc_types, product_row)
+    spans = _spans(start, end)
+    if spans is None:
+        return None
+    market_row, market_pairs = pairs(runs[0], len(runs[1]), spans[0], len(spans[1]))
+    market_names: list[str] = []
+    for r, s in market_pairs.tolist():
+        market = AS_MARKETS.get((runs[1][r], spans[1][s][1]))
+        if market is None:
+            return None
+        market_names.append(market)
+    markets = canonical(market_names, market_row)
+    when = canonical([first for first, _ in spans[1]], spans[0])
+    which, local = _per_report(reports)
+    revisions = _revisions(reports, which)
+    if not distinct(
+        (markets[0], markets[1]),
+        (regions[0], len(regions[1])),
+        (products[0], products[1]),
+        (when[0], when[1]),
+        (revisions[0], revisions[1]),
+    ):
+        return None  # a repeated observation: verbatim (kept once) or conflicting
+    header_of = [report.header for report in reports]
+    minutes_of = [minutes for _, minutes in spans[1]]
+
+    def build() -> list[Record]:
+        lines = _lines(reports)
+        numbers = values.tolist()
+        market_values, product_values, start_values = markets[2], products[2], when[2]
+        region_values, revision_values = regions[1], revisions[2]
+        return [
+            AsPriceRecord(
+                ISO,
+                market_values[m],
+                start_values[s],
+                minutes_of[span],
+                AS_PRODUCTS[product_values[p]],
+                product_values[p],
+                region_values[g],
+                value,
+                revision_values[r],
+                PUBLISH_TIME,
+                source,
+                number,
+                NativeRow(header_of[report], line.split(",")),
+            )
+            for line, m, s, span, p, g, value, r, report, number in zip(
+                lines,
+                markets[0].tolist(),
+                when[0].tolist(),
+                spans[0].tolist(),
+                products[0].tolist(),
+                regions[0].tolist(),
+                numbers,
+                revisions[0].tolist(),
+                which.tolist(),
+                local.tolist(),
+                strict=True,
+            )
+        ]
+
+    return RecordBatch(len(which), build)
+
+
+# --- SLD_FCST -------------------------------------------------------------------------------
+
+
+def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | None:
+    """The columnar path of parse._sld_fcst over every report (CSV): `names` are its columns
+    (start, end, market run, area, item, value, operating day)."""
+    reports = _reports(data, source, names)
+    if reports is None:
+        return None
+    n_start, n_end, n_run, n_area, n_item, n_value, n_day = names
+    items, start, end = _coded(reports, n_item), _coded(reports, n_start), _coded(reports, n_end)
+    runs, days, areas = _coded(reports, n_run), _coded(reports, n_day), _coded(reports, n_area)
+    values = _numbers(reports, n_value)
+    if (
+        items is None
+        or start is None
+        or end is None
+        or runs is None
+        or days is None
+        or areas is None
+        or values is None
+    ):
+        return None
+    spans = _spans(start, end)
+    if spans is None:
+        return None
+    # What a row's item, times, market run and operating day say, once per distinct tuple.
+    context_row, found = pairs(items[0], len(items[1]), spans[0], len(spans[1]))
+    context_items = found.tolist()
+    context_row, found = pairs(context_row, len(context_items), runs[0], len(runs[1]))
+    context_runs = found.tolist()
+    context_row, found = pairs(context_row, len(context_runs), days[0], len(days[1]))
+    contexts: list[tuple[str, datetime, int, datetime | None]] = []
+    for inner, d in found.tolist():
+        at_run, r = context_runs[inner]
+        i, s = context_items[at_run]
+        series = LOAD_SERIES.get(items[1][i])
+        if series is None or runs[1][r] != series.market_run_id:
+            return None
+        first, minutes = spans[1][s]
+        if minutes != series.minutes:
+            return None
+        made_at: datetime | None = None
+        if series.lead is not None:
+            made_at = first - series.lead
+        elif series.days_ahead is not None:
+            try:
+                day = date.fromisoformat(days[1][d][:10])
+            except ValueError:
+                return None
+            wall = datetime.combine(
+                day - timedelta(days=series.days_ahead), time(*DAILY_FORECAST_PUBLISHED_AT)
+            )
+            made_at = wall_to_utc(_TZ, wall)
+        contexts.append((series.kind, first, minutes, made_at))
+    which, local = _per_report(reports)
+    revisions = _revisions(reports, which)
+    # the row path's key: (revision, area, item, start cell)
+    if not distinct(
+        (revisions[0], revisions[1]),
+        (areas[0], len(areas[1])),
+        (items[0], len(items[1])),
+        (start[0], len(start[1])),
+    ):
+        return None  # a repeated observation: verbatim (kept once) or conflicting
+    header_of = [report.header for report in reports]
+    area_types = [area_type(area) for area in areas[1]]
+
+    def build() -> list[Record]:
+        lines = _lines(reports)
+        numbers, area_values, revision_values = values.tolist(), areas[1], revisions[2]
+        return [
+            LoadRecord(
+                ISO,
+                area_values[a],
+                area_types[a],
+                contexts[c][1],
+                contexts[c][2],
+                value,
+                contexts[c][0],
+                contexts[c][3],
+                revision_values[r],
+                PUBLISH_TIME,
+                source,
+                number,
+                NativeRow(header_of[report], line.split(",")),
+            )
+            for line, a, c, value, r, report, number in zip(
+                lines,
+                areas[0].tolist(),
+                context_row.tolist(),
+                numbers,
+                revisions[0].tolist(),
+                which.tolist(),
+                local.tolist(),
+                strict=True,
+            )
+        ]
+
+    return RecordBatch(len(which), build)
+
+
+# --- Today's Outlook demand -----------------------------------------------------------------
+
+_DATED = r"^\d\d/\d\d/\d\d\d\d \d\d:\d\d$"
+_CLOCK = r"^\d\d:\d\d$"
+# The ASCII characters besides space that str.strip() removes: a file with any is left to the
+# row path (there a cell of them is blank).
+_STRIPPED = (b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+
+
+def _lengths(column: pa.Array) -> Codes:
+    """The length of each cell of a text column, from its offsets."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    return np.diff(offsets[column.offset : column.offset + len(column) + 1]).astype(np.int64)
+
+
+def _outlook_ends(labels: pa.Array, dated: bool, source: str) -> Codes | None:
+    """Each label's UTC instant (epoch microseconds), placed as outlook_intervals places the
+    labels of days without a clock change; None where a label is off the grid or not a time, or
+    a day changes its clocks."""
+    clocks = codes(pc.utf8_slice_codeunits(labels, 11, 16) if dated else labels)
+    if clocks is None:
+        return None
+    try:
+        minute_of = [_label(clock)[1] for clock in clocks[1]]
+    except ValueError:
+        return None
+    if any(minute % OUTLOOK_MINUTES for minute in minute_of):
+        return None
+    minutes = np.asarray(minute_of, dtype=np.int64)[clocks[0]]
+    if dated:
+        found = codes(pc.utf8_slice_codeunits(labels, 0, 10))
+        if found is None:
+            return None
+        try:
+            day_of = [_label(f"{day} 00:00")[0] for day in found[1]]
+        except ValueError:
+            return None
+        day_codes = found[0]
+    else:
+        try:
+            first = _day_of(source)
+        except ParseError:
+            return None
+        # the row path's day count: a label more than half a day before the one above it is
+        # on the next day (the trailing 00:00)
+        later = np.zeros(len(minutes), dtype=np.int64)
+        later[1:] = minutes[1:] < minutes[:-1] - 12 * 60
+        day_codes = np.cumsum(later)
+        day_of = [first + timedelta(days=k) for k in range(int(day_codes[-1]) + 1)]
+    steps: list[int] = []
+    for day in day_of:
+        offset = None if day is None else _steady_offset(day)
+        if offset is None or day is None:
+            return None  # a day the clocks change: the row path places its labels
+        midnight = datetime.combine(day, time(), tzinfo=UTC) - offset
+        steps.append((midnight - _EPOCH) // timedelta(microseconds=1))
+    ends: Codes = np.asarray(steps, dtype=np.int64)[day_codes] + minutes * 60_000_000
+    return ends
+
+
+def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
+    """The columnar path of parse._outlook_demand, for files whose labels all fall on days
+    without a clock change (the row path places the labels of those days)."""
+    if core._row_path_only or not data.isascii() or any(c in data for c in _STRIPPED):
+        return None
+    read = _table(data, None)
+    if read is None:
+        return None
+    header, body, table = read
+    present = [name for name in OUTLOOK_DEMAND_COLUMNS if name in header]
+    if header[0] != OUTLOOK_TIME or len(present) != 1:
+        return None
+    labels = table.column(0).combine_chunks()
+    if pc.all(pc.match_substring_regex(labels, _DATED)).as_py():
+        dated = True
+    elif pc.all(pc.match_substring_regex(labels, _CLOCK)).as_py():
+        dated = False
+    else:
+        return None
+    # Then the only spaces in the data are the labels' (one each, or none): no cell is padded,
+    # so a cell is blank exactly when it is empty.
+    if body.count(b" ", body.find(b"\n")) != (table.num_rows if dated else 0):
+        return None
+    published = np.zeros(table.num_rows, dtype=bool)
+    for column in table.columns[1:]:
+        published |= _lengths(column.combine_chunks()) > 0
+    ends = _outlook_ends(labels, dated, source)
+    if ends is None:
+        return None
+    shown = np.flatnonzero(published)
+    if len(shown) > 1 and not (np.diff(ends[shown]) > 0).all():
+        return None  # out of order or repeated: the row path keeps or rejects
+    demand = table.column(present[0]).combine_chunks()
+    rows = np.flatnonzero(_lengths(demand) > 0)
+    numbers = floats(demand.take(pa.array(rows))) if len(rows) else np.zeros(0)
+    if numbers is None:
+        return None
+    step = OUTLOOK_MINUTES * 60_000_000
+    starts = [
+        start.replace(tzinfo=UTC) for start in (ends[rows] - step).astype("datetime64[us]").tolist()
+    ]
+    revision = published_in_name(source) or 0
+    report = _Report("", header, body, table, revision)
+
+    def build() -> list[Record]:
+        lines = report.lines()
+        return [
+            LoadRecord(
+                ISO,
+                OUTLOOK_AREA,
+                OUTLOOK_AREA_TYPE,
+                start,
+                OUTLOOK_MINUTES,
+                value,
+                "ACTUAL",
+                None,
+                revision,
+                PUBLISH_TIME,
+                source,
+                row + 1,
+                NativeRow(header, lines[row].split(",")),
+            )
+            for row, start, value in zip(rows.tolist(), starts, numbers.tolist(), strict=True)
+        ]
+
+    return RecordBatch(len(rows), build)

@@ -98,11 +98,12 @@ def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, 
         return None
     if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
         return None  # a lone CR: Arrow ends a row there, the row path does not
-    ascii_only = body.isascii()
-    try:
-        header = [name.strip() for name in body[:end].decode().split(",")]
-    except UnicodeDecodeError:
-        return None
+    if not body.isascii():  # (Arrow would check only the columns it converts)
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            return None  # the row path reads it as cp1252
+    header = [name.strip() for name in body[:end].decode().split(",")]
     if names is None:
         names = header
     if len(header) < 2 or len(set(header)) != len(header):
@@ -123,7 +124,7 @@ def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, 
                 include_columns=list(dict.fromkeys(names)),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                check_utf8=not ascii_only,
+                check_utf8=False,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, invalid UTF-8

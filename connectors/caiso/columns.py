@@ -59,25 +59,23 @@ _TZ = zone(ISO)
 # A component's place in an LMP group: lmp, energy, congestion, loss, ghg.
 _SLOTS = {"lmp": 0, "energy": 1, "congestion": 2, "loss": 3, "ghg": 4}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_THREADS = False  # the reader competes with other work for two cores: one thread is steadier
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
 class _Report:
-    """One CSV report: the columns a parser asked for (Arrow) and, for native fields, its data
-    lines as the row path splits them."""
+    """One CSV report of a response: its header, revision, row count and, for native fields,
+    its data lines as the row path splits them."""
 
-    __slots__ = ("body", "header", "member", "revision", "rows", "table")
+    __slots__ = ("body", "header", "member", "revision", "rows")
 
-    def __init__(
-        self, member: str, header: list[str], body: bytes, table: pa.Table, revision: int
-    ) -> None:
+    def __init__(self, member: str, header: list[str], body: bytes, rows: int, revision: int):
         self.member = member
         self.header = header
-        self.body = body
-        self.table = table
-        self.rows: int = table.num_rows
+        self.body = body  # without BOM
+        self.rows = rows
         self.revision = revision
 
     def lines(self) -> list[str]:
@@ -88,9 +86,9 @@ class _Report:
         return text.split("\n", self.rows + 1)[1 : self.rows + 1]
 
 
-def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, pa.Table] | None:
-    """(header, body without BOM, the named columns (None: all) as text) of a plain CSV whose
-    rows are the row path's lines; None for anything else."""
+def _plain(body: bytes) -> tuple[bytes, list[str]] | None:
+    """(body without BOM, header) of a CSV whose rows Arrow reads as the row path's lines; None
+    for anything else."""
     if body[:3] == b"\xef\xbb\xbf":
         body = body[3:]
     end = body.find(b"\n")
@@ -104,16 +102,20 @@ def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, 
         except UnicodeDecodeError:
             return None  # the row path reads it as cp1252
     header = [name.strip() for name in body[:end].decode().split(",")]
-    if names is None:
-        names = header
     if len(header) < 2 or len(set(header)) != len(header):
         return None  # (a one-column table would read an empty line as a row)
+    return body, header
+
+
+def _arrow(body: bytes, header: list[str], names: Sequence[str]) -> pa.Table | None:
+    """The named columns, as text, of a CSV that _plain accepts; None where a row is of another
+    width (or an empty line: a row of one field)."""
     if any(name not in header for name in names):
         return None
     try:
         table = pacsv.read_csv(
             pa.py_buffer(body),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=_THREADS),
             # an empty line is then a row of one field, too narrow: the row path rejects one
             # inside the table and ignores trailing ones, and here either is declined
             parse_options=pacsv.ParseOptions(
@@ -127,76 +129,147 @@ def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, 
                 check_utf8=False,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, invalid UTF-8
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     # Without quotes, lone CRs and empty lines, Arrow's rows are the lines after the header.
-    if table.num_rows == 0:
+    return table if table.num_rows else None
+
+
+def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, pa.Table] | None:
+    """(header, body without BOM, the named columns (None: all) as text) of one plain CSV."""
+    plain = _plain(body)
+    if plain is None:
         return None
-    return header, body, table
+    table = _arrow(plain[0], plain[1], plain[1] if names is None else names)
+    return None if table is None else (plain[1], plain[0], table)
 
 
-def _reports(data: bytes, source: str, names: Sequence[str]) -> list[_Report] | None:
-    """Every report of an OASIS response (a zip of CSVs, or one CSV), each with the named
-    columns; None where any is not a plain CSV (XML, an error document, quotes...)."""
+class _Oasis:
+    """The CSV reports of an OASIS response and the columns a parser asked for, read by Arrow
+    together (reports with one header are read as one table)."""
+
+    def __init__(self, reports: list[_Report], tables: list[pa.Table]) -> None:
+        self.reports = reports
+        self.tables = tables
+
+    def column(self, name: str) -> pa.Array:
+        chunks = [chunk for table in self.tables for chunk in table.column(name).chunks]
+        return pa.concat_arrays(chunks) if len(chunks) != 1 else chunks[0]
+
+    def coded(self, name: str) -> tuple[Codes, list[str]] | None:
+        return codes(self.column(name))
+
+    def numbers(self, name: str) -> Floats | None:
+        return floats(self.column(name))
+
+    def values(self, name: str) -> tuple[Codes, list[str], list[float]] | None:
+        """(code of each row's cell, the distinct cells, their numbers) of a column whose
+        every cell is a finite number."""
+        encoded = self.column(name).dictionary_encode()
+        numbers = floats(encoded.dictionary)
+        if numbers is None:
+            return None
+        return (
+            encoded.indices.to_numpy().astype(np.int64, copy=False),
+            encoded.dictionary.to_pylist(),
+            numbers.tolist(),
+        )
+
+    def per_report(self) -> tuple[Codes, Codes]:
+        """(report index of each row, row number within its report, from 1)."""
+        counts = [report.rows for report in self.reports]
+        which = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        offsets = np.cumsum([0, *counts[:-1]])
+        local = np.arange(len(which), dtype=np.int64) - offsets[which] + 1
+        return which, local
+
+    def revisions(self, which: Codes) -> tuple[Codes, int, list[int]]:
+        return canonical([report.revision for report in self.reports], which)
+
+    def lines(self) -> list[str]:
+        if len(self.reports) == 1:
+            return self.reports[0].lines()
+        return [line for report in self.reports for line in report.lines()]
+
+    def headers(self) -> list[list[str]]:
+        return [report.header for report in self.reports]
+
+
+def _members(data: bytes, source: str) -> list[tuple[str, bytes]] | None:
+    """(member name, bytes) of each report of an OASIS response (a zip, or one CSV); None
+    where the row path is to name what is wrong with it."""
     if core._row_path_only:
         return None
     kind = sniff(data)
     if kind == "csv":
-        members = [("", data)]
-    elif kind == "zip":
-        try:
-            members = open_zip(data, source)
-        except ParseError:
-            return None
-    else:
+        return [("", data)]
+    if kind != "zip":
         return None
-    if not members:
+    try:
+        members = open_zip(data, source)
+    except ParseError:
         return None
-    out = []
-    for member, body in members:
-        if sniff(body) != "csv":
+    return members or None
+
+
+def _revision_of(member: str, source: str) -> int | None:
+    try:
+        return _revision(member, source, None)
+    except (ValueError, ParseError):  # a stamp that is no time: the row path's to name
+        return None
+
+
+def _reports(data: bytes, source: str, names: Sequence[str]) -> _Oasis | None:
+    """Every report of an OASIS response with the named columns; None where any is not a
+    plain CSV (XML, an error document, quotes...) or has no rows."""
+    members = _members(data, source)
+    if members is None:
+        return None
+    reports: list[_Report] = []
+    groups: list[tuple[bytes, list[_Report]]] = []  # (header line, its reports)
+    for member, data_of in members:
+        plain = None if sniff(data_of) != "csv" else _plain(data_of)
+        if plain is None:
             return None
-        read = _table(body, names)
-        if read is None:
+        body, header = plain
+        end = body.find(b"\n") + 1
+        rows = body.count(b"\n", end) + (not body.endswith(b"\n"))
+        revision = _revision_of(member, source)
+        if rows == 0 or revision is None:
             return None
-        try:
-            revision = _revision(member, source, None)
-        except (ValueError, ParseError):
+        reports.append(_Report(member, header, body, rows, revision))
+        if groups and groups[-1][0] == body[:end]:
+            groups[-1][1].append(reports[-1])
+        else:
+            groups.append((body[:end], [reports[-1]]))
+    tables = []
+    for line, group in groups:
+        if len(group) == 1:
+            joined = group[0].body
+        else:  # one table of their lines, each ending with a line break
+            parts = [line]
+            for report in group:
+                rest = report.body[len(line) :]
+                parts.append(rest if rest.endswith(b"\n") else rest + b"\n")
+            joined = b"".join(parts)
+        table = _arrow(joined, group[0].header, names)
+        if table is None:
             return None
-        out.append(_Report(member, read[0], read[1], read[2], revision))
-    return out
+        tables.append(table)
+    if sum(table.num_rows for table in tables) != sum(report.rows for report in reports):
+        return None  # (cannot be, with the checks above: Arrow's rows are the lines)
+    return _Oasis(reports, tables)
 
 
-def _column(reports: list[_Report], name: str) -> pa.Array:
-    chunks = [chunk for report in reports for chunk in report.table.column(name).chunks]
-    return pa.concat_arrays(chunks) if len(chunks) != 1 else chunks[0]
-
-
-def _coded(reports: list[_Report], name: str) -> tuple[Codes, list[str]] | None:
-    return codes(_column(reports, name))
-
-
-def _numbers(reports: list[_Report], name: str) -> Floats | None:
-    return floats(_column(reports, name))
-
-
-def _per_report(reports: list[_Report]) -> tuple[Codes, Codes]:
-    """(report index of each row, row number within its report, from 1)."""
-    counts = [report.rows for report in reports]
-    which = np.repeat(np.arange(len(reports), dtype=np.int64), counts)
-    offsets = np.cumsum([0, *counts[:-1]])
-    local = np.arange(len(which), dtype=np.int64) - offsets[which] + 1
-    return which, local
-
-
-def _revisions(reports: list[_Report], which: Codes) -> tuple[Codes, int, list[int]]:
-    return canonical([report.revision for report in reports], which)
-
-
-def _lines(reports: list[_Report]) -> list[str]:
-    if len(reports) == 1:
-        return reports[0].lines()
-    return [line for report in reports for line in report.lines()]
+def _pairs(first: Codes, n_first: int, second: Codes, n_second: int) -> tuple[Codes, Codes]:
+    """columnar.pairs, faster where the first code decides the second (an interval start its
+    end, an item its market run): then the pairs are numbered as the first codes are. Every
+    first code below n_first must occur (as dictionary codes and pairs' own codes do)."""
+    seen = np.zeros(max(n_first, 1), dtype=np.int64)
+    seen[first] = second
+    if (seen[first] == second).all():
+        return first, np.stack([np.arange(n_first, dtype=np.int64), seen[:n_first]], 1)
+    return pairs(first, n_first, second, n_second)
 
 
 def _spans(
@@ -205,7 +278,7 @@ def _spans(
     """(code of each row's (start, end) pair, (UTC start, minutes) of each distinct pair), read
     as oasis.Spans reads them; None where a pair is not a whole number of minutes or a cell not
     a time."""
-    row, found = pairs(start[0], len(start[1]), end[0], len(end[1]))
+    row, found = _pairs(start[0], len(start[1]), end[0], len(end[1]))
     instants: dict[str, datetime] = {}
     out = []
     try:
@@ -223,21 +296,6 @@ def _spans(
     except (ValueError, TypeError, OverflowError):
         return None
     return row, out
-
-
-def _values(reports: list[_Report], name: str) -> tuple[Codes, list[str], list[float]] | None:
-    """(code of each row's cell, the distinct cells, their numbers) of a column whose every cell
-    is a finite number."""
-    column = _column(reports, name)
-    encoded = column.dictionary_encode()
-    numbers = floats(encoded.dictionary)
-    if numbers is None:
-        return None
-    return (
-        encoded.indices.to_numpy().astype(np.int64, copy=False),
-        encoded.dictionary.to_pylist(),
-        numbers.tolist(),
-    )
 
 
 # --- LMP ------------------------------------------------------------------------------------
@@ -299,34 +357,34 @@ def lmp(
     if reports is None:
         return None
     n_start, n_end, n_run, n_node, n_name, n_component, n_value = names
-    runs, components = _coded(reports, n_run), _coded(reports, n_component)
+    runs, components = reports.coded(n_run), reports.coded(n_component)
     if runs is None or components is None or any(run != market_run for run in runs[1]):
         return None
     slots = [_SLOTS.get(LMP_COMPONENTS.get(code, ""), -1) for code in components[1]]
-    start, end = _coded(reports, n_start), _coded(reports, n_end)
+    start, end = reports.coded(n_start), reports.coded(n_end)
     spans = None if start is None or end is None else _spans(start, end)
     if -1 in slots or spans is None or any(length != minutes for _, length in spans[1]):
         return None
     when = canonical([first for first, _ in spans[1]], spans[0])
-    nodes, labels = _coded(reports, n_node), _coded(reports, n_name)
-    values = _values(reports, n_value)
+    nodes, labels = reports.coded(n_node), reports.coded(n_name)
+    values = reports.values(n_value)
     if nodes is None or labels is None or values is None:
         return None
-    which, local = _per_report(reports)
-    revisions = _revisions(reports, which)
+    which, local = reports.per_report()
+    revisions = reports.revisions(which)
     # one group per (node, interval start, revision): the row path's pivot key
-    group, found = pairs(nodes[0], len(nodes[1]), when[0], when[1])
-    group, found = pairs(group, len(found), revisions[0], revisions[1])
+    group, found = _pairs(nodes[0], len(nodes[1]), when[0], when[1])
+    group, found = _pairs(group, len(found), revisions[0], revisions[1])
     at = _groups(group, len(found), np.asarray(slots, dtype=np.int64)[components[0]])
     if at is None:
         return None
     rows = at[:, 0]  # each record's LMP row: its name, source row and native fields
     value_code, texts, numbers = values
     kinds = [location_type(node) for node in nodes[1]]
-    header_of = [report.header for report in reports]
+    header_of = reports.headers()
 
     def build() -> list[Record]:
-        lines = _lines(reports)
+        lines = reports.lines()
         cells: list[list[str | None]] = []
         parts: list[list[float | None]] = []
         for slot in (1, 2, 3, 4):
@@ -396,10 +454,10 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
     if reports is None:
         return None
     n_start, n_end, n_run, n_type, n_region, n_item, n_value = names
-    items, types = _coded(reports, n_item), _coded(reports, n_type)
-    start, end = _coded(reports, n_start), _coded(reports, n_end)
-    runs, regions = _coded(reports, n_run), _coded(reports, n_region)
-    values = _numbers(reports, n_value)
+    items, types = reports.coded(n_item), reports.coded(n_type)
+    start, end = reports.coded(n_start), reports.coded(n_end)
+    runs, regions = reports.coded(n_run), reports.coded(n_region)
+    values = reports.numbers(n_value)
     if (
         items is None
         or types is None
@@ -411,7 +469,7 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
     ):
         return None
     # the product: the item's ANC_TYPE, which the row's ANC_TYPE must be
-    product_row, product_pairs = pairs(items[0], len(items[1]), types[0], len(types[1]))
+    product_row, product_pairs = _pairs(items[0], len(items[1]), types[0], len(types[1]))
     anc_types: list[str] = []
     for i, t in product_pairs.tolist():
         anc_type = types[1][t]
@@ -422,7 +480,7 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
     spans = _spans(start, end)
     if spans is None:
         return None
-    market_row, market_pairs = pairs(runs[0], len(runs[1]), spans[0], len(spans[1]))
+    market_row, market_pairs = _pairs(runs[0], len(runs[1]), spans[0], len(spans[1]))
     market_names: list[str] = []
     for r, s in market_pairs.tolist():
         market = AS_MARKETS.get((runs[1][r], spans[1][s][1]))
@@ -431,8 +489,8 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
         market_names.append(market)
     markets = canonical(market_names, market_row)
     when = canonical([first for first, _ in spans[1]], spans[0])
-    which, local = _per_report(reports)
-    revisions = _revisions(reports, which)
+    which, local = reports.per_report()
+    revisions = reports.revisions(which)
     if not distinct(
         (markets[0], markets[1]),
         (regions[0], len(regions[1])),
@@ -441,11 +499,11 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
         (revisions[0], revisions[1]),
     ):
         return None  # a repeated observation: verbatim (kept once) or conflicting
-    header_of = [report.header for report in reports]
+    header_of = reports.headers()
     minutes_of = [minutes for _, minutes in spans[1]]
 
     def build() -> list[Record]:
-        lines = _lines(reports)
+        lines = reports.lines()
         numbers = values.tolist()
         market_values, product_values, start_values = markets[2], products[2], when[2]
         region_values, revision_values = regions[1], revisions[2]
@@ -493,9 +551,9 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
     if reports is None:
         return None
     n_start, n_end, n_run, n_area, n_item, n_value, n_day = names
-    items, start, end = _coded(reports, n_item), _coded(reports, n_start), _coded(reports, n_end)
-    runs, days, areas = _coded(reports, n_run), _coded(reports, n_day), _coded(reports, n_area)
-    values = _numbers(reports, n_value)
+    items, start, end = reports.coded(n_item), reports.coded(n_start), reports.coded(n_end)
+    runs, days, areas = reports.coded(n_run), reports.coded(n_day), reports.coded(n_area)
+    values = reports.numbers(n_value)
     if (
         items is None
         or start is None
@@ -510,11 +568,11 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
     if spans is None:
         return None
     # What a row's item, times, market run and operating day say, once per distinct tuple.
-    context_row, found = pairs(items[0], len(items[1]), spans[0], len(spans[1]))
+    context_row, found = _pairs(items[0], len(items[1]), spans[0], len(spans[1]))
     context_items = found.tolist()
-    context_row, found = pairs(context_row, len(context_items), runs[0], len(runs[1]))
+    context_row, found = _pairs(context_row, len(context_items), runs[0], len(runs[1]))
     context_runs = found.tolist()
-    context_row, found = pairs(context_row, len(context_runs), days[0], len(days[1]))
+    context_row, found = _pairs(context_row, len(context_runs), days[0], len(days[1]))
     contexts: list[tuple[str, datetime, int, datetime | None]] = []
     for inner, d in found.tolist():
         at_run, r = context_runs[inner]
@@ -538,8 +596,8 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
             )
             made_at = wall_to_utc(_TZ, wall)
         contexts.append((series.kind, first, minutes, made_at))
-    which, local = _per_report(reports)
-    revisions = _revisions(reports, which)
+    which, local = reports.per_report()
+    revisions = reports.revisions(which)
     # the row path's key: (revision, area, item, start cell)
     if not distinct(
         (revisions[0], revisions[1]),
@@ -548,11 +606,11 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
         (start[0], len(start[1])),
     ):
         return None  # a repeated observation: verbatim (kept once) or conflicting
-    header_of = [report.header for report in reports]
+    header_of = reports.headers()
     area_types = [area_type(area) for area in areas[1]]
 
     def build() -> list[Record]:
-        lines = _lines(reports)
+        lines = reports.lines()
         numbers, area_values, revision_values = values.tolist(), areas[1], revisions[2]
         return [
             LoadRecord(
@@ -687,7 +745,7 @@ def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
         start.replace(tzinfo=UTC) for start in (ends[rows] - step).astype("datetime64[us]").tolist()
     ]
     revision = published_in_name(source) or 0
-    report = _Report("", header, body, table, revision)
+    report = _Report("", header, body, table.num_rows, revision)
 
     def build() -> list[Record]:
         lines = report.lines()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -212,6 +213,11 @@ def _members(data: bytes, source: str) -> list[tuple[str, bytes]] | None:
     return members or None
 
 
+def _line_breaks(body: bytes) -> int:
+    """How many LFs `body` holds (numpy counts them several times faster than bytes.count)."""
+    return int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n")))
+
+
 def _revision_of(member: str, source: str) -> int | None:
     try:
         return _revision(member, source, None)
@@ -233,7 +239,7 @@ def _reports(data: bytes, source: str, names: Sequence[str]) -> _Oasis | None:
             return None
         body, header = plain
         end = body.find(b"\n") + 1
-        rows = body.count(b"\n", end) + (not body.endswith(b"\n"))
+        rows = _line_breaks(body) - 1 + (not body.endswith(b"\n"))
         revision = _revision_of(member, source)
         if rows == 0 or revision is None:
             return None
@@ -272,6 +278,19 @@ def _pairs(first: Codes, n_first: int, second: Codes, n_second: int) -> tuple[Co
     return pairs(first, n_first, second, n_second)
 
 
+def _instants(texts: list[str]) -> tuple[list[datetime], Codes] | None:
+    """(UTC instant, epoch seconds) of each distinct time cell, as oasis._utc_text reads it;
+    None where one is not a time, or not a whole second."""
+    try:
+        instants = [_utc_text(text) for text in texts]
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if any(value.microsecond for value in instants):
+        return None
+    seconds = np.array([value.timestamp() for value in instants]).astype(np.int64)
+    return instants, seconds
+
+
 def _spans(
     start: tuple[Codes, list[str]], end: tuple[Codes, list[str]]
 ) -> tuple[Codes, list[tuple[datetime, int]]] | None:
@@ -279,23 +298,16 @@ def _spans(
     as oasis.Spans reads them; None where a pair is not a whole number of minutes or a cell not
     a time."""
     row, found = _pairs(start[0], len(start[1]), end[0], len(end[1]))
-    instants: dict[str, datetime] = {}
-    out = []
-    try:
-        for s, e in found.tolist():
-            first = instants.get(start[1][s])
-            if first is None:
-                first = instants[start[1][s]] = _utc_text(start[1][s])
-            last = instants.get(end[1][e])
-            if last is None:
-                last = instants[end[1][e]] = _utc_text(end[1][e])
-            seconds = (last - first).total_seconds()
-            if seconds <= 0 or seconds % 60:
-                return None
-            out.append((first, int(seconds // 60)))
-    except (ValueError, TypeError, OverflowError):
+    firsts, lasts = _instants(start[1]), _instants(end[1])
+    if firsts is None or lasts is None:
         return None
-    return row, out
+    seconds = lasts[1][found[:, 1]] - firsts[1][found[:, 0]]
+    if not ((seconds > 0) & (seconds % 60 == 0)).all():
+        return None
+    starts = firsts[0]
+    return row, [
+        (starts[s], m) for s, m in zip(found[:, 0].tolist(), (seconds // 60).tolist(), strict=True)
+    ]
 
 
 # --- LMP ------------------------------------------------------------------------------------
@@ -544,6 +556,48 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
 # --- SLD_FCST -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _published(day_text: str, days_ahead: int) -> datetime | None:
+    """When a daily forecast of an operating day was published (parse._made_at)."""
+    try:
+        day = date.fromisoformat(day_text[:10])
+    except ValueError:
+        return None
+    wall = datetime.combine(day - timedelta(days=days_ahead), time(*DAILY_FORECAST_PUBLISHED_AT))
+    return wall_to_utc(_TZ, wall)
+
+
+_LoadContext = tuple[str, datetime, int, datetime | None]  # parse._LoadContext
+
+
+def _load_contexts(cells: list[list[str]]) -> list[_LoadContext] | None:
+    """parse._load_context of each distinct (item, start, end, market run, operating day);
+    None where the row path would reject one."""
+    texts = list(dict.fromkeys(text for _, start, end, *_ in cells for text in (start, end)))
+    found = _instants(texts)
+    if found is None:
+        return None
+    instants = dict(zip(texts, zip(found[0], found[1].tolist(), strict=True), strict=True))
+    out: list[_LoadContext] = []
+    for item, start, end, run, day in cells:
+        series = LOAD_SERIES.get(item)
+        if series is None or run != series.market_run_id:
+            return None
+        first, seconds = instants[start]
+        seconds = instants[end][1] - seconds
+        if seconds <= 0 or seconds % 60 or seconds // 60 != series.minutes:
+            return None
+        made_at: datetime | None = None
+        if series.lead is not None:
+            made_at = first - series.lead
+        elif series.days_ahead is not None:
+            made_at = _published(day, series.days_ahead)
+            if made_at is None:
+                return None
+        out.append((series.kind, first, series.minutes, made_at))
+    return out
+
+
 def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | None:
     """The columnar path of parse._sld_fcst over every report (CSV): `names` are its columns
     (start, end, market run, area, item, value, operating day)."""
@@ -551,61 +605,27 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
     if reports is None:
         return None
     n_start, n_end, n_run, n_area, n_item, n_value, n_day = names
-    items, start, end = reports.coded(n_item), reports.coded(n_start), reports.coded(n_end)
-    runs, days, areas = reports.coded(n_run), reports.coded(n_day), reports.coded(n_area)
-    values = reports.numbers(n_value)
-    if (
-        items is None
-        or start is None
-        or end is None
-        or runs is None
-        or days is None
-        or areas is None
-        or values is None
-    ):
+    # What a row's item, times, market run and operating day say, once per distinct tuple (the
+    # cells hold no commas: the file has no quotes).
+    found = codes(
+        pc.binary_join_element_wise(
+            *(reports.column(name) for name in (n_item, n_start, n_end, n_run, n_day)), ","
+        )
+    )
+    areas, values = reports.coded(n_area), reports.numbers(n_value)
+    if found is None or areas is None or values is None:
         return None
-    spans = _spans(start, end)
-    if spans is None:
+    cells = [context.split(",") for context in found[1]]
+    contexts = _load_contexts(cells)
+    if contexts is None:
         return None
-    # What a row's item, times, market run and operating day say, once per distinct tuple.
-    context_row, found = _pairs(items[0], len(items[1]), spans[0], len(spans[1]))
-    context_items = found.tolist()
-    context_row, found = _pairs(context_row, len(context_items), runs[0], len(runs[1]))
-    context_runs = found.tolist()
-    context_row, found = _pairs(context_row, len(context_runs), days[0], len(days[1]))
-    contexts: list[tuple[str, datetime, int, datetime | None]] = []
-    for inner, d in found.tolist():
-        at_run, r = context_runs[inner]
-        i, s = context_items[at_run]
-        series = LOAD_SERIES.get(items[1][i])
-        if series is None or runs[1][r] != series.market_run_id:
-            return None
-        first, minutes = spans[1][s]
-        if minutes != series.minutes:
-            return None
-        made_at: datetime | None = None
-        if series.lead is not None:
-            made_at = first - series.lead
-        elif series.days_ahead is not None:
-            try:
-                day = date.fromisoformat(days[1][d][:10])
-            except ValueError:
-                return None
-            wall = datetime.combine(
-                day - timedelta(days=series.days_ahead), time(*DAILY_FORECAST_PUBLISHED_AT)
-            )
-            made_at = wall_to_utc(_TZ, wall)
-        contexts.append((series.kind, first, minutes, made_at))
     which, local = reports.per_report()
     revisions = reports.revisions(which)
     # the row path's key: (revision, area, item, start cell)
-    if not distinct(
-        (revisions[0], revisions[1]),
-        (areas[0], len(areas[1])),
-        (items[0], len(items[1])),
-        (start[0], len(start[1])),
-    ):
+    keys = canonical([(item, start) for item, start, *_ in cells], found[0])
+    if not distinct((revisions[0], revisions[1]), (areas[0], len(areas[1])), (keys[0], keys[1])):
         return None  # a repeated observation: verbatim (kept once) or conflicting
+    context_row = found[0]
     header_of = reports.headers()
     area_types = [area_type(area) for area in areas[1]]
 

@@ -78,6 +78,17 @@ READ_ALIKE: dict[str, Alter] = {
     "utf8-cell": lambda text: text.replace(",1,", ",1\u00e9,", 1),
 }
 
+
+def _swap_first_columns(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        first, second, rest = line.split(",", 2)
+        out.append(",".join([second, first, rest]))
+    return out
+
+
+READ_ALIKE["columns-reordered"] = _lines(_swap_first_columns)  # other members keep the order
+
 # Alterations either path may read: they must only read alike.
 EITHER: dict[str, Alter] = {
     "nul": lambda text: text.replace(",1,", ",1\x00,", 1),
@@ -121,7 +132,8 @@ def _with_member(data: bytes, alter: Alter) -> bytes:
     return out.getvalue()
 
 
-def _payload(dataset: Dataset, hours: int = 3, locations: int = 2) -> tuple[str, bytes]:
+def _payload(dataset: Dataset, hours: int = 30, locations: int = 2) -> tuple[str, bytes]:
+    """A response of two reports (operating days): alterations touch the first."""
     request = SimRequest(dataset, DAY, DAY + timedelta(hours=hours), locations=locations)
     return simulate(request)[0]
 

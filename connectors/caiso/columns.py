@@ -235,35 +235,37 @@ def _reports(data: bytes, source: str, names: Sequence[str]) -> _Oasis | None:
     groups: list[tuple[bytes, list[_Report]]] = []  # (header line, its reports)
     for member, data_of in members:
         plain = None if sniff(data_of) != "csv" else _plain(data_of)
-        if plain is None:
+        revision = _revision_of(member, source)
+        if plain is None or revision is None:
             return None
         body, header = plain
-        end = body.find(b"\n") + 1
-        rows = _line_breaks(body) - 1 + (not body.endswith(b"\n"))
-        revision = _revision_of(member, source)
-        if rows == 0 or revision is None:
-            return None
-        reports.append(_Report(member, header, body, rows, revision))
-        if groups and groups[-1][0] == body[:end]:
+        line = body[: body.find(b"\n") + 1]
+        reports.append(_Report(member, header, body, 0, revision))
+        if groups and groups[-1][0] == line:
             groups[-1][1].append(reports[-1])
         else:
-            groups.append((body[:end], [reports[-1]]))
+            groups.append((line, [reports[-1]]))
     tables = []
     for line, group in groups:
-        if len(group) == 1:
-            joined = group[0].body
-        else:  # one table of their lines, each ending with a line break
+        joined = group[0].body
+        if len(group) > 1:  # one table of their lines, each ending with a line break
             parts = [line]
             for report in group:
+                report.rows = _line_breaks(report.body) - 1 + (not report.body.endswith(b"\n"))
                 rest = report.body[len(line) :]
                 parts.append(rest if rest.endswith(b"\n") else rest + b"\n")
             joined = b"".join(parts)
         table = _arrow(joined, group[0].header, names)
         if table is None:
             return None
+        if len(group) == 1:
+            group[0].rows = table.num_rows
+        # (with the checks above, Arrow's rows are the lines: this cannot fail)
+        if 0 in (report.rows for report in group) or table.num_rows != sum(
+            report.rows for report in group
+        ):
+            return None
         tables.append(table)
-    if sum(table.num_rows for table in tables) != sum(report.rows for report in reports):
-        return None  # (cannot be, with the checks above: Arrow's rows are the lines)
     return _Oasis(reports, tables)
 
 

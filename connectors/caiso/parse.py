@@ -11,9 +11,11 @@ Revisions are publish times (OASIS has no version number): see oasis.py and outl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 
+from connectors.caiso import columns as columnar
 from connectors.caiso.feeds import (
     DAILY_FORECAST_PUBLISHED_AT,
     DATA_ITEM,
@@ -77,12 +79,15 @@ _TZ = zone(ISO)
 # Load ----------------------------------------------------------------------------------------
 
 
-def parse_load(data: bytes, source: str) -> list[Record]:
+def parse_load(data: bytes, source: str) -> Sequence[Record]:
     """CAISO load: OASIS SLD_FCST (actual and DAM/2DA/7DA/RTM forecasts per TAC or WEIM area,
     a zip of CSV or XML) or a Today's Outlook demand CSV (5-minute actual demand)."""
     found = reject_unexpected(data, source, ("zip", "csv", "xml"))
     if found == "csv" and _first_field(data) == OUTLOOK_TIME:
-        return _outlook_demand(data, source)
+        return columnar.outlook_demand(data, source) or _outlook_demand(data, source)
+    fast = columnar.sld_fcst(data, source, _SLD_CSV)
+    if fast is not None:
+        return fast
     out: list[Record] = []
     seen: dict[tuple[int, str, str, str], str] = {}
     for report in read_reports(data, source):

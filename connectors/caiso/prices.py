@@ -9,9 +9,11 @@ MCL; MGHG stays in native_fields as LMP_GHG_PRC, so energy + congestion + loss =
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
 
+from connectors.caiso import columns as columnar
 from connectors.caiso.feeds import (
     AS_MARKETS,
     AS_PRICE_ITEMS,
@@ -62,7 +64,12 @@ def lmp_parser(dataset: Dataset) -> Parser:
         XML_VALUE,
     )
 
-    def parse(data: bytes, source: str) -> list[Record]:
+    def parse(data: bytes, source: str) -> Sequence[Record]:
+        fast = columnar.lmp(
+            data, source, csv_names, query.market_run_id or "", query.minutes, market
+        )
+        if fast is not None:
+            return fast
         groups: dict[tuple[str, datetime, int], list[_Cell | None]] = {}
         names: dict[Report, int] = {}  # report -> index of its node name column
         for report in read_reports(data, source):
@@ -227,12 +234,15 @@ def _lmp_records(
 # Ancillary services --------------------------------------------------------------------------
 
 
-def parse_as_prices(data: bytes, source: str) -> list[Record]:
+def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
     """CAISO OASIS PRC_AS (DAM, HASP) and PRC_INTVL_AS (RTM): one AsPriceRecord per AS region,
     type and interval. The price column is named MW; ANC_TYPE maps to the canonical product."""
+    csv_names = (START, END, MARKET_RUN, AS_TYPE, AS_REGION, DATA_ITEM, PRC_AS.value_column)
+    fast = columnar.as_prices(data, source, csv_names)
+    if fast is not None:
+        return fast
     out: list[Record] = []
     seen: dict[tuple[object, ...], str] = {}
-    csv_names = (START, END, MARKET_RUN, AS_TYPE, AS_REGION, DATA_ITEM, PRC_AS.value_column)
     xml_names = (
         XML_START,
         XML_END,

@@ -1039,3 +1039,12 @@ MALFORMED: list[MalformedCase] = [
         notes="the renewables web page is not a fuel-mix payload",
     ),
 ]
+
+# Datasets whose regular payloads the columnar path reads (tests/unit/connectors/test_columnar.py)
+COLUMNAR = (
+    Dataset.LMP_DA_HOURLY,
+    Dataset.LMP_RT_15MIN,
+    Dataset.LMP_RT_5MIN,
+    Dataset.AS_PRICES,
+    Dataset.LOAD,
+)

@@ -105,9 +105,9 @@ def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
     return Frame(header, len(items), column, natives, cell_texts)
 
 
-def starts(found: Frame, minutes: int) -> tuple[Codes, int, list[datetime], Codes] | None:
-    """(per-row code, count, distinct UTC interval starts, the same as epoch microseconds)
-    from the UTC label checked against
+def starts(found: Frame, minutes: int) -> tuple[Codes, int, Codes] | None:
+    """(per-row code, count, distinct UTC interval starts as epoch microseconds; see
+    columnar.utc_datetimes) from the UTC label checked against
     the EPT label, once per distinct pair; None if a label does not convert, disagrees or is
     off the `minutes` grid (0: any time)."""
     utc = found.column(UTC_COLUMN)
@@ -138,12 +138,7 @@ def starts(found: Frame, minutes: int) -> tuple[Codes, int, list[datetime], Code
     if minutes and (micros % (minutes * 60_000_000)).any():
         return None
     distinct_micros, inverse = np.unique(micros, return_inverse=True)
-    return (
-        inverse[row_pairs],
-        len(distinct_micros),
-        utc_datetimes(distinct_micros),
-        distinct_micros,
-    )
+    return inverse[row_pairs], len(distinct_micros), distinct_micros
 
 
 def _vector_starts(
@@ -268,7 +263,8 @@ def lmp(
     total_values, congestion_values, loss_values, energy_values = prices
 
     def build() -> list[Record]:
-        pnode_ids, interval_starts, revisions = pnodes[2], when[2], versions[2]
+        pnode_ids, revisions = pnodes[2], versions[2]
+        interval_starts = utc_datetimes(when[2])
         types = location_types
         name_cells = found.texts("pnode_name")
         totals = total_values.tolist()  # type: ignore[union-attr]
@@ -375,7 +371,8 @@ def _metered_load(found: Frame, source: str) -> RecordBatch | None:
     ]
 
     def build() -> list[Record]:
-        names, interval_starts, revision_of = areas[2], when[2], revisions[2]
+        names, revision_of = areas[2], revisions[2]
+        interval_starts = utc_datetimes(when[2])
         loads = load.tolist()
         native = found.natives()
         return [
@@ -420,13 +417,11 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
     # a snapshot's own time is its revision, so (area, snapshot) is the natural key here
     if not distinct((areas[0], areas[1]), (when[0], when[1])):
         return None
-    if (when[3] < 0).any():  # before 1970 the row path's rounding differs (it truncates)
+    if (when[2] < 0).any():  # before 1970 the row path's rounding differs (it truncates)
         return None
     # the snapshot's nearest 5-minute mark (parse.nearest_five_minutes, vectorised)
-    seconds = when[3] // 1_000_000 + (when[3] % 1_000_000 >= 500_000)
-    marks = list(
-        zip(utc_datetimes((seconds + 150) // 300 * 300 * 1_000_000), when[3].tolist(), strict=True)
-    )
+    seconds = when[2] // 1_000_000 + (when[2] % 1_000_000 >= 500_000)
+    marks_micros = (seconds + 150) // 300 * 300 * 1_000_000
     named = [
         (
             INST_AREA_PREFIX + area,
@@ -438,6 +433,7 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
     def build() -> list[Record]:
         loads = load.tolist()
         native = found.natives()
+        marks = list(zip(utc_datetimes(marks_micros), when[2].tolist(), strict=True))
         out: list[Record] = []
         for row, (a, s) in enumerate(zip(areas[0].tolist(), when[0].tolist(), strict=True)):
             area_id, area_type = named[a]
@@ -482,8 +478,8 @@ def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
     if None in products:
         return None
     service_codes = canonical(services[1], services[0])
-    hourly = [start < RESERVE_FIVE_MINUTE_SINCE for start in when[2]]
-    if any(h and start.minute for h, start in zip(hourly, when[2], strict=True)):
+    hourly_marks = when[2] < to_micros(RESERVE_FIVE_MINUTE_SINCE)
+    if (hourly_marks & (when[2] % 3_600_000_000 != 0)).any():
         return None
     if not distinct(
         (locales[0], locales[1]), (service_codes[0], service_codes[1]), (when[0], when[1])
@@ -493,7 +489,9 @@ def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
     product_of = [AS_PRODUCTS[service] for service in service_codes[2]]
 
     def build() -> list[Record]:
-        names, interval_starts, service_names = locales[2], when[2], service_codes[2]
+        names, service_names = locales[2], service_codes[2]
+        interval_starts = utc_datetimes(when[2])
+        hourly = hourly_marks.tolist()
         prices = price.tolist()
         native = found.natives()
         return [

@@ -272,10 +272,18 @@ def _read(data: bytes, header: list[str], types: dict[str, Any]) -> Any:
         return None
 
 
+# Every digit to "0", every other byte to a space: 20 digits in a row are then one `in` away.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_TWENTY_DIGITS = b"0" * 20
+
+
 def load_json(data: bytes) -> Any:
-    """A JSON document, or None where orjson declines it (the row path's json module then
-    reads it, e.g. NaN literals, or names the error)."""
+    """A JSON document, or None where orjson declines it or might read it otherwise than the
+    json module (the row path's reader): NaN literals, numbers orjson rejects, and integers
+    beyond 64 bits, which orjson turns into floats (any run of 20 digits declines)."""
     if _row_path_only:
+        return None
+    if _TWENTY_DIGITS in data.translate(_DIGITS_AS_ZEROS):
         return None
     try:
         return orjson.loads(data)

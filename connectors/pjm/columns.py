@@ -41,7 +41,7 @@ from connectors.pjm.feeds import (
     RTO_AREAS,
     UTC_COLUMN,
 )
-from connectors.pjm.table import Table, cell_text, same_instant, utc_instant
+from connectors.pjm.table import SCALARS, Table, cell_text, same_instant, utc_instant
 from connectors.records import (
     PUBLISH_TIME,
     VERSION,
@@ -88,6 +88,8 @@ def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
     try:
         cells = list(chain.from_iterable(map(itemgetter(*header), items)))
     except (KeyError, TypeError):  # a short or non-object item: the row path names it
+        return None
+    if not set(map(type, cells)) <= SCALARS:  # a nested value: the row path names it
         return None
     table = Table(header, cells, len(header))
     width = len(header)

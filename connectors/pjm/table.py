@@ -155,7 +155,21 @@ def _json_table(document: Any, source: str) -> Table:
     except (KeyError, TypeError):
         _raise_bad_item(items, header, source)
         raise
+    if not set(map(type, cells)) <= SCALARS:  # a nested list or object is no cell
+        _raise_nested(cells, header, source)
     return Table(header, cells, len(header))
+
+
+SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _raise_nested(cells: list[Any], header: list[str], source: str) -> None:
+    for position, cell in enumerate(cells):
+        if type(cell) not in SCALARS:
+            row, column = divmod(position, len(header))
+            raise ParseError(
+                source, f"{header[column]} is a JSON {type(cell).__name__}, not a value", row + 1
+            )
 
 
 def _raise_bad_item(items: list[Any], header: list[str], source: str) -> None:

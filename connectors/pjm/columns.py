@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from connectors.columnar import (
     utc_datetimes,
     wall_micros,
 )
+from connectors.errors import ParseError
 from connectors.pjm.feeds import (
     AS_PRODUCTS,
     EPT_COLUMN,
@@ -41,7 +40,13 @@ from connectors.pjm.feeds import (
     RTO_AREAS,
     UTC_COLUMN,
 )
-from connectors.pjm.table import SCALARS, Table, cell_text, same_instant, utc_instant
+from connectors.pjm.table import (
+    VERIFIED_FLAGS,
+    cell_text,
+    json_table,
+    same_instant,
+    utc_instant,
+)
 from connectors.records import (
     PUBLISH_TIME,
     VERSION,
@@ -74,26 +79,16 @@ def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
     if kind != "json":
         return None
     document = load_json(data)
-    if isinstance(document, dict):
-        if "errors" in document or not isinstance(document.get("items"), list):
-            return None
-        items = document["items"]
-    elif isinstance(document, list):
-        items = document
-    else:
+    if document is None:
         return None
-    if not items or not isinstance(items[0], dict) or len(items[0]) < 2:
+    try:  # the row path's own reading of a page; what it rejects, it is to name
+        table = json_table(document, "")
+    except (ParseError, KeyError, TypeError):
         return None
-    header = [str(name) for name in items[0]]
-    try:
-        cells = list(chain.from_iterable(map(itemgetter(*header), items)))
-    except (KeyError, TypeError):  # a short or non-object item: the row path names it
+    if not table.cells:
         return None
-    if not set(map(type, cells)) <= SCALARS:  # a nested value: the row path names it
-        return None
-    table = Table(header, cells, len(header))
-    width = len(header)
-    at = table.index
+    header, cells = table.header, table.cells
+    width, at = table.width, table.index
 
     def column(name: str) -> Any:
         return array(cells[at[name] :: width])
@@ -104,7 +99,7 @@ def frame(data: bytes, kinds: Mapping[str, str]) -> Frame | None:
     def cell_texts(name: str) -> list[str]:
         return texts(cells[at[name] :: width])
 
-    return Frame(header, len(items), column, natives, cell_texts)
+    return Frame(header, len(cells) // width, column, natives, cell_texts)
 
 
 def starts(found: Frame, minutes: int) -> tuple[Codes, int, Codes] | None:
@@ -312,17 +307,6 @@ def lmp(
     return RecordBatch(found.rows, build)
 
 
-_FLAGS: dict[object, int] = {"True": 2, "False": 1, "true": 2, "false": 1, True: 2, False: 1}
-
-
-def _flagged(value: object) -> int | None:
-    """is_verified as a revision (verified 2, preliminary 1); None if not a flag."""
-    try:
-        return _FLAGS.get(value)
-    except TypeError:  # unhashable
-        return None
-
-
 def _raw_codes(found: Frame, name: str) -> tuple[Codes, list[Any]] | None:
     column = found.column(name)
     return None if column is None else codes(column)
@@ -359,10 +343,10 @@ def _metered_load(found: Frame, source: str) -> RecordBatch | None:
     load = None if mw is None else floats(mw)
     if when is None or areas is None or zones is None or flags is None or load is None:
         return None
-    flag_revisions = [_flagged(flag) for flag in flags[1]]
-    if None in flag_revisions:
+    verified = [VERIFIED_FLAGS.get(flag) for flag in flags[1]]
+    if None in verified:
         return None
-    revisions = canonical(flag_revisions, flags[0])
+    revisions = canonical([2 if flag else 1 for flag in verified], flags[0])  # as the row path
     if not distinct((areas[0], areas[1]), (when[0], when[1]), (revisions[0], revisions[1])):
         return None
     # the area's type depends on its zone cell: one type per distinct (area, zone)

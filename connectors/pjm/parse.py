@@ -36,6 +36,7 @@ from connectors.pjm.feeds import (
     UTC_COLUMN,
 )
 from connectors.pjm.table import (
+    VERIFIED_FLAGS,
     Table,
     cell_text,
     nearest_five_minutes,
@@ -58,8 +59,6 @@ from schemas.timeutil import to_micros
 
 ISO = "PJM"
 _PUBLISHED = re.compile(PUBLISHED_IN_NAME)
-_FLAGS: dict[object, bool] = {"True": True, "False": False, "true": True, "false": False}
-_FLAGS |= {True: True, False: False}  # JSON booleans
 
 
 class _Rows:
@@ -286,7 +285,7 @@ def _metered_load(table: Table, source: str) -> Sequence[Record]:
             if area == cell_text(cells[base + zone_at])
             else "OTHER"  # a load area inside a zone
         )
-        verified = _FLAGS.get(cells[base + verified_at])
+        verified = VERIFIED_FLAGS.get(cells[base + verified_at])
         if verified is None:
             raise rows.fail(f"is_verified is not a flag: {cells[base + verified_at]!r}", base)
         revision = 2 if verified else 1  # preliminary, then verified

@@ -80,6 +80,11 @@ _set_table = NativeRow._table.__set__  # type: ignore[attr-defined]  # slot memb
 _set_base = NativeRow._base.__set__  # type: ignore[attr-defined]
 
 
+# is_verified as Data Miner writes it (CSV text, JSON booleans)
+VERIFIED_FLAGS: dict[object, bool] = {"True": True, "False": False, "true": True, "false": False}
+VERIFIED_FLAGS |= {True: True, False: False}
+
+
 def cell_text(value: Any) -> str:
     """A JSON cell as the CSV export prints it (true -> "True", null -> "")."""
     if value is None:
@@ -92,7 +97,7 @@ def read_table(data: bytes, source: str) -> Table:
     if reject_unexpected(data, source, ("json", "csv")) == "csv":
         table = _csv_table(decode_text(data, source), source)
     else:
-        table = _json_table(load_json(data, source), source)
+        table = json_table(load_json(data, source), source)
     if not table.cells:
         raise NoDataError(f"{source}: PJM returned no rows")
     return table
@@ -141,7 +146,8 @@ def _quoted_csv_table(text: str, source: str) -> Table:
     return Table(header, list(chain.from_iterable(row for row in rows if row)), width)
 
 
-def _json_table(document: Any, source: str) -> Table:
+def json_table(document: Any, source: str) -> Table:
+    """The rows of a decoded JSON page or export; a ParseError naming what is not one."""
     items = _items(document, source)
     if not items:
         return Table([], [], 0)

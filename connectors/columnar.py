@@ -65,6 +65,11 @@ def row_path_only() -> Iterator[None]:
         _row_path_only = before
 
 
+def row_path_forced() -> bool:
+    """Whether row_path_only() is in force (for readers of their own, outside this module)."""
+    return _row_path_only
+
+
 class RecordBatch(Sequence[Record]):
     """Records of one payload, built from its checked columns when first read."""
 
@@ -356,7 +361,14 @@ def distinct(*keys: tuple[Codes, int]) -> bool:
 
 def pairs(first: Codes, n_first: int, second: Codes, n_second: int) -> tuple[Codes, Codes]:
     """(code of each row's (first, second) pair, the distinct pairs as an array of
-    [first code, second code] rows): for converting two label columns together."""
+    [first code, second code] rows): for converting two label columns together.
+
+    Where every first code occurs and decides its second (an interval's UTC label its local
+    one, a start its end), the pairs are numbered as the first codes are, with no counting."""
+    decided = np.full(max(n_first, 1), -1, dtype=np.int64)
+    decided[first] = second
+    if (decided[first] == second).all() and (decided[:n_first] >= 0).all():
+        return first, np.stack([np.arange(n_first, dtype=np.int64), decided[:n_first]], 1)
     combined = first * max(n_second, 1) + second
     space = max(n_first, 1) * max(n_second, 1)
     if space <= 8 * len(combined) + 1024:

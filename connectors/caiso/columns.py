@@ -59,7 +59,6 @@ from schemas.timeutil import wall_to_utc, zone
 _TZ = zone(ISO)
 # A component's place in an LMP group: lmp, energy, congestion, loss, ghg.
 _SLOTS = {"lmp": 0, "energy": 1, "congestion": 2, "loss": 3, "ghg": 4}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _THREADS = False  # the reader competes with other work for two cores: one thread is steadier
 
 
@@ -199,7 +198,7 @@ class _Oasis:
 def _members(data: bytes, source: str) -> list[tuple[str, bytes]] | None:
     """(member name, bytes) of each report of an OASIS response (a zip, or one CSV); None
     where the row path is to name what is wrong with it."""
-    if core._row_path_only:
+    if core.row_path_forced():
         return None
     kind = sniff(data)
     if kind == "csv":
@@ -269,17 +268,6 @@ def _reports(data: bytes, source: str, names: Sequence[str]) -> _Oasis | None:
     return _Oasis(reports, tables)
 
 
-def _pairs(first: Codes, n_first: int, second: Codes, n_second: int) -> tuple[Codes, Codes]:
-    """columnar.pairs, faster where the first code decides the second (an interval start its
-    end, an item its market run): then the pairs are numbered as the first codes are. Every
-    first code below n_first must occur (as dictionary codes and pairs' own codes do)."""
-    seen = np.zeros(max(n_first, 1), dtype=np.int64)
-    seen[first] = second
-    if (seen[first] == second).all():
-        return first, np.stack([np.arange(n_first, dtype=np.int64), seen[:n_first]], 1)
-    return pairs(first, n_first, second, n_second)
-
-
 def _instants(texts: list[str]) -> tuple[list[datetime], Codes] | None:
     """(UTC instant, epoch seconds) of each distinct time cell, as oasis._utc_text reads it;
     None where one is not a time, or not a whole second."""
@@ -299,7 +287,7 @@ def _spans(
     """(code of each row's (start, end) pair, (UTC start, minutes) of each distinct pair), read
     as oasis.Spans reads them; None where a pair is not a whole number of minutes or a cell not
     a time."""
-    row, found = _pairs(start[0], len(start[1]), end[0], len(end[1]))
+    row, found = pairs(start[0], len(start[1]), end[0], len(end[1]))
     firsts, lasts = _instants(start[1]), _instants(end[1])
     if firsts is None or lasts is None:
         return None
@@ -387,8 +375,8 @@ def lmp(
     which, local = reports.per_report()
     revisions = reports.revisions(which)
     # one group per (node, interval start, revision): the row path's pivot key
-    group, found = _pairs(nodes[0], len(nodes[1]), when[0], when[1])
-    group, found = _pairs(group, len(found), revisions[0], revisions[1])
+    group, found = pairs(nodes[0], len(nodes[1]), when[0], when[1])
+    group, found = pairs(group, len(found), revisions[0], revisions[1])
     at = _groups(group, len(found), np.asarray(slots, dtype=np.int64)[components[0]])
     if at is None:
         return None
@@ -483,7 +471,7 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
     ):
         return None
     # the product: the item's ANC_TYPE, which the row's ANC_TYPE must be
-    product_row, product_pairs = _pairs(items[0], len(items[1]), types[0], len(types[1]))
+    product_row, product_pairs = pairs(items[0], len(items[1]), types[0], len(types[1]))
     anc_types: list[str] = []
     for i, t in product_pairs.tolist():
         anc_type = types[1][t]
@@ -494,7 +482,7 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
     spans = _spans(start, end)
     if spans is None:
         return None
-    market_row, market_pairs = _pairs(runs[0], len(runs[1]), spans[0], len(spans[1]))
+    market_row, market_pairs = pairs(runs[0], len(runs[1]), spans[0], len(spans[1]))
     market_names: list[str] = []
     for r, s in market_pairs.tolist():
         market = AS_MARKETS.get((runs[1][r], spans[1][s][1]))
@@ -720,7 +708,7 @@ def _outlook_ends(labels: pa.Array, dated: bool, source: str) -> Codes | None:
         if offset is None or day is None:
             return None  # a day the clocks change: the row path places its labels
         midnight = datetime.combine(day, time(), tzinfo=UTC) - offset
-        steps.append((midnight - _EPOCH) // timedelta(microseconds=1))
+        steps.append((midnight - core.EPOCH) // timedelta(microseconds=1))
     ends: Codes = np.asarray(steps, dtype=np.int64)[day_codes] + minutes * 60_000_000
     return ends
 
@@ -728,7 +716,7 @@ def _outlook_ends(labels: pa.Array, dated: bool, source: str) -> Codes | None:
 def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
     """The columnar path of parse._outlook_demand, for files whose labels all fall on days
     without a clock change (the row path places the labels of those days)."""
-    if core._row_path_only or not data.isascii() or any(c in data for c in _STRIPPED):
+    if core.row_path_forced() or not data.isascii() or any(c in data for c in _STRIPPED):
         return None
     read = _table(data, None)
     if read is None:

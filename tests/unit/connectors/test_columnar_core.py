@@ -162,6 +162,23 @@ def test_pairs_number_each_distinct_pair_once() -> None:
     assert len(found) == 3
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "n_first"),
+    [
+        ([0, 1, 0, 2, 1], [1, 0, 1, 0, 0], 3),  # the first decides the second
+        ([0, 1, 0, 2, 1], [1, 0, 0, 0, 0], 3),  # it does not (0 goes with 1 and 0)
+        ([0, 2, 0], [1, 0, 1], 3),  # a first code that never occurs
+    ],
+)
+def test_pairs_are_the_rows_pairs_whichever_way_they_are_numbered(
+    first: list[int], second: list[int], n_first: int
+) -> None:
+    codes, found = pairs(np.array(first, np.int64), n_first, np.array(second, np.int64), 2)
+    assert [tuple(found[c]) for c in codes.tolist()] == list(zip(first, second, strict=True))
+    assert len({tuple(pair) for pair in found.tolist()}) == len(found)  # each pair once
+    assert {tuple(pair) for pair in found.tolist()} == set(zip(first, second, strict=True))
+
+
 def test_a_record_batch_builds_once_and_reads_like_a_list() -> None:
     calls: list[int] = []
     records: list[Record] = []

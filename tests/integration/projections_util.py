@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
 import uuid
@@ -22,7 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.serde import AvroSerde
-from tests.integration.streams_util import PROJECT, free_port
+from tests.integration.streams_util import PROJECT, ChildProcess, free_port
 
 DAY_START = datetime(2024, 11, 3, 4, tzinfo=UTC)  # PJM's 25-hour fall-back day, local midnight
 DAY_HOURS = 25
@@ -385,7 +384,7 @@ def caught_up(settings: Settings, schema: str, read_model: str, topics: list[str
     )
 
 
-class ProjectorProcess:
+class ProjectorProcess(ChildProcess):
     """`optibid project MODEL` (or `optibid replay`) under the test's topic prefix and schema."""
 
     def __init__(self, test_id: str, schema: str, log_dir: Path) -> None:
@@ -395,8 +394,7 @@ class ProjectorProcess:
             "OPTIBID_DB_SCHEMA": schema,
             "OPTIBID_LOG_FORMAT": "json",
         }
-        self.log = log_dir / f"{test_id}-projector.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(log_dir / f"{test_id}-projector.log")
 
     def run(self, *args: str, timeout_s: float = 120) -> str:
         """Run a command to its end; returns its output (stderr included)."""
@@ -417,27 +415,7 @@ class ProjectorProcess:
             sys.executable, "-m", "optibid", "project", model,
             "--metrics-port", str(free_port()), *args,
         ]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, env=self.env, cwd=PROJECT, stdout=log, stderr=log)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def logs(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
+        self.spawn(argv, self.env)
 
 
 def lmp_rows(settings: Settings, schema: str) -> Iterator[tuple[LMP_KEY, int, float]]:

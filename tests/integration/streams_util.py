@@ -28,28 +28,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class WorkerProcess:
-    """`optibid worker` (or `optibid kpis`) under a topic prefix and an app id of the test's
-    own."""
+class ChildProcess:
+    """An `optibid` command run as a process of its own, its output appended to `log`."""
 
-    def __init__(self, test_id: str, state_dir: Path, command: str = "worker") -> None:
-        self.test_id = test_id
-        self.state_dir = state_dir
-        self.command = command  # `worker` (market data) or `kpis`
+    def __init__(self, log: Path) -> None:
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = state_dir / f"{test_id}-{command}.log"
 
-    def start(self, env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, **(env or {}), "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
-        argv = [
-            sys.executable, "-m", "optibid", self.command,
-            "--app-id", f"{self.test_id}-{self.command}",
-            "--store", "rocksdb://",
-            "--web-port", str(free_port()),
-            "--metrics-port", str(free_port()),
-        ]  # fmt: skip
+    def spawn(self, argv: list[str], env: dict[str, str]) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, env=env, cwd=PROJECT, stdout=log, stderr=log)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -64,8 +55,30 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def logs(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+class WorkerProcess(ChildProcess):
+    """`optibid worker` (or `optibid kpis`) under a topic prefix and an app id of the test's
+    own."""
+
+    def __init__(self, test_id: str, state_dir: Path, command: str = "worker") -> None:
+        self.test_id = test_id
+        self.state_dir = state_dir
+        self.command = command  # `worker` (market data) or `kpis`
+        super().__init__(state_dir / f"{test_id}-{command}.log")
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}), "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
+        argv = [
+            sys.executable, "-m", "optibid", self.command,
+            "--app-id", f"{self.test_id}-{self.command}",
+            "--store", "rocksdb://",
+            "--web-port", str(free_port()),
+            "--metrics-port", str(free_port()),
+        ]  # fmt: skip
+        self.spawn(argv, env)
 
 
 def raw_in_order(

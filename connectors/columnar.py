@@ -23,7 +23,6 @@ it). Its length, and every check, are known before that.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from connectors.parsing import no_collection
 from connectors.records import Record
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,13 +84,8 @@ class RecordBatch(Sequence[Record]):
         """The records as a list (built on the first call)."""
         if self._records is None:
             assert self._build is not None
-            paused = gc.isenabled()
-            gc.disable()  # records form no cycles; see connectors.parsing.collector_paused
-            try:
+            with no_collection():
                 built = self._build()
-            finally:
-                if paused:
-                    gc.enable()
             if len(built) != self._length:  # a broken builder must not pass unnoticed
                 raise RuntimeError(f"built {len(built)} records of {self._length}")
             self._records, self._build = built, None
@@ -336,12 +331,6 @@ def floats(column: pa.Array) -> Floats | None:
     if not np.isfinite(values).all():
         return None
     return values
-
-
-def mapped(found: tuple[Codes, list[Any]], convert: Callable[[Any], Any]) -> list[Any] | None:
-    """`convert` applied to each distinct value; None if it returns None for any."""
-    out = [convert(value) for value in found[1]]
-    return None if any(value is None for value in out) else out
 
 
 def distinct(*keys: tuple[Codes, int]) -> bool:

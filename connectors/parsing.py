@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 
 from connectors.records import Record
@@ -18,20 +19,29 @@ does not recognise raises connectors.errors.ParseError naming the file, row and 
 """
 
 
+@contextmanager
+def no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while records are built: building a record or two
+    per row would otherwise start a collection every few hundred allocations, each walking the
+    records built so far (records form no reference cycles, so nothing is left for the
+    collector to find)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def collector_paused(parse: Parser) -> Parser:
-    """`parse` with the cyclic garbage collector paused: building a record or two per row would
-    otherwise start a collection every few hundred allocations, each walking the records built
-    so far (records form no reference cycles, so nothing is left for the collector to find)."""
+    """`parse` run with the collector paused (see no_collection)."""
 
     @wraps(parse)
     def run(data: bytes, source: str) -> Sequence[Record]:
-        if not gc.isenabled():
+        with no_collection():
             return parse(data, source)
-        gc.disable()
-        try:
-            return parse(data, source)
-        finally:
-            gc.enable()
 
     return run
 

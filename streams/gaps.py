@@ -11,9 +11,11 @@ their intervals are evenly spaced in UTC, and a replay of old data behaves as it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from bisect import bisect_right, insort
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 GAP_NAMESPACE = uuid.UUID("a3f0c9de-1c57-4d44-8f0e-4a7a1f0b8d31")
@@ -50,11 +52,72 @@ class Window:
 
 @dataclass
 class Series:
+    """One series' gap state: a handful of ranges, never one entry per interval.
+
+    `missing` holds the undeclared missing intervals below the high water as sorted, disjoint,
+    maximally merged [start, end) ranges on the series' grid; `declared` holds the ranges of
+    declared gaps not yet filled, each with its gap id. A hole of three years is one range.
+    """
+
     interval_minutes: int
     first: datetime
-    high_water: datetime  # latest interval start received
-    missing: set[datetime] = field(default_factory=set)  # below high water, not yet declared
-    declared: dict[datetime, str] = field(default_factory=dict)  # interval -> gap id
+    high_water: datetime  # latest interval start received (or declared missing)
+    missing: list[tuple[datetime, datetime]] = field(default_factory=list)
+    declared: list[tuple[datetime, datetime, str]] = field(default_factory=list)
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(minutes=self.interval_minutes)
+
+    def add_missing(self, start: datetime, end: datetime) -> None:
+        """Append [start, end), which lies above every range held (the series' new top)."""
+        if start >= end:
+            return
+        if self.missing and self.missing[-1][1] == start:
+            self.missing[-1] = (self.missing[-1][0], end)
+        else:
+            self.missing.append((start, end))
+
+    def take_missing(self, start: datetime) -> bool:
+        """Remove the interval at `start` from the missing ranges; whether it was there."""
+        index = _find(self.missing, start, self.step)
+        if index is None:
+            return False
+        lo, hi = self.missing[index]
+        self.missing[index : index + 1] = _without(lo, hi, start, self.step)
+        return True
+
+    def take_declared(self, start: datetime) -> str | None:
+        """Remove the interval at `start` from the declared ranges; the gap id it belonged to."""
+        index = _find(self.declared, start, self.step)
+        if index is None:
+            return None
+        lo, hi, gap_id = self.declared[index]
+        self.declared[index : index + 1] = [
+            (a, b, gap_id) for a, b in _without(lo, hi, start, self.step)
+        ]
+        return gap_id
+
+
+def _find(ranges: Sequence[tuple[Any, ...]], start: datetime, step: timedelta) -> int | None:
+    """The index of the range holding the grid interval at `start`, if any."""
+    index = bisect_right(ranges, start, key=itemgetter(0)) - 1
+    if index < 0:
+        return None
+    lo, hi = ranges[index][0], ranges[index][1]
+    if start >= hi or (start - lo) % step:
+        return None
+    return index
+
+
+def _without(
+    lo: datetime, hi: datetime, start: datetime, step: timedelta
+) -> list[tuple[datetime, datetime]]:
+    return [(a, b) for a, b in ((lo, start), (start + step, hi)) if a < b]
+
+
+def _intervals(start: datetime, end: datetime, step: timedelta) -> int:
+    return (end - start) // step
 
 
 def _ts(instant: datetime) -> int:
@@ -66,13 +129,14 @@ def _dt(seconds: int) -> datetime:
 
 
 def dump_series(state: Series) -> dict[str, Any]:
-    """A JSON-able snapshot of one series (what a Faust table stores)."""
+    """A JSON-able snapshot of one series (what a Faust table stores): its size is that of
+    its ranges, whatever the length of its holes."""
     return {
         "m": state.interval_minutes,
         "f": _ts(state.first),
         "h": _ts(state.high_water),
-        "x": sorted(_ts(t) for t in state.missing),
-        "d": {str(_ts(t)): gap for t, gap in state.declared.items()},
+        "x": [[_ts(a), _ts(b)] for a, b in state.missing],
+        "d": [[_ts(a), _ts(b), gap] for a, b, gap in state.declared],
     }
 
 
@@ -81,14 +145,18 @@ def load_series(snapshot: dict[str, Any]) -> Series:
         snapshot["m"],
         _dt(snapshot["f"]),
         _dt(snapshot["h"]),
-        {_dt(t) for t in snapshot["x"]},
-        {_dt(int(t)): gap for t, gap in snapshot["d"].items()},
+        [(_dt(a), _dt(b)) for a, b in snapshot["x"]],
+        [(_dt(a), _dt(b), gap) for a, b, gap in snapshot["d"]],
     )
 
 
 @dataclass
 class GapTracker:
-    """All series of one (ISO, dataset)."""
+    """All series of one (ISO, dataset).
+
+    Memory is proportional to the series and their open gaps (ranges), never to the length of
+    a hole: an arrival or a tick touches a few ranges, whatever the span they cover.
+    """
 
     iso: str
     dataset: str
@@ -96,31 +164,28 @@ class GapTracker:
     series: dict[str, Series] = field(default_factory=dict)
     watermark: datetime | None = None
     open_gaps: dict[str, Gap] = field(default_factory=dict)
-    gap_intervals: dict[str, set[datetime]] = field(default_factory=dict)
+    remaining: dict[str, int] = field(default_factory=dict)  # gap id -> intervals still missing
 
     def restore(self, series_key: str, state: Series) -> None:
         """Adopt a series snapshot (after a restart): its open gaps and the watermark follow."""
         self.series[series_key] = state
-        end = state.high_water + timedelta(minutes=state.interval_minutes)
+        end = state.high_water + state.step
         if self.watermark is None or end > self.watermark:
             self.watermark = end
-        step = timedelta(minutes=state.interval_minutes)
-        by_gap: dict[str, list[datetime]] = {}
-        for interval, gap_id in state.declared.items():
-            by_gap.setdefault(gap_id, []).append(interval)
-        for gap_id, intervals in by_gap.items():
-            if gap_id not in self.open_gaps:
-                intervals.sort()
-                self.open_gaps[gap_id] = Gap(
-                    gap_id,
-                    self.iso,
-                    self.dataset,
-                    series_key,
-                    intervals[0],
-                    intervals[-1] + step,
-                    state.interval_minutes,
+        for lo, hi, gap_id in state.declared:
+            count = _intervals(lo, hi, state.step)
+            gap = self.open_gaps.get(gap_id)
+            if gap is None:
+                gap = Gap(
+                    gap_id, self.iso, self.dataset, series_key, lo, hi, state.interval_minutes
                 )
-            self.gap_intervals.setdefault(gap_id, set()).update(intervals)
+            else:
+                start, stop = min(gap.start_utc, lo), max(gap.end_utc, hi)
+                gap = Gap(
+                    gap_id, self.iso, self.dataset, series_key, start, stop, gap.interval_minutes
+                )
+            self.open_gaps[gap_id] = gap
+            self.remaining[gap_id] = self.remaining.get(gap_id, 0) + count
 
     def observe(self, series_key: str, start: datetime, minutes: int) -> list[Gap]:
         """Record an arrival; returns the gaps this arrival completes (all intervals present)."""
@@ -129,28 +194,23 @@ class GapTracker:
         if state is None:
             self.series[series_key] = Series(minutes, start, start)
         elif start > state.high_water:
-            current = state.high_water + step
-            while current < start:
-                state.missing.add(current)
-                current += step
+            state.add_missing(state.high_water + step, start)
             state.high_water = start
         else:
-            state.missing.discard(start)
+            state.take_missing(start)
         end = start + step
         if self.watermark is None or end > self.watermark:
             self.watermark = end
         return self._fill(series_key, start)
 
     def _fill(self, series_key: str, start: datetime) -> list[Gap]:
-        state = self.series[series_key]
-        gap_id = state.declared.pop(start, None)
-        if gap_id is None:
+        gap_id = self.series[series_key].take_declared(start)
+        if gap_id is None or gap_id not in self.remaining:
             return []
-        remaining = self.gap_intervals[gap_id]
-        remaining.discard(start)
-        if remaining:
+        self.remaining[gap_id] -= 1
+        if self.remaining[gap_id] > 0:
             return []
-        del self.gap_intervals[gap_id]
+        del self.remaining[gap_id]
         return [self.open_gaps.pop(gap_id)]
 
     def tick(self) -> list[Gap]:
@@ -160,30 +220,34 @@ class GapTracker:
         deadline = self.watermark - self.lateness
         gaps: list[Gap] = []
         for key, state in self.series.items():
-            step = timedelta(minutes=state.interval_minutes)
-            # a series that stopped: its intervals after the high water are missing too
-            current = state.high_water + step
-            while current + step <= deadline:
-                state.missing.add(current)
-                state.high_water = current
-                current += step
-            due = sorted(s for s in state.missing if s + step <= deadline)
-            for run in _runs(due, step):
-                gap = self._declare(key, state, run, step)
-                gaps.append(gap)
+            step = state.step
+            # a series that stopped: its intervals after the high water up to the deadline are
+            # missing too, as one range however long the silence
+            last = deadline - step  # the latest interval start whose end is within the deadline
+            if last > state.high_water:
+                top = state.high_water + (last - state.high_water) // step * step
+                state.add_missing(state.high_water + step, top + step)
+                state.high_water = top
+            kept: list[tuple[datetime, datetime]] = []
+            for lo, hi in state.missing:
+                if lo > last:
+                    kept.append((lo, hi))
+                    continue
+                cut = min(hi, lo + ((last - lo) // step + 1) * step)
+                gaps.append(self._declare(key, state, lo, cut))
+                if cut < hi:
+                    kept.append((cut, hi))
+            state.missing = kept
         return gaps
 
-    def _declare(self, key: str, state: Series, run: list[datetime], step: timedelta) -> Gap:
-        start, end = run[0], run[-1] + step
+    def _declare(self, key: str, state: Series, start: datetime, end: datetime) -> Gap:
         gap_id = str(
             uuid.uuid5(GAP_NAMESPACE, f"{self.iso}|{self.dataset}|{key}|{start.isoformat()}")
         )
         gap = Gap(gap_id, self.iso, self.dataset, key, start, end, state.interval_minutes)
-        for interval in run:
-            state.missing.discard(interval)
-            state.declared[interval] = gap_id
+        insort(state.declared, (start, end, gap_id), key=itemgetter(0))
         self.open_gaps[gap_id] = gap
-        self.gap_intervals[gap_id] = set(run)
+        self.remaining[gap_id] = _intervals(start, end, state.step)
         return gap
 
     def abandon(self, gap_ids: Iterable[str]) -> list[Gap]:
@@ -193,20 +257,11 @@ class GapTracker:
             gap = self.open_gaps.pop(gap_id, None)
             if gap is None:
                 continue
-            for interval in self.gap_intervals.pop(gap_id, set()):
-                self.series[gap.series_key].declared.pop(interval, None)
+            self.remaining.pop(gap_id, None)
+            state = self.series[gap.series_key]
+            state.declared = [r for r in state.declared if r[2] != gap_id]
             abandoned.append(gap)
         return abandoned
-
-
-def _runs(starts: list[datetime], step: timedelta) -> list[list[datetime]]:
-    runs: list[list[datetime]] = []
-    for start in starts:
-        if runs and start - runs[-1][-1] == step:
-            runs[-1].append(start)
-        else:
-            runs.append([start])
-    return runs
 
 
 def coalesce(

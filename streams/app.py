@@ -6,7 +6,8 @@ Agents
   revision state in the `revisions` table, first sightings in the `locations` table.
 - a timer declares gaps (ingest.gaps) and re-announces open ones, so a crash between state and
   send cannot lose a gap; gap ids are deterministic.
-- `coalesce`: ingest.gaps -> one BackfillRequested per (ISO, dataset) window.
+- `collect`: ingest.gaps -> the backfill planner, which cuts BackfillRequested windows lazily
+  (newest first, within the feeds' reach, a few outstanding per (ISO, dataset)).
 - `outcomes`: ingest.backfill_completed -> retry FAILED/EMPTY windows up to MAX_ATTEMPTS.
 - `freshness`: ingest.connector_runs -> ingest.freshness.
 
@@ -58,8 +59,9 @@ from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.gaps import Gap, coalesce
+from streams.gaps import BackfillPlanner, Gap, Window
 from streams.processor import (
+    DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
     DEFAULT_REVISION_RETENTION,
     MarketProcessor,
@@ -76,6 +78,11 @@ REQUESTS = Counter(
     "optibid_stream_backfill_requests_total", "Backfill requests sent", ["iso", "dataset"]
 )
 MAX_ATTEMPTS = 3
+BEYOND_REACH = Counter(
+    "optibid_stream_backfill_beyond_reach_intervals_total",
+    "Missing intervals older than the ISO serves, given up without a request",
+    ["iso", "dataset"],
+)
 REANNOUNCE_EVERY_TICKS = 15
 
 # the records of one fetch, in runs of one topic-partition each, in offset order
@@ -549,6 +556,10 @@ class WorkerConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     lateness: Mapping[Dataset, timedelta] = field(default_factory=lambda: dict(DEFAULT_LATENESS))
     revision_retention: timedelta = DEFAULT_REVISION_RETENTION
+    backfill_reach: Mapping[Dataset, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_BACKFILL_REACH)
+    )
+    backfill_max_outstanding: int = 4  # backfill requests in flight per (ISO, dataset)
 
 
 class StreamWorker:
@@ -585,9 +596,11 @@ class StreamWorker:
         self.topic = BytesTopics(self.app)
         self.partition_of = KeyPartitioner()
         self._ticks = 0
-        self._requested: set[str] = set()
-        self._pending: dict[str, Gap] = {}
-        self._requests: dict[str, dict[str, Any]] = {}
+        self.planner = BackfillPlanner(
+            {d.value: reach for d, reach in config.backfill_reach.items()},
+            max_outstanding=config.backfill_max_outstanding,
+            max_attempts=MAX_ATTEMPTS,
+        )
         self._define()
 
     def encode(self, out: Output) -> bytes:
@@ -631,7 +644,7 @@ class StreamWorker:
             self.app, (self.revisions, self.locations), runs, outputs, self.partition_of
         )
 
-    def _define(self) -> None:  # noqa: PLR0915 - the agents read best side by side
+    def _define(self) -> None:
         app, catalog, processor = self.app, self.catalog, self.processor
 
         @app.on_rebalance_complete.connect
@@ -685,38 +698,39 @@ class StreamWorker:
         async def collect(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, gap = self.serde.decode(value)
-                if gap["gap_id"] in self._requested:
-                    continue
-                self._pending[gap["gap_id"]] = Gap(
-                    gap["gap_id"],
-                    gap["iso"],
-                    gap["dataset"],
-                    gap["series_key"] or "",
-                    gap["missing_start_utc"],
-                    gap["missing_end_utc"],
-                    gap["interval_minutes"],
+                self.planner.add(
+                    Gap(
+                        gap["gap_id"],
+                        gap["iso"],
+                        gap["dataset"],
+                        gap["series_key"] or "",
+                        gap["missing_start_utc"],
+                        gap["missing_end_utc"],
+                        gap["interval_minutes"],
+                    )
                 )
 
         async def request_backfills() -> None:
-            if not self._pending:
-                return
-            pending, self._pending = list(self._pending.values()), {}
-            for window in coalesce(pending):
-                await self._request(requests_topic, window.__dict__)
-                self._requested.update(window.gap_ids)
+            windows, beyond = self.planner.due(datetime.now(UTC))
+            for gap in beyond:
+                BEYOND_REACH.labels(gap.iso, gap.dataset).inc(gap.missing_intervals)
+                log.warning(
+                    "backfill.beyond_reach",
+                    iso=gap.iso,
+                    dataset=gap.dataset,
+                    series=gap.series_key,
+                    gap_id=gap.gap_id,
+                    missing_start_utc=gap.start_utc.isoformat(),
+                    missing_end_utc=gap.end_utc.isoformat(),
+                )
+            for window in windows:
+                await self._request(requests_topic, window)
 
         async def outcomes(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, done = self.serde.decode(value)
-                request = self._requests.get(done["request_id"])
-                if (
-                    done["outcome"] in ("FAILED", "EMPTY")
-                    and request
-                    and request["attempt"] < MAX_ATTEMPTS
-                ):
-                    retry = {**request, "attempt": request["attempt"] + 1}
-                    await self._request(requests_topic, retry)
-                elif done["outcome"] == "UNRECOVERABLE":
+                self.planner.completed(done["request_id"], done["outcome"])
+                if done["outcome"] == "UNRECOVERABLE":
                     log.warning(
                         "backfill.unrecoverable",
                         request_id=done["request_id"],
@@ -735,6 +749,7 @@ class StreamWorker:
         # faust's timer decorator is untyped; registering by call keeps the functions typed
         app.timer(interval=self.config.tick_interval_s)(declare_gaps)
         app.timer(interval=self.config.tick_interval_s)(request_backfills)
+        self.request_backfills = request_backfills
 
     def _freshness_event(self, run: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)
@@ -772,27 +787,23 @@ class StreamWorker:
                     missing += int(overlap / timedelta(minutes=gap.interval_minutes))
         return None if expected == 0 else max(0.0, 1 - missing / expected)
 
-    async def _request(self, topic: TopicSpec, window: dict[str, Any]) -> None:
+    async def _request(self, topic: TopicSpec, window: Window) -> None:
         now = datetime.now(UTC)
+        first = window.attempt == 1
         event = {
-            "event_id": window["request_id"]
-            if window["attempt"] == 1
-            else f"{window['request_id']}#{window['attempt']}",
+            "event_id": window.request_id if first else f"{window.request_id}#{window.attempt}",
             "occurred_at_utc": now,
             "recorded_at_utc": now,
             "source": "worker:gaps",
             "schema_version": 1,
-            "request_id": window["request_id"],
-            "iso": window["iso"],
-            "dataset": window["dataset"],
-            "window_start_utc": window["start_utc"],
-            "window_end_utc": window["end_utc"],
-            "gap_ids": list(window["gap_ids"]),
-            "attempt": window["attempt"],
-            "reason": "gap"
-            if window["attempt"] == 1
-            else f"retry after attempt {window['attempt'] - 1}",
+            "request_id": window.request_id,
+            "iso": window.iso,
+            "dataset": window.dataset,
+            "window_start_utc": window.start_utc,
+            "window_end_utc": window.end_utc,
+            "gap_ids": list(window.gap_ids),
+            "attempt": window.attempt,
+            "reason": "gap" if first else f"retry after attempt {window.attempt - 1}",
         }
-        self._requests[window["request_id"]] = dict(window)
-        REQUESTS.labels(window["iso"], window["dataset"]).inc()
-        await self.send(Output(topic, f"{window['iso']}|{window['dataset']}", event))
+        REQUESTS.labels(window.iso, window.dataset).inc()
+        await self.send(Output(topic, f"{window.iso}|{window.dataset}", event))

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -264,51 +265,118 @@ class GapTracker:
         return abandoned
 
 
-def coalesce(
-    gaps: Iterable[Gap],
-    attempt: int = 1,
-    max_window: timedelta = timedelta(days=1),
-    join_within: timedelta = timedelta(hours=1),
-) -> list[Window]:
-    """One request per (ISO, dataset) and time range, whatever the number of series.
+@dataclass
+class BackfillPlanner:
+    """Backfill windows cut lazily from the open gaps, a few at a time per (ISO, dataset).
 
-    Windows are unions of gap ranges less than `join_within` apart (one request for a few
-    scattered holes is cheaper than many), split at `max_window` so one request stays a size
-    the ISO serves.
+    A gap of three years stays one pending gap: each call to `due` cuts at most the windows
+    that fit under `max_outstanding` for its dataset, newest first (the recent past matters
+    most), never reaching further back than the dataset's `reach` (what the ISO still serves;
+    older parts are returned as beyond reach). A request that gets no outcome within `timeout`
+    counts as failed. State is bounded by the open gaps, `max_outstanding` per dataset and
+    `remember` gap ids; it never grows with the length of a hole or the uptime.
     """
-    by_dataset: dict[tuple[str, str], list[Gap]] = {}
-    for gap in gaps:
-        by_dataset.setdefault((gap.iso, gap.dataset), []).append(gap)
-    windows: list[Window] = []
-    for (iso, dataset), members in sorted(by_dataset.items()):
-        members.sort(key=lambda g: (g.start_utc, g.end_utc))
-        group: list[Gap] = []
-        group_end: datetime | None = None
-        for gap in members:
-            if group and group_end is not None and gap.start_utc <= group_end + join_within:
-                group.append(gap)
-                group_end = max(group_end, gap.end_utc)
-                continue
-            if group and group_end is not None:
-                windows += _split(iso, dataset, group, group_end, attempt, max_window)
-            group, group_end = [gap], gap.end_utc
-        if group and group_end is not None:
-            windows += _split(iso, dataset, group, group_end, attempt, max_window)
-    return windows
 
+    reach: Mapping[str, timedelta]  # dataset -> how far back its feeds serve
+    max_outstanding: int = 4
+    max_window: timedelta = timedelta(days=1)
+    join_within: timedelta = timedelta(hours=1)
+    timeout: timedelta = timedelta(minutes=15)
+    max_attempts: int = 3
+    remember: int = 100_000
+    pending: dict[tuple[str, str], dict[str, Gap]] = field(default_factory=dict)
+    outstanding: dict[str, tuple[Window, datetime]] = field(default_factory=dict)
+    retries: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
-def _split(
-    iso: str, dataset: str, group: list[Gap], end: datetime, attempt: int, max_window: timedelta
-) -> list[Window]:
-    start = group[0].start_utc
-    out = []
-    lo = start
-    while lo < end:
-        hi = min(lo + max_window, end)
-        ids = tuple(sorted(g.gap_id for g in group if g.start_utc < hi and g.end_utc > lo))
-        identity = f"{iso}|{dataset}|{lo.isoformat()}|{hi.isoformat()}|{attempt}"
-        out.append(
-            Window(str(uuid.uuid5(REQUEST_NAMESPACE, identity)), iso, dataset, lo, hi, ids, attempt)
-        )
-        lo = hi
-    return out
+    def add(self, gap: Gap) -> None:
+        """A declared gap (announced again after a restart: absorbed once seen)."""
+        if gap.gap_id in self.seen:
+            return
+        self.seen[gap.gap_id] = None
+        while len(self.seen) > self.remember:
+            self.seen.popitem(last=False)
+        self.pending.setdefault((gap.iso, gap.dataset), {})[gap.gap_id] = gap
+
+    def completed(self, request_id: str, outcome: str) -> Window | None:
+        """An outcome arrived; a FAILED or EMPTY window is queued again (returned) while it has
+        attempts left."""
+        entry = self.outstanding.pop(request_id, None)
+        if entry is None:
+            return None
+        window = entry[0]
+        if outcome in ("FAILED", "EMPTY"):
+            return self._retry(window)
+        return None
+
+    def _retry(self, window: Window) -> Window | None:
+        if window.attempt >= self.max_attempts:
+            return None
+        again = replace(window, attempt=window.attempt + 1)
+        self.retries.setdefault((window.iso, window.dataset), []).append(again)
+        return again
+
+    def due(self, now: datetime) -> tuple[list[Window], list[Gap]]:
+        """The windows to request now, and the gaps (or their parts) beyond the ISO's reach."""
+        for request_id, (window, sent) in list(self.outstanding.items()):
+            if now - sent >= self.timeout:
+                del self.outstanding[request_id]
+                self._retry(window)
+        busy: dict[tuple[str, str], int] = {}
+        for window, _ in self.outstanding.values():
+            busy[(window.iso, window.dataset)] = busy.get((window.iso, window.dataset), 0) + 1
+        windows: list[Window] = []
+        beyond: list[Gap] = []
+        for key in sorted(set(self.pending) | set(self.retries)):
+            retries = self.retries.get(key, [])
+            gaps = self.pending.get(key, {})
+            floor = None
+            if key[1] in self.reach:
+                floor = now - self.reach[key[1]]
+                beyond += self._clip(gaps, floor)
+            while busy.get(key, 0) < self.max_outstanding and (retries or gaps):
+                window = retries.pop(0) if retries else self._cut(key, gaps)
+                self.outstanding[window.request_id] = (window, now)
+                windows.append(window)
+                busy[key] = busy.get(key, 0) + 1
+            if not retries:
+                self.retries.pop(key, None)
+            if not gaps:
+                self.pending.pop(key, None)
+        return windows, beyond
+
+    @staticmethod
+    def _clip(gaps: dict[str, Gap], floor: datetime) -> list[Gap]:
+        beyond = []
+        for gap_id, gap in list(gaps.items()):
+            if gap.end_utc <= floor:
+                beyond.append(gaps.pop(gap_id))
+            elif gap.start_utc < floor:
+                step = timedelta(minutes=gap.interval_minutes)
+                start = gap.start_utc + -(-(floor - gap.start_utc) // step) * step
+                beyond.append(replace(gap, end_utc=start))
+                gaps[gap_id] = replace(gap, start_utc=start)
+        return beyond
+
+    def _cut(self, key: tuple[str, str], gaps: dict[str, Gap]) -> Window:
+        """The newest window of the newest group of gaps less than `join_within` apart; the
+        gaps it covers are trimmed or dropped."""
+        ordered = sorted(gaps.values(), key=lambda g: g.end_utc, reverse=True)
+        end = ordered[0].end_utc
+        low = ordered[0].start_utc
+        for gap in ordered[1:]:
+            if gap.end_utc + self.join_within >= low:
+                low = min(low, gap.start_utc)
+        start = max(low, end - self.max_window)
+        ids = []
+        for gap in ordered:
+            if gap.start_utc < end and gap.end_utc > start:
+                ids.append(gap.gap_id)
+                if gap.start_utc >= start:
+                    del gaps[gap.gap_id]
+                else:
+                    gaps[gap.gap_id] = replace(gap, end_utc=start)
+        iso, dataset = key
+        identity = f"{iso}|{dataset}|{start.isoformat()}|{end.isoformat()}|1"
+        request_id = str(uuid.uuid5(REQUEST_NAMESPACE, identity))
+        return Window(request_id, iso, dataset, start, end, tuple(sorted(ids)), 1)

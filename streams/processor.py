@@ -62,6 +62,18 @@ DEFAULT_LATENESS: dict[Dataset, timedelta] = {
     Dataset.FUEL_MIX: timedelta(hours=1),
     Dataset.AS_PRICES: timedelta(days=1),
 }
+# How far back a backfill may reach per dataset: the tightest of the three ISOs' feeds as their
+# connectors document them (PJM's filtered verified 5-minute LMPs about 186 days, its fuel mix
+# and ERCOT's dashboards about 30 days, Data Miner's filtered hourly feeds about 2 years)
+DEFAULT_BACKFILL_REACH: dict[Dataset, timedelta] = {
+    Dataset.LMP_RT_5MIN: timedelta(days=180),
+    Dataset.LMP_RT_15MIN: timedelta(days=180),
+    Dataset.LMP_RT_HOURLY: timedelta(days=730),
+    Dataset.LMP_DA_HOURLY: timedelta(days=730),
+    Dataset.LOAD: timedelta(days=730),
+    Dataset.FUEL_MIX: timedelta(days=30),
+    Dataset.AS_PRICES: timedelta(days=730),
+}
 # ISOs revise prices for weeks (PJM settles ~60 days later); keys older than this are dropped
 DEFAULT_REVISION_RETENTION = timedelta(days=90)
 EXPIRE_EVERY = timedelta(hours=1)

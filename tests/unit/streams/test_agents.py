@@ -14,6 +14,7 @@ import pytest
 
 from schemas.catalog import Dataset, Iso
 from streams.app import StreamWorker, WorkerConfig
+from streams.gaps import Window
 from streams.processor import Output
 from tests.unit.streams.factories import T0, raw_lmp
 
@@ -153,21 +154,16 @@ def test_collect_agent_buffers_gaps_for_one_request(
                 await ctx.put(encode(sw, gap_record(f"g{node}", T0), topic), key=b"PJM|lmp_rt_5min")
 
     run(drive())
-    assert len(sw._pending) == 50  # the buffer is what the agent fills
+    [pending] = sw.planner.pending.values()  # the planner is what the agent fills
+    assert len(pending) == 50
 
 
 def test_outcomes_agent_retries_a_failed_window(worker: tuple[StreamWorker, list[Output]]) -> None:
     sw, sent = worker
     topic = sw.catalog.ingest("backfill_completed").name
-    sw._requests["r1"] = {  # a request this worker sent earlier
-        "request_id": "r1",
-        "iso": "PJM",
-        "dataset": "lmp_rt_5min",
-        "start_utc": T0,
-        "end_utc": T0 + timedelta(hours=1),
-        "gap_ids": ("g1",),
-        "attempt": 1,
-    }
+    # a request this worker sent earlier
+    sent_earlier = Window("r1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 1)
+    sw.planner.outstanding["r1"] = (sent_earlier, T0)
     done = {
         "event_id": "d1",
         "occurred_at_utc": T0,
@@ -189,6 +185,8 @@ def test_outcomes_agent_retries_a_failed_window(worker: tuple[StreamWorker, list
             await ctx.put(encode(sw, done, topic), key=b"PJM|lmp_rt_5min")
 
     run(drive())
+
+    run(sw.request_backfills())  # the timer's next tick sends the retry
     [retry] = [o.value for o in sent if o.topic.name == sw.catalog.ingest("backfill_requests").name]
     assert (retry["request_id"], retry["attempt"], retry["gap_ids"]) == ("r1", 2, ["g1"])
 

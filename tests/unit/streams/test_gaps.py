@@ -5,9 +5,24 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from schemas.timeutil import expected_intervals
-from streams.gaps import GapTracker, coalesce, dump_series, load_series
+from streams.gaps import BackfillPlanner, Gap, GapTracker, Window, dump_series, load_series
 
 FIVE = timedelta(minutes=5)
+
+
+def coalesce(
+    gaps: list[Gap],
+    max_window: timedelta = timedelta(days=1),
+    join_within: timedelta = timedelta(hours=1),
+) -> list[Window]:
+    """Every window the planner cuts from `gaps`, oldest first (no limit on outstanding ones)."""
+    planner = BackfillPlanner(
+        {}, max_outstanding=10_000, max_window=max_window, join_within=join_within
+    )
+    for gap in gaps:
+        planner.add(gap)
+    windows, _ = planner.due(datetime(2030, 1, 1, tzinfo=UTC))
+    return sorted(windows, key=lambda w: w.start_utc)
 
 
 def feed(tracker: GapTracker, key: str, starts: list[datetime], minutes: int = 5) -> None:
@@ -79,10 +94,11 @@ def test_windows_split_at_the_maximum_size_and_are_deterministic() -> None:
     feed(tracker, "A", [t0, t0 + 60 * hour], minutes=60)
     gaps = tracker.tick()
     windows = coalesce(gaps, max_window=timedelta(days=1))
+    # cut from the newest end: the recent past is fetched first
     assert [(w.start_utc, w.end_utc) for w in windows] == [
-        (t0 + hour, t0 + 25 * hour),
-        (t0 + 25 * hour, t0 + 49 * hour),
-        (t0 + 49 * hour, t0 + 60 * hour),
+        (t0 + hour, t0 + 12 * hour),
+        (t0 + 12 * hour, t0 + 36 * hour),
+        (t0 + 36 * hour, t0 + 60 * hour),
     ]
     assert [w.request_id for w in coalesce(gaps, max_window=timedelta(days=1))] == [
         w.request_id for w in windows
@@ -107,7 +123,7 @@ def test_scattered_holes_close_together_share_one_request() -> None:
     feed(tracker, "B", [t0 + i * FIVE for i in range(24) if i != 8])
     [window] = coalesce(tracker.tick(), join_within=timedelta(hours=1))
     assert (window.start_utc, window.end_utc) == (t0 + 2 * FIVE, t0 + 9 * FIVE)
-    assert len(coalesce(tracker.open_gaps.values(), join_within=timedelta(0))) == 2
+    assert len(coalesce(list(tracker.open_gaps.values()), join_within=timedelta(0))) == 2
 
 
 def test_a_restored_tracker_keeps_its_open_gaps_and_watermark() -> None:

@@ -63,6 +63,7 @@ from streams.gaps import BackfillPlanner, Gap, Window
 from streams.processor import (
     DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
+    DEFAULT_RETIREMENT_AGE,
     DEFAULT_REVISION_RETENTION,
     MarketProcessor,
     Output,
@@ -78,6 +79,11 @@ REQUESTS = Counter(
     "optibid_stream_backfill_requests_total", "Backfill requests sent", ["iso", "dataset"]
 )
 MAX_ATTEMPTS = 3
+SERIES_RETIRED = Gauge(
+    "optibid_stream_series_retired",
+    "Series silent past their dataset's retirement age (no longer gap-filled)",
+    ["iso", "dataset"],
+)
 BEYOND_REACH = Counter(
     "optibid_stream_backfill_beyond_reach_intervals_total",
     "Missing intervals older than the ISO serves, given up without a request",
@@ -559,6 +565,9 @@ class WorkerConfig:
     backfill_reach: Mapping[Dataset, timedelta] = field(
         default_factory=lambda: dict(DEFAULT_BACKFILL_REACH)
     )
+    retirement: Mapping[Dataset, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_RETIREMENT_AGE)
+    )
     backfill_max_outstanding: int = 4  # backfill requests in flight per (ISO, dataset)
 
 
@@ -576,6 +585,7 @@ class StreamWorker:
             config.validation,
             config.lateness,
             retention=config.revision_retention,
+            retirement=config.retirement,
         )
         self.app = faust_app(
             config.app_id,
@@ -694,6 +704,7 @@ class StreamWorker:
                 out = Output(gaps_topic, f"{gap.iso}|{gap.dataset}", gap_event(gap, lateness, now))
                 await self.send(out)
             GAPS_OPEN.set(len(processor.open_gaps()))
+            self._report_series_changes()
 
         async def collect(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
@@ -712,17 +723,7 @@ class StreamWorker:
 
         async def request_backfills() -> None:
             windows, beyond = self.planner.due(datetime.now(UTC))
-            for gap in beyond:
-                BEYOND_REACH.labels(gap.iso, gap.dataset).inc(gap.missing_intervals)
-                log.warning(
-                    "backfill.beyond_reach",
-                    iso=gap.iso,
-                    dataset=gap.dataset,
-                    series=gap.series_key,
-                    gap_id=gap.gap_id,
-                    missing_start_utc=gap.start_utc.isoformat(),
-                    missing_end_utc=gap.end_utc.isoformat(),
-                )
+            self._report_beyond_reach(beyond)
             for window in windows:
                 await self._request(requests_topic, window)
 
@@ -750,6 +751,32 @@ class StreamWorker:
         app.timer(interval=self.config.tick_interval_s)(declare_gaps)
         app.timer(interval=self.config.tick_interval_s)(request_backfills)
         self.request_backfills = request_backfills
+
+    @staticmethod
+    def _report_beyond_reach(gaps: list[Gap]) -> None:
+        for gap in gaps:
+            BEYOND_REACH.labels(gap.iso, gap.dataset).inc(gap.missing_intervals)
+            log.warning(
+                "backfill.beyond_reach",
+                iso=gap.iso,
+                dataset=gap.dataset,
+                series=gap.series_key,
+                gap_id=gap.gap_id,
+                missing_start_utc=gap.start_utc.isoformat(),
+                missing_end_utc=gap.end_utc.isoformat(),
+            )
+
+    def _report_series_changes(self) -> None:
+        for change in self.processor.series_changes():
+            log.info(
+                "series.retired" if change.status == "RETIRED" else "series.active",
+                iso=change.iso,
+                dataset=change.dataset,
+                series=change.series_key,
+                last_interval_start_utc=change.last_interval_start_utc.isoformat(),
+            )
+        for (iso, dataset), count in self.processor.retired_series().items():
+            SERIES_RETIRED.labels(iso, dataset).set(count)
 
     def _freshness_event(self, run: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)

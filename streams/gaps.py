@@ -51,6 +51,18 @@ class Window:
     attempt: int
 
 
+@dataclass(frozen=True)
+class SeriesChange:
+    """A series retired (silent past its dataset's retirement age) or back (data again)."""
+
+    iso: str
+    dataset: str
+    series_key: str
+    status: str  # RETIRED | ACTIVE
+    last_interval_start_utc: datetime  # the latest interval received before the change
+    interval_minutes: int
+
+
 @dataclass
 class Series:
     """One series' gap state: a handful of ranges, never one entry per interval.
@@ -65,6 +77,19 @@ class Series:
     high_water: datetime  # latest interval start received (or declared missing)
     missing: list[tuple[datetime, datetime]] = field(default_factory=list)
     declared: list[tuple[datetime, datetime, str]] = field(default_factory=list)
+    last_seen: datetime | None = None  # latest interval start received (high water at first)
+    retired: bool = False  # silent for longer than the dataset's retirement age
+
+    def __post_init__(self) -> None:
+        if self.last_seen is None:
+            self.last_seen = self.high_water
+
+    def silence_limit(self, retire_after: timedelta | None) -> datetime | None:
+        """The end of the silence after which the series retires: the last interval received,
+        plus the retirement age on the series' grid. Nothing after it is ever a gap."""
+        if retire_after is None or self.last_seen is None:
+            return None
+        return self.last_seen + self.step + -(-retire_after // self.step) * self.step
 
     @property
     def step(self) -> timedelta:
@@ -138,6 +163,8 @@ def dump_series(state: Series) -> dict[str, Any]:
         "h": _ts(state.high_water),
         "x": [[_ts(a), _ts(b)] for a, b in state.missing],
         "d": [[_ts(a), _ts(b), gap] for a, b, gap in state.declared],
+        "l": _ts(state.last_seen or state.high_water),
+        "r": state.retired,
     }
 
 
@@ -148,6 +175,8 @@ def load_series(snapshot: dict[str, Any]) -> Series:
         _dt(snapshot["h"]),
         [(_dt(a), _dt(b)) for a, b in snapshot["x"]],
         [(_dt(a), _dt(b), gap) for a, b, gap in snapshot["d"]],
+        _dt(snapshot.get("l", snapshot["h"])),
+        bool(snapshot.get("r", False)),
     )
 
 
@@ -166,6 +195,8 @@ class GapTracker:
     watermark: datetime | None = None
     open_gaps: dict[str, Gap] = field(default_factory=dict)
     remaining: dict[str, int] = field(default_factory=dict)  # gap id -> intervals still missing
+    retire_after: timedelta | None = None  # silence after which a series retires
+    changes: list[SeriesChange] = field(default_factory=list)  # retirements and returns, unsent
 
     def restore(self, series_key: str, state: Series) -> None:
         """Adopt a series snapshot (after a restart): its open gaps and the watermark follow."""
@@ -194,11 +225,25 @@ class GapTracker:
         state = self.series.get(series_key)
         if state is None:
             self.series[series_key] = Series(minutes, start, start)
-        elif start > state.high_water:
-            state.add_missing(state.high_water + step, start)
-            state.high_water = start
         else:
-            state.take_missing(start)
+            last_seen = state.last_seen or state.high_water
+            limit = state.silence_limit(self.retire_after)
+            back = start > last_seen and state.retired
+            if back:
+                state.retired = False
+                self._change(series_key, state, "ACTIVE", last_seen)
+            elif limit is not None and start > limit:  # retired and back in one step
+                self._change(series_key, state, "RETIRED", last_seen)
+                self._change(series_key, state, "ACTIVE", last_seen)
+            if start > state.high_water:
+                if not back:  # the time a series spent retired is no gap
+                    top = start if limit is None else min(start, limit)
+                    state.add_missing(state.high_water + step, top)
+                state.high_water = start
+            else:
+                state.take_missing(start)
+            if start > last_seen:
+                state.last_seen = start
         end = start + step
         if self.watermark is None or end > self.watermark:
             self.watermark = end
@@ -225,6 +270,12 @@ class GapTracker:
             # a series that stopped: its intervals after the high water up to the deadline are
             # missing too, as one range however long the silence
             last = deadline - step  # the latest interval start whose end is within the deadline
+            limit = state.silence_limit(self.retire_after)
+            if limit is not None and not state.retired and deadline >= limit:
+                state.retired = True  # silent past its retirement age: no gap beyond the limit
+                self._change(key, state, "RETIRED", state.last_seen or state.high_water)
+            if limit is not None:
+                last = min(last, limit - step)
             if last > state.high_water:
                 top = state.high_water + (last - state.high_water) // step * step
                 state.add_missing(state.high_water + step, top + step)
@@ -240,6 +291,16 @@ class GapTracker:
                     kept.append((cut, hi))
             state.missing = kept
         return gaps
+
+    def _change(self, key: str, state: Series, status: str, last_seen: datetime) -> None:
+        self.changes.append(
+            SeriesChange(self.iso, self.dataset, key, status, last_seen, state.interval_minutes)
+        )
+
+    def drain_changes(self) -> list[SeriesChange]:
+        """Retirements and returns since the last call (the caller announces them)."""
+        changes, self.changes = self.changes, []
+        return changes
 
     def _declare(self, key: str, state: Series, start: datetime, end: datetime) -> Gap:
         gap_id = str(

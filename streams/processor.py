@@ -31,7 +31,7 @@ from prometheus_client import Counter
 from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
-from streams.gaps import Gap, GapTracker
+from streams.gaps import Gap, GapTracker, SeriesChange
 from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
 from streams.revisions import Decision, Known, decide
 from streams.validate import Failure, ValidationConfig, validate
@@ -74,6 +74,18 @@ DEFAULT_BACKFILL_REACH: dict[Dataset, timedelta] = {
     Dataset.FUEL_MIX: timedelta(days=30),
     Dataset.AS_PRICES: timedelta(days=730),
 }
+# How long a series may stay silent while the rest of its dataset goes on before it is retired
+# (a node the ISO took out of its model, an old file replayed): its silence is gap-filled up
+# to this age, never beyond; it comes back when its data does
+DEFAULT_RETIREMENT_AGE: dict[Dataset, timedelta] = {
+    Dataset.LMP_RT_5MIN: timedelta(days=7),
+    Dataset.LMP_RT_15MIN: timedelta(days=7),
+    Dataset.LMP_RT_HOURLY: timedelta(days=7),
+    Dataset.LMP_DA_HOURLY: timedelta(days=14),
+    Dataset.LOAD: timedelta(days=7),
+    Dataset.FUEL_MIX: timedelta(days=7),
+    Dataset.AS_PRICES: timedelta(days=14),
+}
 # ISOs revise prices for weeks (PJM settles ~60 days later); keys older than this are dropped
 DEFAULT_REVISION_RETENTION = timedelta(days=90)
 EXPIRE_EVERY = timedelta(hours=1)
@@ -105,6 +117,9 @@ class MarketProcessor:
     trackers: dict[str, GapTracker] = field(default_factory=dict)
     retention: timedelta = DEFAULT_REVISION_RETENTION
     expire_every: timedelta = EXPIRE_EVERY
+    retirement: Mapping[Dataset, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_RETIREMENT_AGE)
+    )
 
     def __post_init__(self) -> None:
         self.known: dict[str, Any] = {}
@@ -286,7 +301,12 @@ class MarketProcessor:
     def _tracker(self, tracker_key: str, iso: str, dataset: str) -> GapTracker:
         tracker = self.trackers.get(tracker_key)
         if tracker is None:
-            tracker = GapTracker(iso.upper(), dataset, self.lateness[Dataset(dataset)])
+            tracker = GapTracker(
+                iso.upper(),
+                dataset,
+                self.lateness[Dataset(dataset)],
+                retire_after=self.retirement.get(Dataset(dataset)),
+            )
             self.trackers[tracker_key] = tracker
         return tracker
 
@@ -328,7 +348,8 @@ class MarketProcessor:
         self.known = dict(latest.items())
         self.first_seen = dict(locations.items())
         self.trackers.clear()
-        for natural, state in self.known.items():
+        # in event-time order, so each series' holes are found again as they were
+        for natural, state in sorted(self.known.items(), key=lambda kv: kv[0].rsplit("|", 1)[1]):
             if state is None or len(state) < 6:
                 continue
             topic, partition, _offset = str(state[2]).rsplit(":", 2)
@@ -387,6 +408,19 @@ class MarketProcessor:
         for tracker in self.trackers.values():
             gaps += tracker.tick()
         return gaps
+
+    def series_changes(self) -> list[SeriesChange]:
+        """Series retired or back since the last call, across every tracker."""
+        return [c for tracker in self.trackers.values() for c in tracker.drain_changes()]
+
+    def retired_series(self) -> dict[tuple[str, str], int]:
+        """(ISO, dataset) -> how many of its series are retired now."""
+        counts: dict[tuple[str, str], int] = {}
+        for tracker in self.trackers.values():
+            n = sum(1 for state in tracker.series.values() if state.retired)
+            key = (tracker.iso, tracker.dataset)
+            counts[key] = counts.get(key, 0) + n
+        return counts
 
     def open_gaps(self) -> list[Gap]:
         return [g for tracker in self.trackers.values() for g in tracker.open_gaps.values()]

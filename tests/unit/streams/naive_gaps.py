@@ -19,6 +19,8 @@ class NaiveSeries:
     high_water: datetime  # latest interval start received
     missing: set[datetime] = field(default_factory=set)  # below high water, not yet declared
     declared: dict[datetime, str] = field(default_factory=dict)  # interval -> gap id
+    last_seen: datetime | None = None  # latest interval start received
+    retired: bool = False
 
 
 @dataclass
@@ -32,21 +34,46 @@ class NaiveGapTracker:
     watermark: datetime | None = None
     open_gaps: dict[str, Gap] = field(default_factory=dict)
     gap_intervals: dict[str, set[datetime]] = field(default_factory=dict)
+    retire_after: timedelta | None = None
+    changes: list[tuple[str, str, datetime]] = field(default_factory=list)  # key, status, last
+
+    def _limit(self, state: NaiveSeries) -> datetime | None:
+        """The first interval start past the retirement age, counted interval by interval."""
+        if self.retire_after is None or state.last_seen is None:
+            return None
+        step = timedelta(minutes=state.interval_minutes)
+        limit = state.last_seen + step
+        silence = timedelta(0)
+        while silence < self.retire_after:
+            limit += step
+            silence += step
+        return limit
 
     def observe(self, series_key: str, start: datetime, minutes: int) -> list[Gap]:
         """Record an arrival; returns the gaps this arrival completes (all intervals present)."""
         step = timedelta(minutes=minutes)
         state = self.series.get(series_key)
         if state is None:
-            self.series[series_key] = NaiveSeries(minutes, start, start)
-        elif start > state.high_water:
-            current = state.high_water + step
-            while current < start:
-                state.missing.add(current)
-                current += step
-            state.high_water = start
+            self.series[series_key] = NaiveSeries(minutes, start, start, last_seen=start)
         else:
-            state.missing.discard(start)
+            assert state.last_seen is not None
+            limit = self._limit(state)
+            back = state.retired and start > state.last_seen
+            if back:
+                state.retired = False
+                self.changes.append((series_key, "ACTIVE", state.last_seen))
+            elif limit is not None and start > limit:
+                self.changes.append((series_key, "RETIRED", state.last_seen))
+                self.changes.append((series_key, "ACTIVE", state.last_seen))
+            if start > state.high_water:
+                current = state.high_water + step
+                while not back and current < start and (limit is None or current < limit):
+                    state.missing.add(current)
+                    current += step
+                state.high_water = start
+            else:
+                state.missing.discard(start)
+            state.last_seen = max(state.last_seen, start)
         end = start + step
         if self.watermark is None or end > self.watermark:
             self.watermark = end
@@ -72,9 +99,14 @@ class NaiveGapTracker:
         gaps: list[Gap] = []
         for key, state in self.series.items():
             step = timedelta(minutes=state.interval_minutes)
+            limit = self._limit(state)
+            if limit is not None and not state.retired and deadline >= limit:
+                state.retired = True
+                assert state.last_seen is not None
+                self.changes.append((key, "RETIRED", state.last_seen))
             # a series that stopped: its intervals after the high water are missing too
             current = state.high_water + step
-            while current + step <= deadline:
+            while current + step <= deadline and (limit is None or current < limit):
                 state.missing.add(current)
                 state.high_water = current
                 current += step

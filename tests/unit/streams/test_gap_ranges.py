@@ -53,21 +53,23 @@ def arrivals(draw: st.DrawFn) -> list[Observe | Tick | Abandon]:
     return ops + [ops[i] for i in repeats if ops and isinstance(ops[i], Observe)]
 
 
+Stream = tuple[datetime, timedelta, timedelta | None, list[Observe | Tick | Abandon]]
+
+
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[datetime, timedelta, list[Observe | Tick | Abandon]]:
+def streams(draw: st.DrawFn) -> Stream:
     day = draw(st.sampled_from(DAYS))
     lateness = draw(st.sampled_from([timedelta(0), timedelta(minutes=10), timedelta(hours=2)]))
-    return day, lateness, arrivals(draw)
+    retire = draw(st.sampled_from([None, timedelta(minutes=50), timedelta(hours=3)]))
+    return day, lateness, retire, arrivals(draw)
 
 
 @settings(max_examples=400, deadline=None)
 @given(streams())
-def test_the_range_tracker_declares_what_the_per_interval_model_declares(
-    stream: tuple[datetime, timedelta, list[Observe | Tick | Abandon]],
-) -> None:
-    day, lateness, ops = stream
-    ranges = GapTracker("PJM", "lmp_rt_5min", lateness)
-    naive = NaiveGapTracker("PJM", "lmp_rt_5min", lateness)
+def test_the_range_tracker_declares_what_the_per_interval_model_declares(stream: Stream) -> None:
+    day, lateness, retire, ops = stream
+    ranges = GapTracker("PJM", "lmp_rt_5min", lateness, retire_after=retire)
+    naive = NaiveGapTracker("PJM", "lmp_rt_5min", lateness, retire_after=retire)
     for op in [*ops, Tick()]:
         if isinstance(op, Observe):
             minutes = SERIES[op.key]
@@ -81,6 +83,10 @@ def test_the_range_tracker_declares_what_the_per_interval_model_declares(
             assert ranges.abandon(chosen) == naive.abandon(chosen)
         assert ranges.open_gaps == naive.open_gaps
         assert ranges.watermark == naive.watermark
+        assert [
+            (c.series_key, c.status, c.last_interval_start_utc) for c in ranges.drain_changes()
+        ] == naive.changes
+        naive.changes.clear()
     for key, state in ranges.series.items():
         # the same missing intervals, held as ranges
         step = state.step
@@ -94,23 +100,26 @@ def test_the_range_tracker_declares_what_the_per_interval_model_declares(
 
 @settings(max_examples=100, deadline=None)
 @given(streams())
-def test_a_snapshot_restores_the_same_open_gaps(
-    stream: tuple[datetime, timedelta, list[Observe | Tick | Abandon]],
-) -> None:
-    day, lateness, ops = stream
-    before = GapTracker("PJM", "lmp_rt_5min", lateness)
+def test_a_snapshot_restores_the_same_open_gaps(stream: Stream) -> None:
+    day, lateness, retire, ops = stream
+    before = GapTracker("PJM", "lmp_rt_5min", lateness, retire_after=retire)
     for op in ops:
         if isinstance(op, Observe):
             minutes = SERIES[op.key]
             before.observe(op.key, day + op.index * timedelta(minutes=minutes), minutes)
         elif isinstance(op, Tick):
             before.tick()
-    after = GapTracker("PJM", "lmp_rt_5min", lateness)
+    after = GapTracker("PJM", "lmp_rt_5min", lateness, retire_after=retire)
     for key, state in before.series.items():
         after.restore(key, load_series(dump_series(state)))
     assert after.watermark == before.watermark
     assert after.remaining == before.remaining
+    assert {k: s.retired for k, s in after.series.items()} == {
+        k: s.retired for k, s in before.series.items()
+    }
+    before.drain_changes()
     assert after.tick() == before.tick()
+    assert after.drain_changes() == before.drain_changes()
 
 
 def test_a_three_year_silence_is_one_gap_of_a_few_objects() -> None:
@@ -134,3 +143,42 @@ def test_a_three_year_silence_is_one_gap_of_a_few_objects() -> None:
     assert len(old.declared) == 2
     assert tracker.remaining[gap.gap_id] == gap.missing_intervals - 1
     assert sys.getsizeof(old.declared) < 1_000
+
+
+def test_a_silent_series_retires_after_its_age_and_comes_back_without_a_gap() -> None:
+    five = timedelta(minutes=5)
+    t0 = datetime(2024, 11, 3, 4, tzinfo=UTC)  # the fall-back day
+    tracker = GapTracker("PJM", "lmp_rt_5min", timedelta(0), retire_after=timedelta(hours=1))
+    tracker.observe("GONE", t0, 5)
+    for i in range(12):  # "LIVE" keeps coming for the hour after GONE's last interval
+        tracker.observe("LIVE", t0 + (i + 1) * five, 5)
+    # watermark t0 + 65 min: GONE's silence (from t0 + 5 min) is exactly one hour -> retired
+    [gap] = tracker.tick()
+    assert (gap.series_key, gap.start_utc, gap.end_utc) == ("GONE", t0 + five, t0 + 13 * five)
+    [retired] = tracker.drain_changes()
+    assert (retired.series_key, retired.status, retired.last_interval_start_utc) == (
+        "GONE",
+        "RETIRED",
+        t0,
+    )
+    for i in range(12, 300):  # a day more of LIVE: GONE is not gap-filled for ever
+        tracker.observe("LIVE", t0 + (i + 1) * five, 5)
+    assert tracker.tick() == []
+    assert tracker.drain_changes() == []
+    # GONE comes back: active again, and its time retired is no gap
+    tracker.observe("GONE", t0 + 300 * five, 5)
+    [back] = tracker.drain_changes()
+    assert (back.status, back.last_interval_start_utc) == ("ACTIVE", t0)
+    assert tracker.tick() == []
+    assert list(tracker.open_gaps) == [gap.gap_id]
+
+
+def test_a_series_one_interval_short_of_its_age_is_still_active() -> None:
+    five = timedelta(minutes=5)
+    t0 = datetime(2024, 3, 10, 5, tzinfo=UTC)
+    tracker = GapTracker("PJM", "lmp_rt_5min", timedelta(0), retire_after=timedelta(hours=1))
+    tracker.observe("QUIET", t0, 5)
+    tracker.observe("LIVE", t0 + 11 * five, 5)  # watermark t0 + 60 min: 55 minutes of silence
+    [gap] = tracker.tick()
+    assert gap.missing_intervals == 11
+    assert tracker.drain_changes() == []

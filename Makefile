@@ -1,19 +1,28 @@
-# The two commands of the quick start, and the checks CI runs.
-.PHONY: demo test lint stack-up stack-down bench
+# The two commands of the quick start, and the checks CI runs. Each installs what it needs first
+# (ops/setup.sh: system packages through apt, uv with pip); uv runs as `python3 -m uv`, so
+# nothing depends on where pip put its binary or on PATH.
+.PHONY: demo test lint stack-up stack-down setup-demo setup-test
 
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+
+setup-demo:
+	@PYTHON=$(PYTHON) sh ops/setup.sh demo
+
+setup-test:
+	@PYTHON=$(PYTHON) sh ops/setup.sh test
 
 .venv/.synced: pyproject.toml uv.lock
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+	@PYTHON=$(PYTHON) sh ops/setup.sh demo
 	$(UV) sync --frozen
 	@touch $@
 
 ## demo: start the local stack and run the pipeline on it
-demo: .venv/.synced
+demo: setup-demo .venv/.synced
 	$(UV) run optibid demo
 
 ## test: the whole suite (starts the local stack for the integration tests when it is down)
-test: .venv/.synced
+test: setup-test .venv/.synced
 	$(UV) run pytest
 
 ## lint: ruff (lint + format) and mypy --strict over the whole tree

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +20,24 @@ from optibid.settings import Settings
 from schemas.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def uv_command() -> list[str]:
+    """How to run uv here: the interpreter that has it as a module (where ops/setup.sh put it
+    with pip), else a `uv` on PATH. Never assumes PATH reaches pip's scripts folder."""
+    for python in ("python3", sys.executable):
+        found = shutil.which(python) or python
+        if (
+            subprocess.run(
+                [found, "-m", "uv", "--version"], capture_output=True, check=False
+            ).returncode
+            == 0
+        ):
+            return [found, "-m", "uv"]
+    on_path = shutil.which("uv")
+    if on_path:
+        return [on_path]
+    raise SystemExit("uv is missing: run `python3 -m pip install --user uv` (or `make demo`)")
 
 
 def local_stack() -> Settings:

@@ -32,7 +32,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
+from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id, uv_command
 from bench.streams_transform import Transform
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
@@ -133,10 +133,11 @@ def quix_python() -> str:
     venv = ROOT / ".optibid" / "bench" / f"quix-{QUIX_VERSION}"
     python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run(["uv", "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+        uv = uv_command()
+        subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True)
         subprocess.run(
             [
-                "uv",
+                *uv,
                 "pip",
                 "install",
                 "-q",

@@ -90,8 +90,8 @@ class PostgresServer(Server):
             ],
             capture_output=True,
             text=True,
-            user=user,
             cwd=self.dir,
+            **process.as_user(user),
             check=False,
         )
         if result.returncode != 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from optibid.stack.errors import StackError
 
@@ -67,6 +69,16 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen arguments that run a child as `user` with that user's own group and no other:
+    `user=` alone keeps root's groups, and a folder's group bits (a 0700 root folder's `---`)
+    then deny what its "other" bits would allow."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def start(
     argv: list[str],
     log_path: Path,
@@ -89,7 +101,7 @@ def start(
             cwd=cwd,
             env={**os.environ, **(env or {})},
             start_new_session=True,
-            user=user,
+            **as_user(user),
         )
     pid_file.write(proc.pid)
     return proc.pid

@@ -332,8 +332,9 @@ class BackfillPlanner:
 
     A gap of three years stays one pending gap: each call to `due` cuts at most the windows
     that fit under `max_outstanding` for its dataset, newest first (the recent past matters
-    most), never reaching further back than the dataset's `reach` (what the ISO still serves;
-    older parts are returned as beyond reach). A request that gets no outcome within `timeout`
+    most), never reaching further back than the dataset's `reach` (what the ISO still serves)
+    behind the newest gap of the dataset, in event time (older parts are returned as beyond
+    reach). A request that gets no outcome within `timeout`
     counts as failed. State is bounded by the open gaps, `max_outstanding` per dataset and
     `remember` gap ids; it never grows with the length of a hole or the uptime.
     """
@@ -349,6 +350,7 @@ class BackfillPlanner:
     outstanding: dict[str, tuple[Window, datetime]] = field(default_factory=dict)
     retries: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    latest: dict[tuple[str, str], datetime] = field(default_factory=dict)  # newest gap end
 
     def add(self, gap: Gap) -> None:
         """A declared gap (announced again after a restart: absorbed once seen)."""
@@ -357,7 +359,10 @@ class BackfillPlanner:
         self.seen[gap.gap_id] = None
         while len(self.seen) > self.remember:
             self.seen.popitem(last=False)
-        self.pending.setdefault((gap.iso, gap.dataset), {})[gap.gap_id] = gap
+        key = (gap.iso, gap.dataset)
+        self.pending.setdefault(key, {})[gap.gap_id] = gap
+        if key not in self.latest or gap.end_utc > self.latest[key]:
+            self.latest[key] = gap.end_utc
 
     def completed(self, request_id: str, outcome: str) -> Window | None:
         """An outcome arrived; a FAILED or EMPTY window is queued again (returned) while it has
@@ -391,10 +396,10 @@ class BackfillPlanner:
         for key in sorted(set(self.pending) | set(self.retries)):
             retries = self.retries.get(key, [])
             gaps = self.pending.get(key, {})
-            floor = None
-            if key[1] in self.reach:
-                floor = now - self.reach[key[1]]
-                beyond += self._clip(gaps, floor)
+            if key[1] in self.reach and key in self.latest:
+                # in event time, like the trackers: a replay of old data reaches back as
+                # far from its own newest gap as a live run does from today's
+                beyond += self._clip(gaps, self.latest[key] - self.reach[key[1]])
             while busy.get(key, 0) < self.max_outstanding and (retries or gaps):
                 window = retries.pop(0) if retries else self._cut(key, gaps)
                 self.outstanding[window.request_id] = (window, now)

@@ -196,9 +196,11 @@ def require_binary(name: str, package: str, candidates: tuple[str, ...] = ()) ->
         for path in sorted(Path("/").glob(candidate.lstrip("/")), reverse=True):
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
+    where = " or in " + ", ".join(candidates) if candidates else ""
     raise StackError(
-        f"`{name}` was not found on PATH",
-        f"install it: apt-get install {package}",
+        f"`{name}` was not found on PATH{where}",
+        f"install it: apt-get install {package} (`make demo` does it)",
+        packages=(package,),
     )
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pwd
-import shutil
 import signal
-import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +79,10 @@ class Server(ABC):
     def run_as(self) -> str | None:
         return None
 
+    def workdir(self) -> Path:
+        """The server's working folder (its user must be able to enter it)."""
+        return self.dir
+
     @abstractmethod
     def ready(self) -> bool: ...
 
@@ -124,7 +125,7 @@ class Server(ABC):
             self.log_path,
             self.pid_file,
             env=self.env(),
-            cwd=self.dir,
+            cwd=self.workdir(),
             user=self.run_as(),
         )
         try:
@@ -170,18 +171,3 @@ class Server(ABC):
 
     def logs(self, lines: int) -> str:
         return process.tail(self.log_path, lines)
-
-
-def ensure_traversable(path: Path) -> None:
-    """Give others search (not read) permission on `path`'s folders, so a server running as
-    another user can reach its data directory under a root-owned checkout."""
-    for folder in reversed(path.resolve().parents):
-        mode = folder.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            folder.chmod(mode | stat.S_IXOTH)
-
-
-def chown_tree(path: Path, user: str) -> None:
-    entry = pwd.getpwnam(user)
-    for root in [path, *path.rglob("*")]:
-        shutil.chown(root, entry.pw_uid, entry.pw_gid)

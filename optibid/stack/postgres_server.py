@@ -1,10 +1,21 @@
-"""PostgreSQL from the system's binaries: initdb into the state folder, TimescaleDB when present."""
+"""PostgreSQL from the system's binaries: initdb into a data folder of the stack's own,
+TimescaleDB when present.
+
+Run by a normal user, the data lives in the state folder. Run as root, PostgreSQL runs as the
+`postgres` user, who may not be able to enter the clone (root's home and `mktemp -d` folders
+are 0700): its data then lives in a folder of its own under /var/lib/optibid, one per state
+folder (named by a hash of its path), owned by `postgres` and mode 0700. `stack status` says
+which.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
+import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,12 +23,62 @@ from typing import Any
 import psycopg
 
 from optibid.stack import process
-from optibid.stack.base import Server, chown_tree, ensure_traversable
+from optibid.stack.base import Server
 from optibid.stack.errors import StackError
 
 _PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin/{name}",)
 # Databases of the stack: the read models, and the schema registry's storage.
 REGISTRY_DATABASE = "registry"
+# Where PostgreSQL keeps its data when it runs as another user than the one running the stack.
+SHARED_DATA_ROOT = Path("/var/lib/optibid")
+SERVICE_USER = "postgres"
+
+
+def can_search(mode: int, owner: int, group: int, uid: int, gid: int) -> bool:
+    """Whether a process of `uid` with the one group `gid` may enter a folder (mode bits only;
+    the owner's bits apply to the owner, the group's to the group, the others' to the rest)."""
+    if uid == 0:
+        return True
+    if owner == uid:
+        return bool(mode & stat.S_IXUSR)
+    if group == gid:
+        return bool(mode & stat.S_IXGRP)
+    return bool(mode & stat.S_IXOTH)
+
+
+def first_unreachable(path: Path, user: str) -> Path | None:
+    """The first folder on the way from / to `path` (itself included) that `user`, with its
+    own group only, cannot enter; None when it can reach `path`."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return path
+    resolved = path.resolve()
+    for folder in [*reversed(resolved.parents), resolved]:
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            return None  # what is missing will be made by whoever reached this far
+        if not can_search(st.st_mode, st.st_uid, st.st_gid, entry.pw_uid, entry.pw_gid):
+            return folder
+    return None
+
+
+def data_dir_for(state_dir: Path, user: str | None, shared_root: Path = SHARED_DATA_ROOT) -> Path:
+    """PostgreSQL's data folder for a stack whose state is in `state_dir`.
+
+    `user` is who runs the server when that is not the caller (root runs it as `postgres`).
+    A server run by the caller keeps its data in the state folder; one run as another user
+    keeps it in `shared_root`/<hash of the state folder's path>/data, unless a cluster made
+    earlier in the state folder is there and that user can reach it.
+    """
+    in_state = state_dir / "postgres" / "data"
+    if user is None:
+        return in_state
+    if (in_state / "PG_VERSION").exists() and first_unreachable(in_state, user) is None:
+        return in_state
+    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return shared_root / key / "data"
 
 
 class PostgresServer(Server):
@@ -31,7 +92,13 @@ class PostgresServer(Server):
 
     @property
     def data_dir(self) -> Path:
-        return self.dir / "data"
+        user = SERVICE_USER if os.geteuid() == 0 else None
+        return data_dir_for(self.settings.state_dir, user)
+
+    def workdir(self) -> Path:
+        # PostgreSQL's binaries return to their working folder when they resolve their own
+        # path: it must be one the server's user can enter
+        return self.data_dir.parent
 
     def _bin(self, name: str) -> str:
         return process.require_binary(
@@ -50,13 +117,13 @@ class PostgresServer(Server):
         if os.geteuid() != 0:
             return None
         try:
-            pwd.getpwnam("postgres")
+            pwd.getpwnam(SERVICE_USER)
         except KeyError:
             raise StackError(
                 "PostgreSQL will not run as root and there is no `postgres` user to run it as",
                 "apt-get install postgresql (creates the user), or run the stack as a normal user",
             ) from None
-        return "postgres"
+        return SERVICE_USER
 
     def _timescale_available(self) -> bool:
         try:
@@ -70,11 +137,33 @@ class PostgresServer(Server):
             return False
         return any(Path(libdir).glob("timescaledb*.so"))
 
+    def _make_home(self, user: str) -> None:
+        """The data's parent, owned by `user` and private to it, under a root it can enter."""
+        home = self.data_dir.parent
+        if home.parent == self.dir:
+            return  # a cluster made earlier in the state folder, already the user's
+        root = home.parent
+        if not root.exists():
+            root.mkdir(parents=True)
+            root.chmod(0o755)
+        home.mkdir(exist_ok=True)
+        entry = pwd.getpwnam(user)
+        shutil.chown(home, entry.pw_uid, entry.pw_gid)
+        home.chmod(0o700)
+        # which state folder this data belongs to, for whoever cleans /var/lib/optibid
+        (home / "state_dir").write_text(f"{self.settings.state_dir.resolve()}\n")
+        blocked = first_unreachable(home, user)
+        if blocked is not None:
+            raise StackError(
+                f"PostgreSQL's data folder {home} is out of reach of the `{user}` user: "
+                f"it cannot enter {blocked}",
+                f"give others search permission on {blocked} (chmod o+x {blocked})",
+            )
+
     def prepare(self) -> None:
         user = self.run_as()
         if user:
-            ensure_traversable(self.dir)
-            chown_tree(self.dir, user)
+            self._make_home(user)
         if (self.data_dir / "PG_VERSION").exists():
             return
         result = subprocess.run(
@@ -90,15 +179,27 @@ class PostgresServer(Server):
             ],
             capture_output=True,
             text=True,
-            cwd=self.dir,
+            cwd=self.workdir(),
             **process.as_user(user),
             check=False,
         )
         if result.returncode != 0:
             raise StackError(
                 f"initdb into {self.data_dir} failed: {result.stderr.strip()[-800:]}",
-                f"remove {self.data_dir} and retry `optibid stack up`",
+                self._initdb_fix(user, result.stderr),
             )
+
+    def _initdb_fix(self, user: str | None, stderr: str) -> str:
+        if user and "Permission denied" in stderr:
+            blocked = first_unreachable(self.data_dir, user)
+            if blocked is not None:
+                return (
+                    f"the `{user}` user cannot enter {blocked}: "
+                    f"give others search permission on it (chmod o+x {blocked})"
+                )
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            return f"remove {self.data_dir} (an unfinished initdb) and retry `optibid stack up`"
+        return "read initdb's message above"
 
     def argv(self) -> list[str]:
         argv = [
@@ -146,11 +247,12 @@ class PostgresServer(Server):
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 
     def static_details(self) -> dict[str, Any]:
+        where = {"data_dir": str(self.data_dir)}
         try:
             self.check_installed()
         except StackError:
-            return {"timescaledb_available": False}
-        return {"timescaledb_available": self._timescale_available()}
+            return {**where, "timescaledb_available": False}
+        return {**where, "timescaledb_available": self._timescale_available()}
 
     def details(self) -> dict[str, Any]:
         with self._connect(self.settings.postgres_db) as conn:

@@ -1,8 +1,12 @@
-"""The local stack: idempotent up, status for people and scripts, port clashes, a full cycle."""
+"""The local stack: idempotent up, status for people and scripts, port clashes, a full cycle,
+a failed up that stops what it started, PostgreSQL's data out of a folder its user cannot enter."""
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +21,7 @@ import redis
 from optibid import stack
 from optibid.settings import Settings
 from optibid.stack import process
+from optibid.stack.postgres_server import SHARED_DATA_ROOT, PostgresServer
 from optibid.stack.redis_server import RedisServer
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.registry import RegistryClient
@@ -133,3 +138,70 @@ def test_records_written_before_a_restart_still_decode_after_it(
         fresh = AvroSerde(after)
         values = consume(stack_settings, topic.name, group_id, len(records))
         assert [fresh.decode(v) for v in values] == [(LMP, r) for r in records]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Settings]:
+    """Settings of a stack of this test's own (state, ports); whatever runs is stopped after,
+    and PostgreSQL's data folder removed wherever it was put."""
+    settings = Settings(
+        state_dir=tmp_path / ".optibid",
+        postgres_port=_free_port(),
+        redis_port=_free_port(),
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+        registry_port=_free_port(),
+    )
+    yield settings
+    stack.down(settings)
+    home = PostgresServer(settings).data_dir.parent
+    if home.is_relative_to(SHARED_DATA_ROOT):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_failed_up_stops_what_it_started_and_keeps_what_ran_before(
+    own_stack: Settings, taken_port: int
+) -> None:
+    redis_server = RedisServer(own_stack)
+    assert redis_server.up() == "started"
+    redis_pid = redis_server.pid()
+    settings = own_stack.model_copy(update={"kafka_port": taken_port})
+    postgres = PostgresServer(settings)
+    started: list[tuple[str, str]] = []
+
+    with pytest.raises(stack.StackError) as info:
+        stack.up(settings, lambda name, outcome, _s: started.append((name, outcome)))
+
+    message = str(info.value)
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in message
+    assert "stopped again, as this `up` had started them: postgres" in message
+    assert started == [("postgres", "started"), ("redis", "reused"), ("postgres", "stopped")]
+    assert postgres.pid() is None
+    assert process.port_free(settings.host, settings.postgres_port)
+    assert redis_server.pid() == redis_pid  # it ran before this `up`: it stays
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only for root")
+def test_postgres_runs_from_a_state_folder_its_user_cannot_enter(own_stack: Settings) -> None:
+    # pytest's tmp_path is under a 0700 folder of root's, as root's home and mktemp -d are
+    postgres = PostgresServer(own_stack)
+    assert postgres.up() == "started"
+    data = postgres.data_dir
+    assert data.is_relative_to(SHARED_DATA_ROOT)
+    home = data.parent
+    assert home.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert postgres.status().details["data_dir"] == str(data)
+    with psycopg.connect(own_stack.postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (n int)")
+    assert postgres.down()
+    assert postgres.up() == "started"  # the same folder, found again
+    assert postgres.data_dir == data
+    with psycopg.connect(own_stack.postgres_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)

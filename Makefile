@@ -13,13 +13,13 @@ setup-test:
 	@PYTHON=$(PYTHON) sh ops/setup.sh test
 
 .venv/.synced: pyproject.toml uv.lock
-	@PYTHON=$(PYTHON) sh ops/setup.sh demo
+	@PYTHON=$(PYTHON) sh ops/setup.sh uv
 	$(UV) sync --frozen
 	@touch $@
 
-## demo: start the local stack and run the pipeline on it
+## demo: start the local stack and run the pipeline on it (DEMO_ARGS="--duration 60" stops it)
 demo: setup-demo .venv/.synced
-	$(UV) run optibid demo
+	$(UV) run optibid demo $(DEMO_ARGS)
 
 ## test: the whole suite (starts the local stack for the integration tests when it is down)
 test: setup-test .venv/.synced

@@ -1,0 +1,93 @@
+"""ops/setup.sh decides which system packages a command still needs (its `--check` mode): a
+machine is faked by a PATH of stub programs, so nothing is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = ROOT / "ops" / "setup.sh"
+STACK = "make openjdk-17-jre-headless maven redis-server"
+
+
+def _stub(folder: Path, name: str, script: str = "exit 0") -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+
+
+def _java(version: str) -> str:
+    return f"echo 'openjdk version \"{version}\" 2025-04-15' >&2"
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Path:
+    """A PATH with the shell tools the script uses and nothing else."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in ("ls", "sed", "head"):
+        found = shutil.which(tool)
+        assert found, tool
+        (folder / tool).symlink_to(found)
+    return folder
+
+
+def _missing(machine: Path, want: str, python: str = "exit 1") -> str:
+    _stub(machine, "python", python)
+    result = subprocess.run(
+        ["/bin/sh", str(SETUP), "--check", want],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(machine), "PYTHON": str(machine / "python")},
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def _postgres_installed() -> bool:
+    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+
+
+def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
+    _stub(machine, "initdb")  # PostgreSQL is found on PATH as well as in its Debian folder
+    assert _missing(machine, "demo") == f"{STACK} python3-pip"
+    assert _missing(machine, "test") == f"{STACK} chromium chromium-driver python3-pip"
+    assert _missing(machine, "uv") == "python3-pip"
+
+
+def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver"):
+        _stub(machine, name)
+    _stub(machine, "java", _java("17.0.15"))
+    assert _missing(machine, "test", python="exit 0") == ""
+
+
+def test_uv_that_runs_needs_no_pip_and_java_11_is_not_enough(machine: Path) -> None:
+    for name in ("make", "mvn", "redis-server", "initdb"):
+        _stub(machine, name)
+    _stub(machine, "java", _java("11.0.2"))
+    uv_only = 'if [ "$2" = uv ]; then exit 0; fi; exit 1'  # `python -m uv` runs, pip does not
+    assert _missing(machine, "demo", python=uv_only) == "openjdk-17-jre-headless"
+    _stub(machine, "java", _java("21.0.1"))
+    assert _missing(machine, "demo", python=uv_only) == ""
+
+
+@pytest.mark.skipif(_postgres_installed(), reason="PostgreSQL is installed in its Debian folder")
+def test_postgres_is_needed_when_initdb_is_nowhere(machine: Path) -> None:
+    assert "postgresql" in _missing(machine, "demo").split()
+
+
+def test_an_unknown_command_is_refused(machine: Path) -> None:
+    result = subprocess.run(
+        ["/bin/sh", str(SETUP), "--check", "everything"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(machine)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage: ops/setup.sh" in result.stderr

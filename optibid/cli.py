@@ -93,6 +93,8 @@ def stack_status(
         table.add_row(s.name, f"{s.host}:{s.port}", s.state, str(s.pid or "-"), details)
     out.print(table)
     postgres = next(s for s in statuses if s.name == "postgres")
+    # in full, whatever the table's width: root's stack keeps it outside the clone
+    out.print(f"postgres data: {postgres.details['data_dir']}", highlight=False, soft_wrap=True)
     if postgres.state == "running":
         flavour = (
             "TimescaleDB hypertables"

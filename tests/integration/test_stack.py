@@ -55,6 +55,7 @@ def test_status_json_gives_each_server_host_port_and_state(stack_settings: Setti
     assert status["kafka"]["port"] == stack_settings.kafka_port
     assert isinstance(status["postgres"]["timescaledb"], bool)
     assert isinstance(status["postgres"]["timescaledb_available"], bool)
+    assert status["postgres"]["data_dir"] == str(PostgresServer(stack_settings).data_dir)
 
 
 def test_each_test_gets_a_database_schema_of_its_own(

@@ -23,3 +23,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"^(make \w+)", quick_start, flags=re.MULTILINE)
     assert commands == ["make demo", "make test"]
     assert "\nmake test\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_names_every_package_the_set_up_installs() -> None:
+    setup = (ROOT / "ops" / "setup.sh").read_text()
+    packages = set(re.findall(r"^\s*need ([a-z0-9.+-]+) ", setup, flags=re.MULTILINE))
+    assert {"redis-server", "postgresql", "chromium"} <= packages
+    prerequisites = README.split("## Prerequisites", 1)[1].split("##", 1)[0]
+    assert {p for p in packages if p not in prerequisites} == set()

@@ -402,7 +402,7 @@ class MarketProcessor:
         """Gaps whose lateness has passed, across every tracker.
 
         A worker that dies after declaring a gap declares it again after its restart, under the
-        same deterministic gap id, which the coalescer and the backfill path absorb.
+        same deterministic gap id, which the backfill planner and the backfill path absorb.
         """
         gaps: list[Gap] = []
         for tracker in self.trackers.values():

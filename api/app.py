@@ -685,6 +685,23 @@ def _routes(app: FastAPI, state: Api) -> None:  # noqa: PLR0915 - the routes rea
             rows = reads.gaps(conn, deps.schema, status, code)
         return {"data": [record(r, None, "") for r in rows], "next_cursor": None}
 
+    @app.get(
+        "/v1/quality/series",
+        tags=["quality"],
+        summary="Series retired (silent past their dataset's retirement age) or active again",
+    )
+    def series_list(
+        status: Annotated[str | None, Query(description="retired or active")] = None,
+        iso: str | None = None,
+    ) -> dict[str, Any]:
+        if status not in (None, "retired", "active"):
+            raise bad_parameter("status", f"{status!r}; retired or active")
+        code = params.iso(iso)
+        wire = None if status is None else status.upper()
+        with deps.postgres() as conn:
+            rows = reads.series_status(conn, deps.schema, wire, code)
+        return {"data": [record(r, None, "") for r in rows], "next_cursor": None}
+
     @app.get("/v1/quality/dead-letters", tags=["quality"], summary="Dead letters by reason")
     def dead_letters(iso: str | None = None) -> dict[str, Any]:
         code = params.iso(iso)

@@ -27,6 +27,7 @@ from projections.tables import (
     LMP,
     LOAD,
     LOCATIONS,
+    SERIES_STATUS,
     TableSpec,
 )
 
@@ -249,6 +250,19 @@ def fold_gap(event: Event, topic: str) -> Row:
     _time("missing_start_utc", event.get("missing_start_utc"))
     _time("missing_end_utc", event.get("missing_end_utc"))
     return _gap_row(event)
+
+
+_series_status_row = _getter(SERIES_STATUS)
+
+
+def fold_series_status(event: Event, topic: str) -> Row:
+    """SeriesStatusChanged -> the row of `series_status` for its series (latest change wins)."""
+    _iso(event.get("iso"))
+    _text("series_key", event.get("series_key"))
+    if event.get("status") not in ("RETIRED", "ACTIVE"):
+        raise FoldError("BAD_STATUS", f"status {event.get('status')!r} is not RETIRED or ACTIVE")
+    _time("last_interval_start_utc", event.get("last_interval_start_utc"))
+    return _series_status_row(event)
 
 
 _request_row = _getter(BACKFILL_REQUESTS)

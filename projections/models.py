@@ -22,6 +22,7 @@ from projections.folds import (
     fold_lmp,
     fold_load,
     fold_location,
+    fold_series_status,
     lmp_row_fits,
 )
 from projections.tables import (
@@ -37,6 +38,7 @@ from projections.tables import (
     LMP,
     LOAD,
     LOCATIONS,
+    SERIES_STATUS,
     TableSpec,
 )
 from schemas.catalog import READ_MODELS, TopicCatalog, TopicSpec
@@ -136,6 +138,7 @@ def _kpi_sources(catalog: TopicCatalog) -> list[Source]:
 def _gap_sources(catalog: TopicCatalog) -> list[Source]:
     pairs = (
         ("gaps", GAPS, fold_gap),
+        ("series_status", SERIES_STATUS, fold_series_status),
         ("backfill_requests", BACKFILL_REQUESTS, fold_backfill_request),
         ("backfill_completed", BACKFILL_OUTCOMES, fold_backfill_outcome),
     )
@@ -210,9 +213,9 @@ READ_MODEL_LIST = (
     ),
     ReadModel(
         "gaps",
-        (GAPS, BACKFILL_REQUESTS, BACKFILL_OUTCOMES),
+        (GAPS, SERIES_STATUS, BACKFILL_REQUESTS, BACKFILL_OUTCOMES),
         _gap_sources,
-        doc="Gaps, the backfill requests for them and their outcomes.",
+        doc="Gaps, the backfill requests for them and their outcomes; retired series.",
     ),
     ReadModel(
         "dead_letters",

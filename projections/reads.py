@@ -283,6 +283,21 @@ def gaps(
         return cur.execute(query, {"status": status, "iso": iso}).fetchall()
 
 
+def series_status(
+    conn: psycopg.Connection[Any], schema: str, status: str | None, iso: str | None
+) -> list[dict[str, Any]]:
+    """The series the stream worker retired or saw come back, latest change per series."""
+    query = sql.SQL(
+        "SELECT iso, dataset, series_key, status, last_interval_start_utc, interval_minutes,"
+        " retirement_age_seconds, occurred_at_utc AS changed_at_utc FROM {t}"
+        " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+        "   AND (%(iso)s::text IS NULL OR iso = %(iso)s)"
+        " ORDER BY iso, dataset, series_key"
+    ).format(t=sql.Identifier(schema, "series_status"))
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, {"status": status, "iso": iso}).fetchall()
+
+
 def dead_letter_counts(
     conn: psycopg.Connection[Any], schema: str, iso: str | None
 ) -> list[dict[str, Any]]:

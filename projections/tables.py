@@ -226,6 +226,22 @@ GAPS = TableSpec(
     guard="occurred_at_utc",  # a later announcement of the same gap replaces the earlier
 )
 
+SERIES_STATUS = TableSpec(
+    "series_status",
+    (
+        ("iso", "text"),
+        ("dataset", "text"),
+        ("series_key", "text"),
+        ("status", "text"),
+        ("last_interval_start_utc", "timestamptz"),
+        ("interval_minutes", "int4"),
+        ("retirement_age_seconds", "int8"),
+        *ENVELOPE,
+    ),
+    key=("iso", "dataset", "series_key"),
+    guard="occurred_at_utc",  # the latest change of a series (in event time) wins
+)
+
 BACKFILL_REQUESTS = TableSpec(
     "backfill_requests",
     (
@@ -325,6 +341,7 @@ TABLES: dict[str, TableSpec] = {
         LOCATIONS,
         KPIS,
         GAPS,
+        SERIES_STATUS,
         BACKFILL_REQUESTS,
         BACKFILL_OUTCOMES,
         DEAD_LETTERS,

@@ -201,6 +201,15 @@ def _build() -> tuple[TopicSpec, ...]:
             retention_ms=90 * DAY_MS,
         ),
         TopicSpec(
+            "ingest.series_status",
+            "iso|dataset|series_key",
+            3,
+            "energy.optibid.ingest.SeriesStatusChanged",
+            "Series retired (silent past their dataset's retirement age) or active again;"
+            " compacted, the latest status per series wins.",
+            compact=True,
+        ),
+        TopicSpec(
             "ingest.backfill_requests",
             "iso|dataset",
             3,

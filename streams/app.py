@@ -59,7 +59,7 @@ from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.gaps import BackfillPlanner, Gap, Window
+from streams.gaps import BackfillPlanner, Gap, SeriesChange, Window
 from streams.processor import (
     DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
@@ -68,6 +68,7 @@ from streams.processor import (
     MarketProcessor,
     Output,
     gap_event,
+    series_status_event,
 )
 from streams.validate import ValidationConfig
 
@@ -704,7 +705,7 @@ class StreamWorker:
                 out = Output(gaps_topic, f"{gap.iso}|{gap.dataset}", gap_event(gap, lateness, now))
                 await self.send(out)
             GAPS_OPEN.set(len(processor.open_gaps()))
-            self._report_series_changes()
+            await self._announce_series(catalog.ingest("series_status"), now)
 
         async def collect(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
@@ -766,8 +767,19 @@ class StreamWorker:
                 missing_end_utc=gap.end_utc.isoformat(),
             )
 
-    def _report_series_changes(self) -> None:
-        for change in self.processor.series_changes():
+    async def _announce_series(self, topic: TopicSpec, now: datetime) -> None:
+        """Retirements and returns to ingest.series_status. A worker that dies before sending
+        one finds it again: its trackers are rebuilt from its tables after the restart and
+        the next tick retires the silent series anew, under the same event ids."""
+        changes = self.processor.series_changes()
+        self._report_series_changes(changes)
+        for change in changes:
+            age = self.config.retirement[Dataset(change.dataset)]
+            key = f"{change.iso}|{change.dataset}|{change.series_key}"
+            await self.send(Output(topic, key, series_status_event(change, age, now)))
+
+    def _report_series_changes(self, changes: list[SeriesChange]) -> None:
+        for change in changes:
             log.info(
                 "series.retired" if change.status == "RETIRED" else "series.active",
                 iso=change.iso,

@@ -61,6 +61,7 @@ class SeriesChange:
     status: str  # RETIRED | ACTIVE
     last_interval_start_utc: datetime  # the latest interval received before the change
     interval_minutes: int
+    at_utc: datetime  # event time of the change: the silence limit, or the interval back
 
 
 @dataclass
@@ -231,10 +232,10 @@ class GapTracker:
             back = start > last_seen and state.retired
             if back:
                 state.retired = False
-                self._change(series_key, state, "ACTIVE", last_seen)
+                self._change(series_key, state, "ACTIVE", last_seen, start)
             elif limit is not None and start > limit:  # retired and back in one step
-                self._change(series_key, state, "RETIRED", last_seen)
-                self._change(series_key, state, "ACTIVE", last_seen)
+                self._change(series_key, state, "RETIRED", last_seen, limit)
+                self._change(series_key, state, "ACTIVE", last_seen, start)
             if start > state.high_water:
                 if not back:  # the time a series spent retired is no gap
                     top = start if limit is None else min(start, limit)
@@ -273,7 +274,7 @@ class GapTracker:
             limit = state.silence_limit(self.retire_after)
             if limit is not None and not state.retired and deadline >= limit:
                 state.retired = True  # silent past its retirement age: no gap beyond the limit
-                self._change(key, state, "RETIRED", state.last_seen or state.high_water)
+                self._change(key, state, "RETIRED", state.last_seen or state.high_water, limit)
             if limit is not None:
                 last = min(last, limit - step)
             if last > state.high_water:
@@ -292,9 +293,11 @@ class GapTracker:
             state.missing = kept
         return gaps
 
-    def _change(self, key: str, state: Series, status: str, last_seen: datetime) -> None:
+    def _change(
+        self, key: str, state: Series, status: str, last_seen: datetime, at: datetime
+    ) -> None:
         self.changes.append(
-            SeriesChange(self.iso, self.dataset, key, status, last_seen, state.interval_minutes)
+            SeriesChange(self.iso, self.dataset, key, status, last_seen, state.interval_minutes, at)
         )
 
     def drain_changes(self) -> list[SeriesChange]:

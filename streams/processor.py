@@ -52,6 +52,7 @@ LOCATIONS_NEW = Counter(
 )
 LOCATION_NAMESPACE = uuid.UUID("e1a2c3d4-5b6f-4a7e-8c9d-0e1f2a3b4c5d")
 DLQ_NAMESPACE = uuid.UUID("f0e1d2c3-b4a5-4968-8776-655443322110")
+SERIES_STATUS_NAMESPACE = uuid.UUID("5c0f7d4e-2b8a-4e61-9a3d-7e2c1b9f4a86")
 
 DEFAULT_LATENESS: dict[Dataset, timedelta] = {
     Dataset.LMP_RT_5MIN: timedelta(minutes=20),
@@ -424,6 +425,32 @@ class MarketProcessor:
 
     def open_gaps(self) -> list[Gap]:
         return [g for tracker in self.trackers.values() for g in tracker.open_gaps.values()]
+
+
+def series_status_event(
+    change: SeriesChange, retirement_age: timedelta, now: datetime
+) -> dict[str, Any]:
+    """The SeriesStatusChanged of a retirement or a return; its id is deterministic in the
+    series, the status and the last interval received, so an announcement repeated after a
+    restart is the same event."""
+    name = (
+        f"{change.iso}|{change.dataset}|{change.series_key}|{change.status}"
+        f"|{change.last_interval_start_utc.isoformat()}"
+    )
+    return {
+        "event_id": str(uuid.uuid5(SERIES_STATUS_NAMESPACE, name)),
+        "occurred_at_utc": change.at_utc,
+        "recorded_at_utc": now,
+        "source": "worker:gaps",
+        "schema_version": 1,
+        "iso": change.iso,
+        "dataset": change.dataset,
+        "series_key": change.series_key,
+        "status": change.status,
+        "last_interval_start_utc": change.last_interval_start_utc,
+        "interval_minutes": change.interval_minutes,
+        "retirement_age_seconds": int(retirement_age.total_seconds()),
+    }
 
 
 def gap_event(gap: Gap, lateness: timedelta, now: datetime) -> dict[str, Any]:

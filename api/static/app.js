@@ -464,6 +464,12 @@ function loadQuality() {
       "No open gaps.",
     ),
     loadQualitySection(
+      "quality-retired",
+      () => getAll("v1/quality/series", { status: "retired" }, partial),
+      (rows) => `${rows.length} retired`,
+      "No retired series: every series is reporting.",
+    ),
+    loadQualitySection(
       "quality-dead-letters",
       async () => {
         const rows = await getAll("v1/quality/dead-letters", {}, partial);

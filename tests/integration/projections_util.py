@@ -256,6 +256,27 @@ def full_day(locations: int = 6, seed: int = 11) -> Day:
             "reason": None,
         },
     )
+    # 51004 retired and came back; its return is sent before its retirement (the later change
+    # in event time must win). 51005 stays retired.
+    for location, status, at in (
+        ("51004", "ACTIVE", DAY_START + timedelta(hours=30)),
+        ("51004", "RETIRED", DAY_START + timedelta(hours=25)),
+        ("51005", "RETIRED", DAY_START + timedelta(hours=25)),
+    ):
+        day.add(
+            "ingest.series_status",
+            f"PJM|lmp_rt_5min|PJM|RT_5MIN|{location}",
+            {
+                **_envelope(rng, at, "worker:gaps"),
+                "iso": "PJM",
+                "dataset": "lmp_rt_5min",
+                "series_key": f"PJM|RT_5MIN|{location}",
+                "status": status,
+                "last_interval_start_utc": DAY_START + timedelta(hours=1),
+                "interval_minutes": 5,
+                "retirement_age_seconds": 86_400,
+            },
+        )
     for hour in (20, 26):
         finished = DAY_START + timedelta(hours=hour)
         run_id = f"run-{hour}"

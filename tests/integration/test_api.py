@@ -273,6 +273,16 @@ def test_catalog_and_data_quality_routes(served: Served) -> None:
     assert {g["status"] for g in gaps} <= {"open", "closed", "unrecoverable"}
     letters = get(served, "/v1/quality/dead-letters").json()["data"]
     assert sum(r["count"] for r in letters) >= 1
+    retired = get(served, "/v1/quality/series", status="retired").json()["data"]
+    assert [(r["series_key"], r["changed_at_utc"]) for r in retired] == [
+        ("PJM|RT_5MIN|51005", "2024-11-04T05:00:00Z")
+    ]
+    every = get(served, "/v1/quality/series", iso="PJM").json()["data"]
+    # 51004's return was sent before its retirement: the later change in event time wins
+    assert [(r["series_key"], r["status"]) for r in every] == [
+        ("PJM|RT_5MIN|51004", "ACTIVE"),
+        ("PJM|RT_5MIN|51005", "RETIRED"),
+    ]
     metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
     assert "optibid_api_requests_total" in metrics
     root = get(served, "/")
@@ -300,6 +310,7 @@ def test_catalog_and_data_quality_routes(served: Served) -> None:
         ("/v1/kpis", {"window_kind": "WEEK"}, "window_kind"),
         ("/v1/lmp/latest", {"iso": "NYISO"}, "iso"),
         ("/v1/quality/gaps", {"status": "lost"}, "status"),
+        ("/v1/quality/series", {"status": "lost"}, "status"),
         ("/v1/live", {"topics": "bids"}, "topics"),
         ("/v1/catalog/locations", {"location_type": "HUB\x00"}, "location_type"),
         ("/v1/lmp", {"location_id": "51288\x00"}, "location_id"),
@@ -475,6 +486,9 @@ def test_dashboard_in_headless_chromium_shows_prices_and_updates_live(
         wait.until(lambda d: d.find_element(By.ID, "live-status").text.strip() == "live")
         rows = driver.find_elements(By.CSS_SELECTOR, "#latest-table tr[data-series]")
         assert len(rows) >= len({k[2] for k in served.day.lmp_latest})
+        retired = '[data-testid="quality-retired"] tbody'
+        wait.until(lambda d: "PJM|RT_5MIN|51005" in d.find_element(By.CSS_SELECTOR, retired).text)
+        assert "51004" not in driver.find_element(By.CSS_SELECTOR, retired).text
         # a new price, published on the topics, reaches the page over the live stream
         later = datetime.fromisoformat(latest["interval_start_utc"].replace("Z", "+00:00"))
         later += timedelta(minutes=30)

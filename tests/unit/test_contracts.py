@@ -31,6 +31,7 @@ def test_the_v1_market_data_path_is_complete() -> None:
         "energy.optibid.market.FuelMixPublished",
         "energy.optibid.market.AncillaryPricePublished",
         "energy.optibid.ingest.GapDetected",
+        "energy.optibid.ingest.SeriesStatusChanged",
         "energy.optibid.ingest.BackfillRequested",
         "energy.optibid.ingest.BackfillCompleted",
         "energy.optibid.ingest.ConnectorRunCompleted",

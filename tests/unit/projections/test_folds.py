@@ -25,6 +25,7 @@ from projections.folds import (
     fold_lmp,
     fold_load,
     fold_location,
+    fold_series_status,
     iso_of,
 )
 from projections.models import READ_MODEL_LIST
@@ -113,7 +114,8 @@ def example(full_name: str) -> dict[str, Any]:
             return value(name, schema["type"])
         return {
             "string": {"iso": "PJM", "market": "DA_HOURLY", "window_kind": "HOUR",
-                       "load_kind": "ACTUAL", "outcome": "FILLED"}.get(name, f"{name}-1"),
+                       "load_kind": "ACTUAL", "outcome": "FILLED",
+                       "status": "RETIRED"}.get(name, f"{name}-1"),
             "int": 60 if "minutes" in name else 3,
             "long": 7,
             "double": 1.5,
@@ -132,6 +134,7 @@ FOLDS = {
     "energy.optibid.market.LocationDiscovered": (fold_location, "locations"),
     "energy.optibid.kpi.KpiComputed": (fold_kpi, "kpis"),
     "energy.optibid.ingest.GapDetected": (fold_gap, "gaps"),
+    "energy.optibid.ingest.SeriesStatusChanged": (fold_series_status, "series_status"),
     "energy.optibid.ingest.BackfillRequested": (fold_backfill_request, "backfill_requests"),
     "energy.optibid.ingest.BackfillCompleted": (fold_backfill_outcome, "backfill_outcomes"),
     "energy.optibid.ingest.ConnectorRunCompleted": (fold_connector_run, "connector_runs"),
@@ -147,6 +150,13 @@ def test_every_fold_keeps_every_column_under_its_field_name(full_name: str) -> N
     assert dict(zip(TABLES[table].column_names, row, strict=True)) == {
         c: event[c] for c in TABLES[table].column_names
     }
+
+
+def test_a_series_status_other_than_retired_or_active_is_refused() -> None:
+    event = {**example("energy.optibid.ingest.SeriesStatusChanged"), "status": "SLEEPING"}
+    with pytest.raises(FoldError, match="status 'SLEEPING' is not RETIRED or ACTIVE") as info:
+        fold_series_status(event, "ingest.series_status")
+    assert info.value.code == "BAD_STATUS"
 
 
 def test_kpi_window_must_end_after_it_starts() -> None:

@@ -161,6 +161,7 @@ def test_a_silent_series_retires_after_its_age_and_comes_back_without_a_gap() ->
         "RETIRED",
         t0,
     )
+    assert retired.at_utc == t0 + 13 * five  # the end of its hour of silence, in event time
     for i in range(12, 300):  # a day more of LIVE: GONE is not gap-filled for ever
         tracker.observe("LIVE", t0 + (i + 1) * five, 5)
     assert tracker.tick() == []
@@ -169,6 +170,7 @@ def test_a_silent_series_retires_after_its_age_and_comes_back_without_a_gap() ->
     tracker.observe("GONE", t0 + 300 * five, 5)
     [back] = tracker.drain_changes()
     assert (back.status, back.last_interval_start_utc) == ("ACTIVE", t0)
+    assert back.at_utc == t0 + 300 * five  # the interval that came back
     assert tracker.tick() == []
     assert list(tracker.open_gaps) == [gap.gap_id]
 

@@ -46,22 +46,22 @@ def _day(node: str, start: datetime, skip: tuple[datetime, datetime] | None) -> 
         price = 30.0 + (i % 24)
         records.append(
             LmpRecord(
-                "PJM",
-                "RT_5MIN",
-                node,
-                None,
-                "NODE",
-                at,
-                5,
-                price,
-                price - 1.0,
-                0.5,
-                0.5,
-                1,
-                VERSION,
-                "sparse.csv",
-                i,
-            )  # fmt: skip
+                iso="PJM",
+                market="RT_5MIN",
+                location_id=node,
+                location_name=None,
+                location_type="NODE",
+                interval_start_utc=at,
+                interval_minutes=5,
+                lmp_usd_per_mwh=price,
+                energy_usd_per_mwh=price - 1.0,
+                congestion_usd_per_mwh=0.5,
+                loss_usd_per_mwh=0.5,
+                revision=1,
+                revision_kind=VERSION,
+                source_file="sparse.csv",
+                source_row=i,
+            )
         )
     return records
 

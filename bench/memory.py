@@ -1,29 +1,48 @@
-"""Peak resident memory of the stream worker's state path against the time span of its input.
+"""Peak resident memory of the stream worker, the KPI worker and the projector against the time
+span of their input, and of the worker's state path against the per-interval design it replaced.
 
-Each case runs in a process of its own: one dense day (200 PJM locations x 288 five-minute
-intervals, ending today) plus one sparse series whose history spans 1 day, 30 days, 1 year
-or 3 years (one interval at each end of the span), decoded, validated, deduplicated,
-normalised and gap-tracked by the worker's own MarketProcessor (in-memory tables), with a
-gap tick every 2,000 records as the worker's timer does. A second set of processes runs the
-per-interval gap model of the test suite on the same arrivals, the design this replaced.
+Part one, on the local stack: for each span (1 day, 30 days, 1 year, 3 years) a run of its own
+(topics under a fresh prefix, a PostgreSQL schema of its own) publishes one dense day (200 PJM
+nodes x 288 five-minute intervals, yesterday) plus one sparse series with one interval at each
+end of the span to raw.pjm.lmp_rt_5min, then runs `optibid worker`, `optibid kpis` and
+`optibid project all` as processes of their own until each has taken all of its input, and
+reads each one's peak resident memory (VmHWM). `ratio` is the smallest peak over the largest,
+for the role where that is lowest: flat memory gives 1.0 (target >= 0.8).
 
-Flat memory gives `ratio` (smallest peak / largest peak of the range tracker) 1.0.
-Needs no servers. Run: `python bench/memory.py`
+Part two needs no servers: the worker's MarketProcessor in process, the range tracker against
+the per-interval gap model of the test suite (the design it replaced), on the same arrivals,
+with a gap tick every 2,000 records as the worker's timer does.
+
+Run: `python bench/memory.py` (`--part stack` or `--part state` runs one part).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import emit
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+from psycopg import sql
+
+from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
+from connectors.records import VERSION, LmpRecord
+from connectors.runtime import ConnectorRuntime
+from optibid.settings import Settings
+from optibid.wiring import prepare_contracts
+from projections.migrate import migrate
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
@@ -103,11 +122,175 @@ def child(days: int, model: str) -> dict[str, Any]:
     return {"peak_mib": round(peak_kib / 1024, 1), "records": len(arrivals), "gaps": gaps}
 
 
-def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        print(json.dumps(child(int(sys.argv[2]), sys.argv[3])))
-        return
-    figures: dict[str, Any] = {}
+ROLES = ("worker", "kpis", "projector")
+
+
+def _records(days: int) -> list[LmpRecord]:
+    """The dense day plus the sparse series, in arrival order (the sparse series' old interval
+    first, its newest last)."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+    def record(node: str, start: datetime, row: int) -> LmpRecord:
+        price = 20.0 + row % 37
+        return LmpRecord(
+            iso="PJM",
+            market="RT_5MIN",
+            location_id=node,
+            location_name=None,
+            location_type="NODE",
+            interval_start_utc=start,
+            interval_minutes=5,
+            lmp_usd_per_mwh=price + 1.5,
+            energy_usd_per_mwh=price,
+            congestion_usd_per_mwh=1.0,
+            loss_usd_per_mwh=0.5,
+            revision=1,
+            revision_kind=VERSION,
+            source_file="bench.csv",
+            source_row=row,
+        )
+
+    out = [record("SPARSE", day + 287 * FIVE - timedelta(days=days), 0)]
+    out += [record(f"N{n}", day + i * FIVE, i) for i in range(288) for n in range(LOCATIONS)]
+    out.append(record("SPARSE", day + 287 * FIVE, 1))
+    return out
+
+
+def _peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def _topic_size(settings: Settings, topics: list[str]) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "sizer"})
+    try:
+        total = 0
+        for topic in topics:
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def _projected(settings: Settings, schema: str) -> int:
+    """Events the projector has taken of lmp and kpis (its stored offsets, summed)."""
+    try:
+        with psycopg.connect(settings.postgres_dsn, connect_timeout=3) as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT coalesce(sum(next_offset), 0) FROM {}"
+                    " WHERE read_model IN ('lmp', 'kpis')"
+                ).format(sql.Identifier(schema, "projection_offsets"))
+            ).fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _settled(measure: Callable[[], int], target: Callable[[], int], deadline: float) -> int:
+    """Wait until `measure` reaches `target` and stays put for three seconds; its value."""
+    previous, still = -1, 0
+    while time.monotonic() < deadline:
+        value = measure()
+        still = still + 1 if value == previous and value >= target() else 0
+        if still >= 6:
+            return value
+        previous = value
+        time.sleep(0.5)
+    raise RuntimeError("timed out waiting for a role to take its input")
+
+
+def stack_run(settings: Settings, name: str, days: int) -> dict[str, float]:
+    run = run_id()
+    prefix = f"{run}."
+    role_settings = Settings(topic_prefix=prefix, db_schema=run)
+    catalog = prepare_contracts(role_settings)
+    with psycopg.connect(settings.postgres_dsn, autocommit=False) as conn:
+        migrate(conn, run)
+    records = _records(days)
+    with RegistryClient(settings.schema_registry_url) as registry:
+        runtime = ConnectorRuntime(
+            settings.bootstrap_servers, AvroSerde(registry), catalog, Iso.PJM, Dataset.LMP_RT_5MIN
+        )
+        try:
+            runtime.publish(records, run)
+        finally:
+            runtime.close()
+    env = {**os.environ, "OPTIBID_TOPIC_PREFIX": prefix, "OPTIBID_DB_SCHEMA": run}
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = {
+        "worker": ["worker", "--app-id", f"{run}-worker", "--web-port", str(_port()),
+                   "--metrics-port", str(_port())],
+        "kpis": ["kpis", "--app-id", f"{run}-kpis", "--web-port", str(_port()),
+                 "--metrics-port", str(_port())],
+        "projector": ["project", "all", "--metrics-port", str(_port())],
+    }  # fmt: skip
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    lmp = catalog.core("lmp").name
+    kpi_topics = [catalog.kpi("lmp_hourly").name, catalog.kpi("lmp_daily").name]
+    try:
+        for role, args in argv.items():
+            with (logs / f"bench-memory-{role}.log").open("ab") as log:
+                procs[role] = subprocess.Popen(
+                    [sys.executable, "-m", "optibid", *args],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=log,
+                )
+        deadline = time.monotonic() + 900
+        canonical = _settled(lambda: _topic_size(settings, [lmp]), lambda: len(records), deadline)
+        kpis = _settled(lambda: _topic_size(settings, kpi_topics), lambda: 1, deadline)
+        _settled(lambda: _projected(settings, run), lambda: canonical + kpis, deadline)
+        for role, proc in procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{role} exited with {proc.returncode}; see {logs}")
+        peaks = {role: _peak_mib(proc.pid) for role, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(run)))
+        delete_run_topics(settings, run)
+    print(
+        f"span {name:>3}: {len(records)} raw records, {canonical} canonical, {kpis} KPI events; "
+        + ", ".join(f"{role} peak {peaks[role]:6.1f} MiB" for role in ROLES),
+        flush=True,
+    )
+    return peaks
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stack_part(figures: dict[str, Any]) -> float:
+    settings = local_stack()
+    peaks = {name: stack_run(settings, name, days) for name, days in SPANS.items()}
+    ratios = []
+    for role in ROLES:
+        values = [peaks[name][role] for name in SPANS]
+        for name in SPANS:
+            figures[f"{role}_{name}_peak_mib"] = round(peaks[name][role], 1)
+        ratio = round(min(values) / max(values), 3)
+        figures[f"{role}_ratio"] = ratio
+        ratios.append(ratio)
+    return min(ratios)
+
+
+def state_part(figures: dict[str, Any]) -> None:
     for model in ("ranges", "per-interval"):
         for name, days in SPANS.items():
             out = (
@@ -121,15 +304,31 @@ def main() -> None:
                 .splitlines()[-1]
             )
             result = json.loads(out)
-            figures[f"{model}_{name}_peak_mib"] = result["peak_mib"]
+            figures[f"state_path_{model}_{name}_peak_mib"] = result["peak_mib"]
             print(
-                f"{model:>12} sparse span {name:>3}: peak {result['peak_mib']:8.1f} MiB, "
-                f"{result['records']} records, {result['gaps']} gaps"
+                f"state path, {model:>12}, sparse span {name:>3}: peak {result['peak_mib']:8.1f}"
+                f" MiB, {result['records']} records, {result['gaps']} gaps",
+                flush=True,
             )
-    ranges = [figures[f"ranges_{n}_peak_mib"] for n in SPANS]
-    naive = [figures[f"per-interval_{n}_peak_mib"] for n in SPANS]
-    figures["ratio"] = round(min(ranges) / max(ranges), 3)
-    figures["ratio_per_interval_model"] = round(min(naive) / max(naive), 3)
+    for model in ("ranges", "per-interval"):
+        values = [figures[f"state_path_{model}_{n}_peak_mib"] for n in SPANS]
+        figures[f"state_path_{model}_ratio"] = round(min(values) / max(values), 3)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        print(json.dumps(child(int(sys.argv[2]), sys.argv[3])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--part", choices=("both", "stack", "state"), default="both")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {"benchmark": "memory"}
+    if args.part in ("both", "stack"):
+        figures["ratio"] = stack_part(figures)
+    if args.part in ("both", "state"):
+        state_part(figures)
+        if "ratio" not in figures:
+            figures["ratio"] = figures["state_path_ranges_ratio"]
     emit(figures)
 
 

@@ -188,21 +188,33 @@ class Services:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n" + "\n".join(tail))
 
     def wait_for_data(self, deadline_s: float = 600) -> None:
-        """Until the API serves latest prices (raw -> worker -> projector -> Redis -> API)."""
+        """Until the API serves latest prices of every ISO (raw -> worker -> projector ->
+        Redis -> API)."""
         began = time.monotonic()
+        wanted = {iso.value.upper() for iso in ISO_DATASETS}
+        served: set[str] = set()
         with self.console.status("waiting for prices to reach the API") as status:
             while time.monotonic() - began < deadline_s:
                 self._check_alive()
                 try:
                     answer = httpx.get(f"{self.url}/v1/lmp/latest", timeout=5)
-                    series = len(answer.json().get("data", [])) if answer.status_code == 200 else 0
+                    rows = answer.json().get("data", []) if answer.status_code == 200 else []
+                    served |= {str(row.get("iso")) for row in rows} & wanted
                 except (httpx.HTTPError, ValueError):
-                    series = 0
-                status.update(f"waiting for prices to reach the API ({series} series so far)")
-                if series:
+                    pass
+                status.update(
+                    "waiting for prices to reach the API"
+                    f" ({', '.join(sorted(served)) or 'no ISO'} so far)"
+                )
+                if served == wanted:
+                    self.console.print(
+                        f"  latest prices of {', '.join(sorted(wanted))} served"
+                        f" {time.monotonic() - began:.0f} s after the path started"
+                    )
                     return
                 time.sleep(2)
-        raise RuntimeError(f"no prices reached the API in {deadline_s:.0f} s")
+        missing = ", ".join(sorted(wanted - served))
+        raise RuntimeError(f"no prices of {missing} reached the API in {deadline_s:.0f} s")
 
     def live(self, locations: int) -> None:
         """Simulated live feeds of the real-time datasets, polled on each ISO's cadence."""

@@ -125,6 +125,8 @@ class MarketProcessor:
     def __post_init__(self) -> None:
         self.known: dict[str, Any] = {}
         self._expire_due: dict[int, datetime] = {}  # partition -> next expiry pass
+        self._newest: dict[int, datetime] = {}  # partition -> newest interval start seen
+        self._newest_at_pass: dict[int, datetime] = {}  # ...when its last expiry pass ran
         self.first_seen: dict[str, Any] = {}
         self._loaded = False
         self._decisions: dict[tuple[Iso, Dataset, Decision], Any] = {}
@@ -163,9 +165,10 @@ class MarketProcessor:
         now = now or datetime.now(UTC)
         if not self._loaded:
             self.load(latest, locations)
-        due = self._expire_due.get(partition)
-        if due is None or now >= due:
+        if self._expiry_due(partition, now):
             self._expire_due[partition] = now + self.expire_every
+            if partition in self._newest:
+                self._newest_at_pass[partition] = self._newest[partition]
             self.expire(partition, latest)
         iso, dataset = self.raw_topics[topic]
         self._records_in[topic].inc()
@@ -210,7 +213,22 @@ class MarketProcessor:
         if kind.core == "lmp":
             outputs += self._discover(raw, dataset, source, locations, now)
         self._track(iso, dataset, partition, series_key(kind, raw), raw)
+        start = raw["interval_start_utc"]
+        if partition not in self._newest or start > self._newest[partition]:
+            self._newest[partition] = start
         return outputs
+
+    def _expiry_due(self, partition: int, now: datetime) -> bool:
+        """An expiry pass runs every `expire_every` of wall-clock time, and also whenever the
+        partition's event time has moved on by an eighth of the retention since the last pass:
+        a replay of years in an hour keeps the mirror within 9/8 of the retention too."""
+        due = self._expire_due.get(partition)
+        if due is None or now >= due:
+            return True
+        newest, at_pass = self._newest.get(partition), self._newest_at_pass.get(partition)
+        if newest is None:
+            return False
+        return at_pass is None or newest - at_pass >= self.retention / 8
 
     def _revise(
         self,

@@ -66,6 +66,24 @@ def test_keys_older_than_retention_behind_the_newest_interval_are_dropped() -> N
     assert feed(da("B", T0), 1, 5, NOW + timedelta(hours=1, minutes=2)) == []
 
 
+def test_a_fast_replay_keeps_the_mirror_within_the_retention_in_event_time() -> None:
+    """Thirty days of one location replayed within a minute of wall-clock time: the wall-clock
+    hourly pass never comes, the event-time pass (every eighth of the retention) keeps the
+    mirror within 2 days + 6 hours of hourly intervals."""
+    proc, (topic, encode) = processor()
+    latest: dict[str, Any] = {}
+    largest = 0
+    for hour in range(30 * 24):
+        record = encode(da("A", T0 + timedelta(hours=hour)))
+        now = NOW + timedelta(seconds=hour / 12)  # the whole replay within a minute
+        proc.process(topic, 0, hour, b"k", record, latest, {}, now=now)
+        largest = max(largest, len(latest))
+    assert largest <= 2 * 24 + 6 + 1
+    assert set(proc.known) == set(latest)
+    oldest = min(datetime.fromisoformat(k.rsplit("|", 1)[1]) for k in latest)
+    assert oldest >= T0 + timedelta(days=30) - timedelta(days=2, hours=7)
+
+
 def test_after_a_rebalance_the_mirror_is_read_again_from_the_tables() -> None:
     proc, (topic, encode) = processor()
     record = encode(da("A", T0))

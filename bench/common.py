@@ -73,6 +73,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a running process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
 def emit(figures: dict[str, Any]) -> None:
     """The last line of every benchmark: one JSON object with its figures."""
     print(json.dumps(figures, sort_keys=True))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
+from bench.common import ROOT, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from schemas.catalog import TopicCatalog
@@ -129,13 +129,6 @@ def topic_size(settings: Settings, topic: str) -> int:
         )
     finally:
         consumer.close()
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id
+from bench.common import ROOT, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
 from connectors.records import VERSION, LmpRecord
 from connectors.runtime import ConnectorRuntime
 from optibid.settings import Settings
@@ -156,13 +156,6 @@ def _records(days: int) -> list[LmpRecord]:
     return out
 
 
-def _peak_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
-
-
 def _topic_size(settings: Settings, topics: list[str]) -> int:
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "sizer"})
     try:
@@ -250,7 +243,7 @@ def stack_run(settings: Settings, name: str, days: int) -> dict[str, float]:
         for role, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{role} exited with {proc.returncode}; see {logs}")
-        peaks = {role: _peak_mib(proc.pid) for role, proc in procs.items()}
+        peaks = {role: peak_rss_mib(proc.pid) for role, proc in procs.items()}
     finally:
         for proc in procs.values():
             proc.terminate()

@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import faust
 import structlog
-from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message
 from prometheus_client import Counter, Gauge
 
@@ -30,7 +29,14 @@ from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.app import (
+from streams.kpi_state import (
+    DAY,
+    BenchmarkKpis,
+    KpiConfig,
+    SeriesKpis,
+    is_benchmark_input,
+)
+from streams.runtime import (
     BatchTransport,
     BytesTopics,
     ChangelogBatchTable,
@@ -38,13 +44,7 @@ from streams.app import (
     ProducerBatches,
     apply_runs,
     faust_app,
-)
-from streams.kpi_state import (
-    DAY,
-    BenchmarkKpis,
-    KpiConfig,
-    SeriesKpis,
-    is_benchmark_input,
+    producer_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -166,7 +166,7 @@ class KpiWorker:
 
     async def send(self, records: list[tuple[TopicSpec, bytes, bytes]]) -> None:
         """Records to the producer as one batch per topic-partition; waits for delivery."""
-        producer = cast(aiokafka_driver.Producer, self.app.producer)._ensure_producer()
+        producer = producer_of(self.app)
         batches = ProducerBatches(producer, self.partition_of)
         for spec, key, data in records:
             await batches.add_keyed(spec.name, key, data)

@@ -36,3 +36,62 @@ def test_package_imports_only_what_it_may(package: str) -> None:
         for path in (ROOT / package).rglob("*.py")
     }
     assert {k: v for k, v in offending.items() if v} == {}
+
+
+# Where the private attributes of faust-streaming and aiokafka may be used: the streams runtime
+# and its own tests (streams/runtime/internals.py names each one it relies on).
+RUNTIME = ("streams/runtime/", "tests/unit/streams/runtime/")
+TREES = (*OURS, "bench", "tests")
+# confluent-kafka names librdkafka's local error codes with a leading underscore; they are its
+# documented public API (KafkaError._PARTITION_EOF), not a private
+DOCUMENTED = frozenset({"_PARTITION_EOF"})
+
+
+def _python_files() -> list[Path]:
+    return [
+        path
+        for tree in TREES
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        if not str(path.relative_to(ROOT)).startswith(RUNTIME)
+    ]
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _defined_privates(trees: list[ast.AST]) -> set[str]:
+    """The private names this project's own code (outside the runtime) defines: functions,
+    classes, module and class attributes, and attributes it assigns on its own objects."""
+    names: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+                names.add(node.id if isinstance(node, ast.Name) else node.attr)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+    return {n for n in names if _is_private(n)} | DOCUMENTED
+
+
+def test_no_private_of_another_package_is_used_outside_the_streams_runtime() -> None:
+    files = _python_files()
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in files}
+    ours = _defined_privates(list(trees.values()))
+    found: list[str] = []
+    for path, tree in trees.items():
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _is_private(node.attr):
+                if node.attr not in ours:
+                    found.append(f"{where}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] in TREES:
+                    continue
+                found += [
+                    f"{where}:{node.lineno} from {node.module} import {alias.name}"
+                    for alias in node.names
+                    if _is_private(alias.name)
+                ]
+    assert found == []

@@ -8,7 +8,6 @@ The aiokafka producer is replaced by a recorder of the batches it is handed.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,17 +16,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.streams import _current_event
 from faust.types import TP, Message
 
 from schemas.catalog import Dataset, Iso
-from streams.app import (
-    BatchConsumer,
-    ChangelogBatchTable,
-    ProducerBatches,
-    StreamWorker,
-    WorkerConfig,
-)
+from streams.app import StreamWorker, WorkerConfig
+from streams.runtime import BatchConsumer, ChangelogBatchTable, ProducerBatches, current_event
 from tests.unit.streams.factories import T0, raw_lmp
 
 PARTITIONS = 6
@@ -283,16 +276,13 @@ def test_deferred_values_are_in_a_rocksdb_store_before_their_changelog_is_sent(
         list[bytes], list[tuple[int, bytes, bytes | None]], list[bytes]
     ]:
         event = sw.app.create_event(source.key, source.value, source.headers, source)
-        token = _current_event.set(weakref.ref(event))
-        try:
+        with current_event(event):
             table.defer_changelog()
             table["a|key"] = [1, "d", f"{raw}:1:0", None, "s", 5]
             db = table.data._db_for_partition(1)  # type: ignore[attr-defined]  # RocksDB's
             before = [k for k in list(db.keys()) if not k.startswith(b"__faust")]
             records = table.take_changelog()
             after = [k for k in list(db.keys()) if not k.startswith(b"__faust")]
-        finally:
-            _current_event.reset(token)
         return before, records, after
 
     before, records, after = loop.run_until_complete(set_and_take())

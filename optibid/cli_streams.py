@@ -30,6 +30,7 @@ from streams.app import StreamWorker, WorkerConfig
 from streams.kpi_app import KpiWorker, KpiWorkerConfig
 from streams.kpi_state import KpiConfig
 from streams.redrive import RedriveError, Redriver
+from streams.runtime import ensure_changelogs
 from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
 
@@ -104,7 +105,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             kpi=kpi_config(settings),
         )
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-        faust.Worker(KpiWorker(config).app, loglevel=loglevel).execute_from_commandline()
+        kpi_worker = KpiWorker(config)
+        ensure_changelogs(kpi_worker.app, settings.bootstrap_servers)
+        faust.Worker(kpi_worker.app, loglevel=loglevel).execute_from_commandline()
 
     dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
     app.add_typer(dlq_app, name="dlq")
@@ -211,4 +214,5 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         )
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         stream_worker = StreamWorker(config)
+        ensure_changelogs(stream_worker.app, settings.bootstrap_servers)
         faust.Worker(stream_worker.app, loglevel=loglevel).execute_from_commandline()

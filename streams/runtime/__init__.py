@@ -13,7 +13,7 @@ Everything private of faust-streaming and aiokafka that this needs lives in this
 alone (`internals.RELIED_ON` names each, `internals.PINNED` the versions).
 """
 
-from streams.runtime.app import apply_runs, faust_app
+from streams.runtime.app import apply_runs, ensure_changelogs, faust_app
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import PINNED, current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
@@ -31,6 +31,7 @@ __all__ = [
     "ProducerBatches",
     "apply_runs",
     "current_event",
+    "ensure_changelogs",
     "faust_app",
     "producer_of",
 ]

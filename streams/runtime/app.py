@@ -11,6 +11,8 @@ from typing import cast
 import faust
 from faust.types import Message
 
+from schemas.catalog import TopicSpec
+from schemas.topics import ensure_topics
 from streams.runtime.consumer import BatchConsumer
 from streams.runtime.internals import current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
@@ -94,3 +96,23 @@ async def apply_runs(
         changelog = changelogs.get(topic)
         if changelog is not None:
             future.add_done_callback(partial(changelog.changelog_delivered, count))
+
+
+def ensure_changelogs(app: faust.App, bootstrap: str) -> list[str]:
+    """Create the changelog topic of every table of `app` (compacted, as many partitions as
+    the table) and wait for their leaders; returns the names created. Run before the worker
+    starts: faust creates them itself at start-up, but a batch that sets a table key before
+    the new topic has reached the consumer's metadata stops the worker (PartitionsMismatch,
+    "the changelog topic has 0 partitions"), as a first start of a new app id showed."""
+    specs = [
+        TopicSpec(
+            table.changelog_topic.get_topic_name(),
+            "the table's key",
+            table.partitions or app.conf.topic_partitions,
+            "faust table changelog (the table's own serialisation)",
+            f"Changelog of the worker table {table.name}.",
+            compact=True,
+        )
+        for table in app.tables.values()
+    ]
+    return ensure_topics(bootstrap, specs)

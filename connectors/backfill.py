@@ -22,6 +22,7 @@ from connectors.errors import ConnectorError, FetchError, NoDataError
 from connectors.runtime import ConnectorRuntime, RunStats, new_run
 from connectors.sources import Source
 from schemas.catalog import Dataset, Iso, TopicCatalog
+from schemas.envelope import envelope
 from schemas.serde import AvroSerde
 
 log = structlog.get_logger(__name__)
@@ -136,13 +137,14 @@ class BackfillWorker:
             )
         now = datetime.now(UTC)
         done = {
-            "event_id": str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"backfill-done|{request['request_id']}")
+            **envelope(
+                event_id=str(
+                    uuid.uuid5(uuid.NAMESPACE_URL, f"backfill-done|{request['request_id']}")
+                ),
+                occurred_at_utc=now,
+                recorded_at_utc=now,
+                source=f"connector:{iso.value}:backfill",
             ),
-            "occurred_at_utc": now,
-            "recorded_at_utc": now,
-            "source": f"connector:{iso.value}:backfill",
-            "schema_version": 1,
             "request_id": request["request_id"],
             "iso": request["iso"],
             "dataset": request["dataset"],

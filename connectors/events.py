@@ -16,6 +16,7 @@ from connectors.records import (
     interval_end,
 )
 from schemas.catalog import Dataset
+from schemas.envelope import envelope
 
 EVENT_NAMESPACE = uuid.UUID("0b7c4a52-95f4-4f7e-9a3c-3d1c1f0e6a10")
 
@@ -44,11 +45,12 @@ def raw_event(
     body = _payload(record)
     body["native_fields"] = dict(record.native_fields)
     return {
-        "event_id": event_id(record),
-        "occurred_at_utc": interval_end(record),
-        "recorded_at_utc": recorded_at_utc,
-        "source": source,
-        "schema_version": 1,
+        **envelope(
+            event_id=event_id(record),
+            occurred_at_utc=interval_end(record),
+            recorded_at_utc=recorded_at_utc,
+            source=source,
+        ),
         "dataset": dataset.value,
         "run_id": run_id,
         **body,

@@ -27,6 +27,7 @@ from connectors.parsing import Parser, parser_for
 from connectors.records import Record, interval_end
 from connectors.simulate import Payload
 from schemas.catalog import Dataset, Iso, TopicCatalog
+from schemas.envelope import envelope
 from schemas.serde import AvroSerde
 
 log = structlog.get_logger(__name__)
@@ -217,11 +218,12 @@ class ConnectorRuntime:
         finished = datetime.now(UTC)
         latency = (finished - stats.last_end_utc).total_seconds() if stats.last_end_utc else None
         event = {
-            "event_id": stats.run_id,
-            "occurred_at_utc": finished,
-            "recorded_at_utc": finished,
-            "source": self.source,
-            "schema_version": 1,
+            **envelope(
+                event_id=stats.run_id,
+                occurred_at_utc=finished,
+                recorded_at_utc=finished,
+                source=self.source,
+            ),
             "run_id": stats.run_id,
             "iso": self.iso.value.upper(),
             "dataset": self.dataset.value,
@@ -264,11 +266,12 @@ class ConnectorRuntime:
         now = datetime.now(UTC)
         key = self._checkpoint_key(stream)
         value = {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|{position_utc}|{last_source}")),
-            "occurred_at_utc": now,
-            "recorded_at_utc": now,
-            "source": self.source,
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}|{position_utc}|{last_source}")),
+                occurred_at_utc=now,
+                recorded_at_utc=now,
+                source=self.source,
+            ),
             "iso": self.iso.value.upper(),
             "dataset": self.dataset.value,
             "stream": stream,

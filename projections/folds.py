@@ -30,6 +30,7 @@ from projections.tables import (
     SERIES_STATUS,
     TableSpec,
 )
+from schemas.envelope import envelope
 
 Event = Mapping[str, Any]
 Row = tuple[Any, ...]
@@ -377,11 +378,12 @@ def dead_letter(
     """The RecordDeadLettered for an event the projector of `read_model` could not fold; its
     id is deterministic in the record's position, so a second rejection is the same event."""
     return {
-        "event_id": str(uuid.uuid5(_DEAD_LETTER_IDS, f"{topic}|{partition}|{offset}")),
-        "occurred_at_utc": now,
-        "recorded_at_utc": now,
-        "source": f"projector:{read_model}",
-        "schema_version": 1,
+        **envelope(
+            event_id=str(uuid.uuid5(_DEAD_LETTER_IDS, f"{topic}|{partition}|{offset}")),
+            occurred_at_utc=now,
+            recorded_at_utc=now,
+            source=f"projector:{read_model}",
+        ),
         "iso": iso_of(event, key),
         "dataset": dataset_of(event, key, read_model),
         "reason_codes": [error.code],

@@ -43,6 +43,7 @@ from prometheus_client import Counter, Gauge
 
 from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
+from schemas.envelope import envelope
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
 from streams.gaps import BackfillPlanner, Gap, SeriesChange, Window
@@ -333,11 +334,12 @@ class StreamWorker:
     def _freshness_event(self, run: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)
         return {
-            "event_id": run["run_id"],
-            "occurred_at_utc": run["finished_at_utc"],
-            "recorded_at_utc": now,
-            "source": "worker:freshness",
-            "schema_version": 1,
+            **envelope(
+                event_id=run["run_id"],
+                occurred_at_utc=run["finished_at_utc"],
+                recorded_at_utc=now,
+                source="worker:freshness",
+            ),
             "iso": run["iso"],
             "dataset": run["dataset"],
             "latest_interval_end_utc": run["last_interval_end_utc"],
@@ -370,11 +372,12 @@ class StreamWorker:
         now = datetime.now(UTC)
         first = window.attempt == 1
         event = {
-            "event_id": window.request_id if first else f"{window.request_id}#{window.attempt}",
-            "occurred_at_utc": now,
-            "recorded_at_utc": now,
-            "source": "worker:gaps",
-            "schema_version": 1,
+            **envelope(
+                event_id=window.request_id if first else f"{window.request_id}#{window.attempt}",
+                occurred_at_utc=now,
+                recorded_at_utc=now,
+                source="worker:gaps",
+            ),
             "request_id": window.request_id,
             "iso": window.iso,
             "dataset": window.dataset,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from schemas.envelope import envelope
 from schemas.timeutil import day_bounds_utc, local_day
 from streams.kpis import is_on_peak, percentile, percentile_rank
 
@@ -125,11 +126,12 @@ def kpi_event(
     start = window.start
     identity = f"{iso}|{market}|{location_id}|{kpi}|{window.kind}|{start.isoformat()}|{revision}"
     return {
-        "event_id": str(uuid.uuid5(KPI_NAMESPACE, identity)),
-        "occurred_at_utc": occurred,
-        "recorded_at_utc": now,
-        "source": source,
-        "schema_version": 1,
+        **envelope(
+            event_id=str(uuid.uuid5(KPI_NAMESPACE, identity)),
+            occurred_at_utc=occurred,
+            recorded_at_utc=now,
+            source=source,
+        ),
         "iso": iso,
         "market": market,
         "location_id": location_id,

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from schemas.envelope import envelope
+
 CANONICAL_NAMESPACE = uuid.UUID("5c1b0a57-3f0e-4a8e-b7a9-6a8a0d0f4e21")
 
 # Raw schema full name -> (core topic name, canonical schema full name, canonical fields)
@@ -125,11 +127,12 @@ def normalise(
     identity = f"{kind.core}|{natural_key(kind, raw)}|{raw['revision']}"
     event.update(
         {
-            "event_id": str(uuid.uuid5(CANONICAL_NAMESPACE, identity)),
-            "occurred_at_utc": raw["occurred_at_utc"],
-            "recorded_at_utc": recorded_at_utc,
-            "source": "worker:normalise",
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(CANONICAL_NAMESPACE, identity)),
+                occurred_at_utc=raw["occurred_at_utc"],
+                recorded_at_utc=recorded_at_utc,
+                source="worker:normalise",
+            ),
             "run_id": raw["run_id"],
             "source_dataset": raw["dataset"],
         }

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
+from schemas.envelope import envelope
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
 from streams.gaps import Gap, GapTracker, SeriesChange
@@ -302,11 +303,12 @@ class MarketProcessor:
         locations[key] = source
         LOCATIONS_NEW.labels(raw["iso"]).inc()
         event = {
-            "event_id": str(uuid.uuid5(LOCATION_NAMESPACE, key)),
-            "occurred_at_utc": raw["interval_start_utc"],
-            "recorded_at_utc": now,
-            "source": "worker:normalise",
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(LOCATION_NAMESPACE, key)),
+                occurred_at_utc=raw["interval_start_utc"],
+                recorded_at_utc=now,
+                source="worker:normalise",
+            ),
             "iso": raw["iso"],
             "market": raw["market"],
             "location_id": raw["location_id"],
@@ -399,11 +401,12 @@ class MarketProcessor:
         for failure in failures:
             DEAD_LETTERED.labels(iso.value, dataset.value, failure.code).inc()
         event = {
-            "event_id": str(uuid.uuid5(DLQ_NAMESPACE, f"{topic}|{partition}|{offset}")),
-            "occurred_at_utc": timestamp_utc or now,
-            "recorded_at_utc": now,
-            "source": "worker:validate",
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(DLQ_NAMESPACE, f"{topic}|{partition}|{offset}")),
+                occurred_at_utc=timestamp_utc or now,
+                recorded_at_utc=now,
+                source="worker:validate",
+            ),
             "iso": iso.value.upper(),
             "dataset": dataset.value,
             "reason_codes": [f.code for f in failures],
@@ -456,11 +459,12 @@ def series_status_event(
         f"|{change.last_interval_start_utc.isoformat()}"
     )
     return {
-        "event_id": str(uuid.uuid5(SERIES_STATUS_NAMESPACE, name)),
-        "occurred_at_utc": change.at_utc,
-        "recorded_at_utc": now,
-        "source": "worker:gaps",
-        "schema_version": 1,
+        **envelope(
+            event_id=str(uuid.uuid5(SERIES_STATUS_NAMESPACE, name)),
+            occurred_at_utc=change.at_utc,
+            recorded_at_utc=now,
+            source="worker:gaps",
+        ),
         "iso": change.iso,
         "dataset": change.dataset,
         "series_key": change.series_key,
@@ -473,11 +477,12 @@ def series_status_event(
 
 def gap_event(gap: Gap, lateness: timedelta, now: datetime) -> dict[str, Any]:
     return {
-        "event_id": gap.gap_id,
-        "occurred_at_utc": gap.end_utc,
-        "recorded_at_utc": now,
-        "source": "worker:gaps",
-        "schema_version": 1,
+        **envelope(
+            event_id=gap.gap_id,
+            occurred_at_utc=gap.end_utc,
+            recorded_at_utc=now,
+            source="worker:gaps",
+        ),
         "gap_id": gap.gap_id,
         "iso": gap.iso,
         "dataset": gap.dataset,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import fastavro
 import pytest
 
 from schemas.contracts import ENVELOPE_FIELDS, Contract, ContractSet
+from schemas.envelope import SCHEMA_VERSION, envelope
 from schemas.errors import SchemaNotFoundError
 
 CONTRACTS = ContractSet()
+AT_ = datetime(2024, 11, 3, 6, tzinfo=UTC)
 ALL = list(CONTRACTS)
 
 
@@ -100,3 +103,12 @@ def test_canonical_lmp_uses_the_canonical_names() -> None:
 def test_unknown_schema_names_the_known_ones() -> None:
     with pytest.raises(SchemaNotFoundError, match=r"energy\.optibid\.market\.LmpPublished"):
         CONTRACTS.get("energy.optibid.market.Nope")
+
+
+@pytest.mark.parametrize("contract", ALL, ids=lambda c: c.name)
+def test_the_one_envelope_builder_writes_what_every_schema_begins_with(contract: Contract) -> None:
+    built = envelope(event_id="e", occurred_at_utc=None, recorded_at_utc=AT_, source="s")
+    fields = _fields(contract.definition)[: len(ENVELOPE_FIELDS)]
+    assert tuple(built) == tuple(f["name"] for f in fields) == ENVELOPE_FIELDS
+    version = next(f for f in fields if f["name"] == "schema_version")
+    assert built["schema_version"] == version["default"] == SCHEMA_VERSION

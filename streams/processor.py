@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 
@@ -110,6 +110,43 @@ def digest(value: tuple[Any, ...]) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
 
 
+class RevisionState(NamedTuple):
+    """What the revisions table keeps per natural key, by name. The table and its changelog
+    hold it as a JSON list in this order (`stored()`), so state written before stays readable."""
+
+    revision: int
+    digest: str  # of the canonical value
+    source: str  # "topic:partition:offset" of the raw record that set it
+    supersedes: int | None  # the revision a correction replaced, if it was one
+    series_key: str
+    interval_minutes: int
+
+    @classmethod
+    def of(cls, stored: Sequence[Any] | None) -> RevisionState | None:
+        """From the table's list. State of the older, four-item shape (no series key and
+        interval length) still dedupes; its key rebuilds no gap tracker (`tracked`)."""
+        if stored is None or len(stored) < 4:
+            return None
+        revision, digest, source, supersedes, *rest = stored
+        series, minutes = (rest[0], rest[1]) if len(rest) >= 2 else ("", 0)
+        return cls(revision, digest, source, supersedes, series, minutes)
+
+    @property
+    def tracked(self) -> bool:
+        return self.interval_minutes > 0
+
+    def stored(self) -> list[Any]:
+        return list(self)
+
+    @property
+    def topic(self) -> str:
+        return self.source.rsplit(":", 2)[0]
+
+    @property
+    def partition(self) -> int:
+        return int(self.source.rsplit(":", 2)[1])
+
+
 @dataclass
 class MarketProcessor:
     catalog: TopicCatalog
@@ -124,7 +161,7 @@ class MarketProcessor:
     )
 
     def __post_init__(self) -> None:
-        self.known: dict[str, Any] = {}
+        self.known: dict[str, RevisionState] = {}
         self._expire_due: dict[int, datetime] = {}  # partition -> next expiry pass
         self._newest: dict[int, datetime] = {}  # partition -> newest interval start seen
         self._newest_at_pass: dict[int, datetime] = {}  # ...when its last expiry pass ran
@@ -250,10 +287,11 @@ class MarketProcessor:
         nk = f"{kind.core}|{natural_key(kind, raw)}"
         value = digest(value_of(kind, raw))
         stored = self.known.get(nk)
-        known = Known(stored[0], (stored[1],)) if stored else None
+        known = Known(stored.revision, (stored.digest,)) if stored else None
         decision = decide(known, raw["revision"], (value,))
-        if decision is Decision.DUPLICATE and stored and stored[2] == source:
-            decision = Decision.CORRECTION if stored[3] is not None else Decision.NEW  # re-emit
+        if decision is Decision.DUPLICATE and stored and stored.source == source:
+            # the same raw record again (a re-read after a crash): emit what it emitted
+            decision = Decision.CORRECTION if stored.supersedes is not None else Decision.NEW
         self._decision_counter(iso, dataset, decision).inc()
         if decision is Decision.CONFLICT:
             failure = Failure(
@@ -268,20 +306,18 @@ class MarketProcessor:
         if decision in (Decision.DUPLICATE, Decision.STALE):
             return []
         supersedes = None
-        if decision is Decision.CORRECTION:
-            supersedes = (
-                stored[3] if stored and stored[2] == source else (stored[0] if stored else None)
-            )
-        state = [
+        if decision is Decision.CORRECTION and stored is not None:
+            supersedes = stored.supersedes if stored.source == source else stored.revision
+        state = RevisionState(
             raw["revision"],
             value,
             source,
             supersedes,
             series_key(kind, raw),
             raw["interval_minutes"],
-        ]
+        )
         self.known[nk] = state
-        latest[nk] = state
+        latest[nk] = state.stored()
         if decision is Decision.UNCHANGED:
             return []
         event = normalise(kind, raw, now, supersedes_revision=supersedes)
@@ -347,7 +383,7 @@ class MarketProcessor:
         partition's changelog."""
         starts: dict[str, datetime] = {}
         for natural, state in self.known.items():
-            if state is not None and int(str(state[2]).rsplit(":", 2)[1]) == partition:
+            if state.partition == partition:
                 starts[natural] = datetime.fromisoformat(natural.rsplit("|", 1)[1])
         if not starts:
             return 0
@@ -366,23 +402,24 @@ class MarketProcessor:
 
     def load(self, latest: Mapping[str, Any], locations: Mapping[str, Any]) -> None:
         """Mirror the persisted state and rebuild the gap trackers from it (after a restart)."""
-        self.known = dict(latest.items())
+        self.known = {
+            natural: state
+            for natural, stored in latest.items()
+            if (state := RevisionState.of(stored)) is not None
+        }
         self.first_seen = dict(locations.items())
         self.trackers.clear()
         # in event-time order, so each series' holes are found again as they were
         for natural, state in sorted(self.known.items(), key=lambda kv: kv[0].rsplit("|", 1)[1]):
-            if state is None or len(state) < 6:
-                continue
-            topic, partition, _offset = str(state[2]).rsplit(":", 2)
-            pair = self.raw_topics.get(topic)
-            if pair is None:
+            pair = self.raw_topics.get(state.topic)
+            if pair is None or not state.tracked:
                 continue
             iso, dataset = pair
             start = datetime.fromisoformat(natural.rsplit("|", 1)[1])
             tracker = self._tracker(
-                f"{partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
+                f"{state.partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
             )
-            tracker.observe(state[4], start, state[5])
+            tracker.observe(state.series_key, start, state.interval_minutes)
         self._loaded = True
 
     def _dead_letter(

@@ -9,7 +9,7 @@ from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
-from streams.processor import MarketProcessor
+from streams.processor import MarketProcessor, RevisionState
 from tests.unit.streams.factories import T0, raw_lmp
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # wall clock: irrelevant to retention, which is event time
@@ -96,3 +96,19 @@ def test_after_a_rebalance_the_mirror_is_read_again_from_the_tables() -> None:
     elsewhere.process(topic, 1, 1, b"k", encode(da("B", T0)), {}, {}, now=NOW)  # loaded, empty
     elsewhere.unload()  # rebalance complete: the restored table now holds partition 0's keys
     assert elsewhere.process(topic, 0, 2, b"k", record, dict(restored), dict(seen), now=NOW) == []
+
+
+def test_revision_state_reads_the_tables_lists_by_name_old_shape_included() -> None:
+    state = RevisionState.of([3, "d", "raw.pjm.lmp_rt_5min:4:17", 2, "PJM|RT_5MIN|A", 5])
+    assert state is not None
+    assert (state.topic, state.partition, state.supersedes, state.tracked) == (
+        "raw.pjm.lmp_rt_5min",
+        4,
+        2,
+        True,
+    )
+    assert state.stored() == [3, "d", "raw.pjm.lmp_rt_5min:4:17", 2, "PJM|RT_5MIN|A", 5]
+    older = RevisionState.of([3, "d", "raw.pjm.lmp_rt_5min:4:17", None])  # before series keys
+    assert older is not None
+    assert (older.revision, older.tracked) == (3, False)  # dedupes, rebuilds no tracker
+    assert RevisionState.of(None) is None

@@ -1,0 +1,131 @@
+"""The broker and the schema registry going away while a connector, the stream worker and a
+projector run: nothing accepted is lost, nothing is duplicated beyond identical events that
+idempotence absorbs, and every role comes through it without a restart.
+
+These stop servers of the shared local stack and start them again, so they run last (they
+are named so) and wait until the servers answer again before they end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.records import LmpRecord
+from connectors.runtime import ConnectorRuntime, PublishError, new_run
+from connectors.simulate import Faults
+from connectors.sources import SimulatedSource
+from optibid.settings import Settings
+from optibid.stack.kafka_server import KafkaServer
+from schemas.catalog import Dataset, Iso, TopicCatalog
+from schemas.serde import AvroSerde
+from tests.integration.kafka_util import read_topic, wait_until
+from tests.integration.projections_util import ProjectorProcess, lmp_rows
+from tests.integration.streams_util import WorkerProcess
+
+DAY = datetime(2024, 3, 10, 5, tzinfo=UTC)  # PJM's 23-hour spring-forward day, local midnight
+LOCATIONS = 12
+OUTAGE_S = 20.0
+
+
+@pytest.fixture
+def projector(test_id: str, db_schema: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
+    process = ProjectorProcess(test_id, db_schema, tmp_path)
+    yield process
+    process.stop()
+
+
+def _payloads(start: datetime, end: datetime) -> list[tuple[str, bytes]]:
+    source = SimulatedSource(Iso.PJM, locations=LOCATIONS, faults=Faults())
+    return list(source.fetch(Dataset.LMP_RT_5MIN, start, end))
+
+
+def _publish_through(
+    runtime: ConnectorRuntime, payloads: list[tuple[str, bytes]], deadline_s: float
+) -> tuple[list[LmpRecord], int]:
+    """The connector's loop: each payload published until the broker acknowledges it (a
+    failed publish is retried, as the next poll of a live connector would); returns what was
+    published and how many publishes failed."""
+    published: list[LmpRecord] = []
+    failures = 0
+    deadline = time.monotonic() + deadline_s
+    for name, data in payloads:
+        while True:
+            try:
+                records = runtime.handle_payload(name, data, new_run("SIMULATE"))
+                break
+            except PublishError:
+                failures += 1
+                assert time.monotonic() < deadline, "the broker never came back"
+                time.sleep(1.0)
+        published += [r for r in records if isinstance(r, LmpRecord)]
+    return published, failures
+
+
+def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical_events(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    worker: WorkerProcess,
+    projector: ProjectorProcess,
+    db_schema: str,
+) -> None:
+    catalog = contracts_ready
+    projector.run("db", "migrate")
+    projector.start("lmp", "--batch-events", "500")
+    worker.start()
+    runtime = ConnectorRuntime(
+        stack_settings.bootstrap_servers,
+        serde,
+        catalog,
+        Iso.PJM,
+        Dataset.LMP_RT_5MIN,
+        flush_timeout_s=5.0,
+    )
+    before = _payloads(DAY, DAY + timedelta(hours=8))
+    after = _payloads(DAY + timedelta(hours=8), DAY + timedelta(hours=23))
+    published, _ = _publish_through(runtime, before, 60)
+    lmp = catalog.core("lmp").name
+    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(published),
+               180, "the first part in PostgreSQL")  # fmt: skip
+
+    kafka = KafkaServer(stack_settings)
+    assert kafka.down()
+    outage_began = time.monotonic()
+    try:
+        # the connector goes on while the broker is away: its publishes fail and are retried
+        failed_during = 0
+        while time.monotonic() - outage_began < OUTAGE_S:
+            try:
+                runtime.handle_payload(*after[0], new_run("SIMULATE"))
+            except PublishError:
+                failed_during += 1
+    finally:
+        assert kafka.up() == "started"
+    assert failed_during >= 1, "a publish to a stopped broker must fail, not be dropped"
+    rest, _ = _publish_through(runtime, after, 120)
+    runtime.close()
+    published += rest
+
+    expected = {
+        (r.iso, r.market, r.location_id, r.interval_start_utc): r.lmp_usd_per_mwh for r in published
+    }
+
+    def projected() -> dict[tuple[str, str, str, datetime], float]:
+        return {key: price for key, _, price in lmp_rows(stack_settings, db_schema)}
+
+    wait_until(lambda: len(projected()) >= len(expected), 300, "every interval in PostgreSQL")
+    assert projected() == expected  # nothing lost, nothing altered
+    canonical = [v for _, v in read_topic(stack_settings, lmp, serde)]
+    by_key: dict[tuple[str, str, str, datetime, int], set[str]] = {}
+    for event in canonical:
+        key = (event["iso"], event["market"], event["location_id"],
+               event["interval_start_utc"], event["revision"])  # fmt: skip
+        by_key.setdefault(key, set()).add(event["event_id"])
+    assert len(by_key) == len(expected)  # one revision per interval, every one published
+    assert all(len(ids) == 1 for ids in by_key.values())  # repeats are identical events
+    assert worker.alive(), worker.logs()[-3000:]
+    assert projector.alive(), projector.logs()[-3000:]

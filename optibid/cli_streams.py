@@ -107,6 +107,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         kpi_worker = KpiWorker(config)
         ensure_changelogs(kpi_worker.app, settings.bootstrap_servers)
+        kpi_worker.prepare()
         faust.Worker(kpi_worker.app, loglevel=loglevel).execute_from_commandline()
 
     dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
@@ -215,4 +216,5 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         stream_worker = StreamWorker(config)
         ensure_changelogs(stream_worker.app, settings.bootstrap_servers)
+        stream_worker.prepare()
         faust.Worker(stream_worker.app, loglevel=loglevel).execute_from_commandline()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import fastavro
@@ -100,6 +100,28 @@ class AvroSerde:
                 reader = contract.parsed  # an older or newer version: resolve to ours
             self._writers[schema_id] = (name, writer, reader)
         return self._writers[schema_id]
+
+    def prefetch(self, values: Iterable[bytes | None]) -> int:
+        """Fetch the writer schema of every framed value whose schema id is not known yet, so
+        that decoding them needs no registry; returns how many were fetched. Raises
+        RegistryUnavailableError when the registry does not answer. Values with a bad header
+        or an id nobody registered are left for `decode` to reject as bad data."""
+        fetched = 0
+        for data in values:
+            if not data or len(data) < _HEADER.size:
+                continue
+            try:
+                schema_id = schema_id_of(data)
+            except DeserializationError:
+                continue
+            if schema_id in self._writers:
+                continue
+            try:
+                self._writer(schema_id)
+            except SchemaNotFoundError:
+                continue
+            fetched += 1
+        return fetched
 
     def is_contract(self, schema_id: int) -> bool:
         """Whether writer schema `schema_id` is exactly our contract of its name, so its records

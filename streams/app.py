@@ -63,6 +63,7 @@ from streams.runtime import (
     ChangelogBatchTable,
     KeyPartitioner,
     apply_runs,
+    await_writer_schemas,
     faust_app,
 )
 from streams.validate import ValidationConfig
@@ -155,6 +156,15 @@ class StreamWorker:
         )
         self._define()
 
+    def prepare(self) -> None:
+        """Resolve the schema id of every topic the worker writes, at start (the registry
+        answers then, or the contracts could not have been registered): a registry outage
+        later delays the decoding of ids not seen yet, never an output."""
+        for spec in self.catalog:
+            layer = spec.name.removeprefix(self.catalog.prefix).split(".")[0]
+            if layer in ("core", "dlq", "ingest") and spec.name not in self._encoders:
+                self._encoders[spec.name] = self.serde.encoder(spec.subject, spec.value_schema)
+
     def encode(self, out: Output) -> bytes:
         encoder = self._encoders.get(out.topic.name)
         if encoder is None:
@@ -185,6 +195,7 @@ class StreamWorker:
 
     async def process_market(self, runs: list[list[Message]]) -> None:
         """The batch path: the market step for each record (see `apply_runs`)."""
+        await await_writer_schemas(self.serde, runs)
 
         def outputs(message: Message) -> list[tuple[str, bytes, bytes]]:
             return [

@@ -43,6 +43,7 @@ from streams.runtime import (
     KeyPartitioner,
     ProducerBatches,
     apply_runs,
+    await_writer_schemas,
     faust_app,
     producer_of,
 )
@@ -108,10 +109,18 @@ class KpiWorker:
         self._ticks = 0
         self._define()
 
+    def prepare(self) -> None:
+        """Resolve the KPI topics' schema id at start, while the registry answers (see
+        StreamWorker.prepare)."""
+        self._encoder = self._kpi_encoder()
+
+    def _kpi_encoder(self) -> Encoder:
+        spec = self.catalog.kpi("lmp_hourly")
+        return self.serde.encoder(spec.subject, spec.value_schema)
+
     def encode(self, event: dict[str, Any]) -> bytes:
         if self._encoder is None:
-            spec = self.catalog.kpi("lmp_hourly")
-            self._encoder = self.serde.encoder(spec.subject, spec.value_schema)
+            self._encoder = self._kpi_encoder()
         return self._encoder(event)
 
     def outputs(
@@ -162,6 +171,7 @@ class KpiWorker:
             self.observe(message.topic, cast(bytes, message.value))
             return []
 
+        await await_writer_schemas(self.serde, runs)
         await apply_runs(self.app, self.tables, runs, step, self.partition_of)
 
     async def send(self, records: list[tuple[TopicSpec, bytes, bytes]]) -> None:

@@ -17,6 +17,7 @@ from streams.runtime.app import apply_runs, ensure_changelogs, faust_app
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import PINNED, current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
+from streams.runtime.registry import await_writer_schemas
 from streams.runtime.tables import ChangelogBatchTable
 from streams.runtime.topics import BytesTopics
 
@@ -30,6 +31,7 @@ __all__ = [
     "KeyPartitioner",
     "ProducerBatches",
     "apply_runs",
+    "await_writer_schemas",
     "current_event",
     "ensure_changelogs",
     "faust_app",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from connectors.records import LmpRecord
@@ -20,9 +21,10 @@ from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
 from optibid.settings import Settings
 from optibid.stack.kafka_server import KafkaServer
+from optibid.stack.registry_server import RegistryServer
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.serde import AvroSerde
-from tests.integration.kafka_util import read_topic, wait_until
+from tests.integration.kafka_util import count_records, read_topic, wait_until
 from tests.integration.projections_util import ProjectorProcess, lmp_rows
 from tests.integration.streams_util import WorkerProcess
 
@@ -128,4 +130,73 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
     assert len(by_key) == len(expected)  # one revision per interval, every one published
     assert all(len(ids) == 1 for ids in by_key.values())  # repeats are identical events
     assert worker.alive(), worker.logs()[-3000:]
+    assert projector.alive(), projector.logs()[-3000:]
+
+
+REGISTRY_OUTAGE_S = 60.0
+
+
+def _load_rows(settings: Settings, schema: str) -> int:
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".load').fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_nothing(
+    stack_settings: Settings,
+    contracts_ready: TopicCatalog,
+    serde: AvroSerde,
+    worker: WorkerProcess,
+    projector: ProjectorProcess,
+    db_schema: str,
+) -> None:
+    """LMP flows before the outage, so the worker and the projector know its schemas; load
+    arrives only while the registry is down, so its schema ids are new to both: they wait for
+    the registry instead of dead-lettering it, and everything lands once it is back."""
+    catalog = contracts_ready
+    projector.run("db", "migrate")
+    projector.start("all", "--batch-events", "500")
+    worker.start()
+    lmp_runtime = ConnectorRuntime(
+        stack_settings.bootstrap_servers, serde, catalog, Iso.PJM, Dataset.LMP_RT_5MIN
+    )
+    load_runtime = ConnectorRuntime(
+        stack_settings.bootstrap_servers, serde, catalog, Iso.PJM, Dataset.LOAD
+    )  # its encoder holds the raw load schema id from now on
+    published, _ = _publish_through(lmp_runtime, _payloads(DAY, DAY + timedelta(hours=6)), 60)
+    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(published),
+               180, "LMP in PostgreSQL before the outage")  # fmt: skip
+
+    registry = RegistryServer(stack_settings)
+    assert registry.down()
+    began = time.monotonic()
+    try:
+        later = _payloads(DAY + timedelta(hours=6), DAY + timedelta(hours=12))
+        rest, _ = _publish_through(lmp_runtime, later, 60)
+        published += rest
+        source = SimulatedSource(Iso.PJM, locations=LOCATIONS, faults=Faults())
+        loads = 0
+        for name, data in source.fetch(Dataset.LOAD, DAY, DAY + timedelta(hours=23)):
+            loads += len(load_runtime.handle_payload(name, data, new_run("SIMULATE")))
+        time.sleep(max(0.0, REGISTRY_OUTAGE_S - (time.monotonic() - began)))
+        assert worker.alive(), worker.logs()[-3000:]
+        assert projector.alive(), projector.logs()[-3000:]
+        assert count_records(stack_settings, catalog.core("load").name) == 0  # still waiting
+    finally:
+        assert registry.up() == "started"
+    lmp_runtime.close()
+    load_runtime.close()
+
+    wait_until(lambda: _load_rows(stack_settings, db_schema) >= loads, 300, "load in PostgreSQL")
+    expected = {(r.iso, r.market, r.location_id, r.interval_start_utc) for r in published}
+    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(expected),
+               120, "every LMP interval in PostgreSQL")  # fmt: skip
+    assert {key for key, _, _ in lmp_rows(stack_settings, db_schema)} == expected
+    assert _load_rows(stack_settings, db_schema) == loads
+    for dataset in (Dataset.LMP_RT_5MIN, Dataset.LOAD):
+        assert count_records(stack_settings, catalog.dlq(Iso.PJM, dataset).name) == 0
+    logs = worker.logs()
+    assert "registry.unavailable" in logs
+    assert "registry.available" in logs
+    assert worker.alive(), logs[-3000:]
     assert projector.alive(), projector.logs()[-3000:]

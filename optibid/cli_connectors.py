@@ -32,6 +32,7 @@ from connectors.replay import replay, replay_files
 from connectors.runtime import RunStats
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource, Source
+from optibid.broker_watch import BrokerWatch
 from optibid.settings import Settings
 from optibid.wiring import connector_runtime, live_source, prepare_contracts
 from schemas.catalog import ISO_DATASETS, Dataset, Iso
@@ -119,6 +120,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         settings = settings_of()
         if metrics_port:
             start_http_server(metrics_port, addr=settings.metrics_host)
+        BrokerWatch(settings.bootstrap_servers, "connector")
         try:
             with connector_runtime(settings, iso, dataset) as runtime:
                 if replay_dir is not None:
@@ -222,6 +224,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         settings = settings_of()
         if metrics_port:
             start_http_server(metrics_port, addr=settings.metrics_host)
+        BrokerWatch(settings.bootstrap_servers, "backfill")
         catalog = prepare_contracts(settings)
         sources: dict[Iso, Source] = {}
         for iso in Iso:

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import psycopg
 import typer
-from prometheus_client import start_http_server
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from optibid.broker_watch import observe_role
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
@@ -101,7 +101,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:  # 
         except (ContractError, ValueError) as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
-        start_http_server(metrics_port, addr=settings.metrics_host)
+        observe_role(settings.bootstrap_servers, "projector", settings.metrics_host, metrics_port)
         failures: list[BaseException] = []
 
         def run(name: str) -> None:

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import faust
 import typer
-from prometheus_client import start_http_server
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from optibid.broker_watch import observe_role
 from optibid.cli_connectors import DatasetArg, IsoArg, check_dataset, console
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
@@ -92,7 +92,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         benchmarks, to the kpi.* topics."""
         settings = settings_of()
         prepare_contracts(settings)
-        start_http_server(metrics_port, addr=settings.metrics_host)
+        observe_role(settings.bootstrap_servers, "kpis", settings.metrics_host, metrics_port)
         config = KpiWorkerConfig(
             broker=settings.bootstrap_servers,
             registry_url=settings.schema_registry_url,
@@ -204,7 +204,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         freshness."""
         settings = settings_of()
         prepare_contracts(settings)
-        start_http_server(metrics_port, addr=settings.metrics_host)
+        observe_role(settings.bootstrap_servers, "worker", settings.metrics_host, metrics_port)
         config = worker_config(
             settings,
             app_id=app_id,

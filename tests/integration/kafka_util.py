@@ -12,6 +12,27 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from optibid.settings import Settings
 from schemas.serde import AvroSerde
 
+TRANSIENT = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART"}
+
+
+def watermarks(consumer: Consumer, topic: str, attempts: int = 5) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of every partition of `topic`, retrying a broker's retriable answers
+    (a partition whose leader is moving or not elected yet, under load)."""
+    for attempt in range(attempts):
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in partitions
+            }
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = error is not None and (error.retriable() or error.name() in TRANSIENT)
+            if not retriable or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
 
 def read_topic(
     settings: Settings, topic: str, serde: AvroSerde, timeout_s: float = 60
@@ -27,9 +48,7 @@ def read_topic(
     )
     out: list[tuple[str, dict[str, Any]]] = []
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        for partition, (low, high) in watermarks(consumer, topic).items():
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
@@ -51,30 +70,11 @@ def read_topic(
     return out
 
 
-TRANSIENT = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART"}
-
-
 def count_records(settings: Settings, topic: str, attempts: int = 5) -> int:
-    """Records on `topic` (end minus start offsets), retrying a broker's retriable answers
-    (a partition whose leader is moving, under load)."""
+    """Records on `topic` (end minus start offsets)."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "counter"})
     try:
-        for attempt in range(attempts):
-            try:
-                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-                total = 0
-                for partition in partitions:
-                    tp = TopicPartition(topic, partition)
-                    low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                    total += high - low
-                return total
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                retriable = error is not None and (error.retriable() or error.name() in TRANSIENT)
-                if not retriable or attempt == attempts - 1:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return sum(high - low for low, high in watermarks(consumer, topic, attempts).values())
     finally:
         consumer.close()
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.serde import AvroSerde
+from tests.integration.kafka_util import watermarks
 from tests.integration.streams_util import PROJECT, ChildProcess, free_port
 
 DAY_START = datetime(2024, 11, 3, 4, tzinfo=UTC)  # PJM's 25-hour fall-back day, local midnight
@@ -376,8 +377,7 @@ def topic_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], i
     try:
         ends = {}
         for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            for partition, (_, high) in watermarks(consumer, topic).items():
                 ends[topic, partition] = high
         return ends
     finally:

@@ -18,6 +18,7 @@ from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
 from streams.processor import MarketProcessor
+from tests.integration.kafka_util import watermarks
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -90,8 +91,7 @@ def raw_in_order(
     )
     out = []
     try:
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        for partition, (low, high) in watermarks(consumer, topic).items():
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])

@@ -131,6 +131,9 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
     assert all(len(ids) == 1 for ids in by_key.values())  # repeats are identical events
     assert worker.alive(), worker.logs()[-3000:]
     assert projector.alive(), projector.logs()[-3000:]
+    for role in (worker, projector):  # each says so, in order
+        logs = role.logs()
+        assert logs.index("broker.unavailable") < logs.rindex("broker.available"), logs[-3000:]
 
 
 REGISTRY_OUTAGE_S = 60.0

@@ -17,7 +17,7 @@ from optibid.settings import Settings
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.serde import AvroSerde
 from streams.redrive import HEADER_FROM, Redriver
-from tests.integration.kafka_util import count_records, read_topic, wait_until
+from tests.integration.kafka_util import count_records, read_topic, wait_until, watermarks
 from tests.integration.streams_util import PROJECT, WorkerProcess
 from tests.unit.streams.factories import raw_lmp
 
@@ -114,8 +114,7 @@ def _redrive_headers(settings: Settings, topic: str) -> list[str]:
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "h"})
     found: list[str] = []
     try:
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition))
+        for partition, (low, high) in watermarks(consumer, topic).items():
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])

@@ -38,6 +38,28 @@ def test_package_imports_only_what_it_may(package: str) -> None:
     assert {k: v for k, v in offending.items() if v} == {}
 
 
+def test_the_streams_runtime_knows_no_worker() -> None:
+    """streams/runtime/ is generic: it imports schemas/ and third-party packages, never the
+    workers' own modules (which import it)."""
+    offending = {}
+    for path in (ROOT / "streams" / "runtime").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        } | {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+            for alias in node.names
+        }  # fmt: skip
+        bad = sorted(
+            m for m in modules if m.startswith("streams.") and not m.startswith("streams.runtime")
+        )
+        if bad:
+            offending[str(path.relative_to(ROOT))] = bad
+    assert offending == {}
+
+
 # Where the private attributes of faust-streaming and aiokafka may be used: the streams runtime
 # and its own tests (streams/runtime/internals.py names each one it relies on).
 RUNTIME = ("streams/runtime/", "tests/unit/streams/runtime/")

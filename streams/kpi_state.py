@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.envelope import envelope
 from schemas.timeutil import day_bounds_utc, local_day
@@ -154,8 +154,23 @@ def natural_key(event: Mapping[str, Any]) -> str:
     )
 
 
-# One interval's latest value: lmp, congestion, loss, arrival (unix s), revision, minutes.
-Point = tuple[float, float | None, float | None, float, int, int]
+class Revised(NamedTuple):
+    """A benchmark input or result: its value and the revision that sums its inputs'. The
+    `kpi_benchmark` table holds an input as a list in this order."""
+
+    value: float
+    revision: int
+
+
+class Point(NamedTuple):
+    """One interval's latest value. The `kpi_inputs` table holds it as a list in this order."""
+
+    lmp: float
+    congestion: float | None
+    loss: float | None
+    recorded_at: float  # arrival, unix seconds
+    revision: int
+    minutes: int
 
 
 class Emitted:
@@ -246,19 +261,19 @@ class HourSummary:
     @staticmethod
     def of(points: Mapping[int, Point], on_peak: bool, spike: float) -> HourSummary:
         items = sorted(points.items())
-        lmps = [p[0] for _, p in items]
-        minutes = items[0][1][5]
+        lmps = [p.lmp for _, p in items]
+        minutes = items[0][1].minutes
         high = max(lmps)
         summary = HourSummary(
             count=len(items),
             minutes=minutes,
-            weighted=sum(p[0] * p[5] for _, p in items),
-            weight=sum(p[5] for _, p in items),
+            weighted=sum(p.lmp * p.minutes for _, p in items),
+            weight=sum(p.minutes for _, p in items),
             sum_sq=sum(v * v for v in lmps),
             total=sum(lmps),
             low=min(lmps),
             high=high,
-            high_start=next(s for s, p in items if p[0] == high),
+            high_start=next(s for s, p in items if p.lmp == high),
             negatives=sum(1 for v in lmps if v < 0),
             spikes=sum(1 for v in lmps if v > spike),
             abs_lmp_with_components=0.0,
@@ -266,19 +281,19 @@ class HourSummary:
             with_components=0,
             loss=0.0,
             with_loss=0,
-            revision=sum(p[4] for _, p in items),
-            occurred=max(s + p[5] * 60 for s, p in items),
-            latencies=[p[3] - (s + p[5] * 60) for s, p in items],
+            revision=sum(p.revision for _, p in items),
+            occurred=max(s + p.minutes * 60 for s, p in items),
+            latencies=[p.recorded_at - (s + p.minutes * 60) for s, p in items],
             on_peak=on_peak,
         )
         for _, p in items:
-            if p[1] is not None:
+            if p.congestion is not None:
                 summary.with_components += 1
-                summary.abs_congestion += abs(p[1])
-                summary.abs_lmp_with_components += abs(p[0])
-            if p[2] is not None:
+                summary.abs_congestion += abs(p.congestion)
+                summary.abs_lmp_with_components += abs(p.lmp)
+            if p.loss is not None:
                 summary.with_loss += 1
-                summary.loss += p[2]
+                summary.loss += p.loss
         return summary
 
 
@@ -318,7 +333,7 @@ class SeriesKpis:
             if point is None:
                 continue
             series, start = key.rsplit("|", 1)
-            self._put(series, int(start), tuple(point))
+            self._put(series, int(start), Point(*point))
         self.loaded = True
 
     def _put(self, series: str, start: int, point: Point) -> None:
@@ -334,7 +349,7 @@ class SeriesKpis:
                 self.index.setdefault(series, set()).add(day)
             held.add(hour)
         points[start] = point
-        end = start + point[5] * 60
+        end = start + point.minutes * 60
         mark = (iso, market)
         if end > self.watermark.get(mark, 0):
             self.watermark[mark] = end
@@ -354,9 +369,9 @@ class SeriesKpis:
             return "late"
         known = self.hours.get((series, hour), {}).get(start)
         revision = int(event["revision"])
-        if known is not None and known[4] >= revision:
-            return "duplicate" if known[4] == revision else "stale"
-        point: Point = (
+        if known is not None and known.revision >= revision:
+            return "duplicate" if known.revision == revision else "stale"
+        point = Point(
             float(event["lmp_usd_per_mwh"]),
             event["congestion_usd_per_mwh"],
             event["loss_usd_per_mwh"],
@@ -539,7 +554,7 @@ class BenchmarkKpis:
     config: KpiConfig = field(default_factory=KpiConfig)
 
     def __post_init__(self) -> None:
-        self.groups: dict[tuple[str, date], dict[InputKey, tuple[float, int]]] = {}
+        self.groups: dict[tuple[str, date], dict[InputKey, Revised]] = {}
         self.watermark: dict[str, float] = {}  # iso -> latest window end
         self.dirty: set[tuple[str, date]] = set()
         self.emitted = Emitted()
@@ -562,7 +577,7 @@ class BenchmarkKpis:
         self.loaded = True
 
     def _put(self, iso: str, day: date, key: InputKey, stored: Any) -> None:
-        self.groups.setdefault((iso, day), {})[key] = (float(stored[0]), int(stored[1]))
+        self.groups.setdefault((iso, day), {})[key] = Revised(float(stored[0]), int(stored[1]))
         self.dirty.add((iso, day))
         _, end = day_bounds_utc(iso, day)
         self.watermark[iso] = max(self.watermark.get(iso, 0), end.timestamp())
@@ -589,8 +604,8 @@ class BenchmarkKpis:
         )
         known = self.groups.get((iso, day), {}).get(key)
         revision = int(event["revision"])
-        if known is not None and known[1] >= revision:
-            return "duplicate" if known[1] == revision else "stale"
+        if known is not None and known.revision >= revision:
+            return "duplicate" if known.revision == revision else "stale"
         stored = [float(event["value"]), revision]
         self._put(iso, day, key, stored)
         table[self.table_key(iso, day, key)] = stored
@@ -615,8 +630,8 @@ class BenchmarkKpis:
         return out
 
     def _group(self, iso: str, day: date, now: datetime) -> list[dict[str, Any]]:
-        hours: dict[tuple[str, str], dict[int, tuple[float, int]]] = defaultdict(dict)
-        daily: dict[tuple[str, str, str], tuple[float, int]] = {}  # (kpi, market, location)
+        hours: dict[tuple[str, str], dict[int, Revised]] = defaultdict(dict)
+        daily: dict[tuple[str, str, str], Revised] = {}  # (kpi, market, location)
         for (kind, kpi, market, location, start), stored in self.groups.get((iso, day), {}).items():
             if kind == HOUR:
                 hours[(market, location)][start] = stored
@@ -667,26 +682,26 @@ class _Group:
         )
 
     def spreads(
-        self, hours: Mapping[tuple[str, str], Mapping[int, tuple[float, int]]]
-    ) -> dict[tuple[str, str], tuple[float, int]]:
+        self, hours: Mapping[tuple[str, str], Mapping[int, Revised]]
+    ) -> dict[tuple[str, str], Revised]:
         """DA minus RT per hour, and its daily mean absolute value, per RT market; returns
         the daily means by (RT market, location)."""
         n_hours = int((self.day.end - self.day.start) / timedelta(hours=1))
-        means: dict[tuple[str, str], tuple[float, int]] = {}
+        means: dict[tuple[str, str], Revised] = {}
         for (market, location), rt in hours.items():
             da = hours.get((DA, location))
             if market not in RT_MARKETS or not da:
                 continue
             values, revision = [], 0
             for hour in sorted(set(da) & set(rt)):
-                spread, rev = da[hour][0] - rt[hour][0], da[hour][1] + rt[hour][1]
+                spread, rev = da[hour].value - rt[hour].value, da[hour].revision + rt[hour].revision
                 window = Window.hour(datetime.fromtimestamp(hour, UTC))
                 self.emit(market, location, "da_rt_spread_usd_per_mwh", window, spread, rev)
                 values.append(abs(spread))
                 revision += rev
             if values:
                 mean = statistics.fmean(values)
-                means[(market, location)] = (mean, revision)
+                means[(market, location)] = Revised(mean, revision)
                 self.emit(
                     market,
                     location,
@@ -701,8 +716,8 @@ class _Group:
 
     def basis(
         self,
-        hours: Mapping[tuple[str, str], Mapping[int, tuple[float, int]]],
-        daily: Mapping[tuple[str, str, str], tuple[float, int]],
+        hours: Mapping[tuple[str, str], Mapping[int, Revised]],
+        daily: Mapping[tuple[str, str, str], Revised],
         hub: str | None,
     ) -> None:
         """Location minus the ISO's reference hub, same market, hourly and daily."""
@@ -714,25 +729,30 @@ class _Group:
                 continue
             for hour in sorted(set(series) & set(reference)):
                 window = Window.hour(datetime.fromtimestamp(hour, UTC))
-                value = series[hour][0] - reference[hour][0]
-                revision = series[hour][1] + reference[hour][1]
+                value = series[hour].value - reference[hour].value
+                revision = series[hour].revision + reference[hour].revision
                 self.emit(market, location, "basis_usd_per_mwh", window, value, revision)
         for (kpi, market, location), (value, revision) in daily.items():
             ref = daily.get((kpi, market, hub))
             if kpi != "twap_lmp_usd_per_mwh" or ref is None or location == hub:
                 continue
             self.emit(
-                market, location, "basis_usd_per_mwh", self.day, value - ref[0], revision + ref[1]
+                market,
+                location,
+                "basis_usd_per_mwh",
+                self.day,
+                value - ref.value,
+                revision + ref.revision,
             )
 
     def benchmarks(
         self,
-        daily: Mapping[tuple[str, str, str], tuple[float, int]],
-        spreads: Mapping[tuple[str, str], tuple[float, int]],
+        daily: Mapping[tuple[str, str, str], Revised],
+        spreads: Mapping[tuple[str, str], Revised],
     ) -> None:
         """Each location's percentile within its ISO and market, and the ISO-wide median, for
         daily TWAP, volatility and mean absolute DA-RT spread."""
-        populations: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
+        populations: dict[tuple[str, str], dict[str, Revised]] = defaultdict(dict)
         for (kpi, market, location), stored in daily.items():
             populations[(kpi, market)][location] = stored
         for (market, location), stored in spreads.items():

@@ -43,10 +43,9 @@ from prometheus_client import Counter, Gauge
 
 from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
-from schemas.envelope import envelope
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.gaps import BackfillPlanner, Gap, SeriesChange, Window
+from streams.gaps import BackfillPlanner, Gap, SeriesChange, Window, completeness
 from streams.processor import (
     DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
@@ -54,6 +53,8 @@ from streams.processor import (
     DEFAULT_REVISION_RETENTION,
     MarketProcessor,
     Output,
+    backfill_request_event,
+    freshness_event,
     gap_event,
     series_status_event,
 )
@@ -294,7 +295,7 @@ class StreamWorker:
         async def freshness(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, run = self.serde.decode(value)
-                event = self._freshness_event(run)
+                event = self._freshness(run)
                 await self.send(Output(freshness_topic, f"{run['iso']}|{run['dataset']}", event))
 
         self.collect_agent = app.agent(self.topic(gaps_topic), name="collect")(collect)
@@ -342,61 +343,11 @@ class StreamWorker:
         for (iso, dataset), count in self.processor.retired_series().items():
             SERIES_RETIRED.labels(iso, dataset).set(count)
 
-    def _freshness_event(self, run: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        return {
-            **envelope(
-                event_id=run["run_id"],
-                occurred_at_utc=run["finished_at_utc"],
-                recorded_at_utc=now,
-                source="worker:freshness",
-            ),
-            "iso": run["iso"],
-            "dataset": run["dataset"],
-            "latest_interval_end_utc": run["last_interval_end_utc"],
-            "arrival_latency_seconds": run["publish_latency_seconds"],
-            "last_run_id": run["run_id"],
-            "last_run_finished_utc": run["finished_at_utc"],
-            "rows_last_run": run["rows_published"],
-            "errors_last_run": run["error_count"],
-            "last_day_completeness_share": self._completeness(run["iso"], run["dataset"]),
-        }
-
-    def _completeness(self, iso: str, dataset: str) -> float | None:
-        """Share of intervals received in the day before the dataset's watermark."""
-        expected = missing = 0
-        for tracker in self.processor.trackers.values():
-            if (tracker.iso, tracker.dataset) != (iso, dataset) or tracker.watermark is None:
-                continue
-            day_start = tracker.watermark - timedelta(days=1)
-            for state in tracker.series.values():
-                step = timedelta(minutes=state.interval_minutes)
-                begin = max(day_start, state.first)
-                expected += max(0, int((tracker.watermark - begin) / step))
-            for gap in tracker.open_gaps.values():
-                overlap = min(gap.end_utc, tracker.watermark) - max(gap.start_utc, day_start)
-                if overlap > timedelta(0):
-                    missing += int(overlap / timedelta(minutes=gap.interval_minutes))
-        return None if expected == 0 else max(0.0, 1 - missing / expected)
+    def _freshness(self, run: dict[str, Any]) -> dict[str, Any]:
+        share = completeness(self.processor.trackers.values(), run["iso"], run["dataset"])
+        return freshness_event(run, share, datetime.now(UTC))
 
     async def _request(self, topic: TopicSpec, window: Window) -> None:
-        now = datetime.now(UTC)
-        first = window.attempt == 1
-        event = {
-            **envelope(
-                event_id=window.request_id if first else f"{window.request_id}#{window.attempt}",
-                occurred_at_utc=now,
-                recorded_at_utc=now,
-                source="worker:gaps",
-            ),
-            "request_id": window.request_id,
-            "iso": window.iso,
-            "dataset": window.dataset,
-            "window_start_utc": window.start_utc,
-            "window_end_utc": window.end_utc,
-            "gap_ids": list(window.gap_ids),
-            "attempt": window.attempt,
-            "reason": "gap" if first else f"retry after attempt {window.attempt - 1}",
-        }
         REQUESTS.labels(window.iso, window.dataset).inc()
+        event = backfill_request_event(window, datetime.now(UTC))
         await self.send(Output(topic, f"{window.iso}|{window.dataset}", event))

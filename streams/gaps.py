@@ -329,6 +329,25 @@ class GapTracker:
         return abandoned
 
 
+def completeness(trackers: Iterable[GapTracker], iso: str, dataset: str) -> float | None:
+    """Share of the intervals of (ISO, dataset) received in the day before its watermark:
+    expected intervals per series (since its first) against the intervals of its declared
+    gaps still missing (a gap partly backfilled counts only what it still misses)."""
+    expected = missing = 0
+    for tracker in trackers:
+        if (tracker.iso, tracker.dataset) != (iso, dataset) or tracker.watermark is None:
+            continue
+        day_start = tracker.watermark - timedelta(days=1)
+        for state in tracker.series.values():
+            begin = max(day_start, state.first)
+            expected += max(0, int((tracker.watermark - begin) / state.step))
+            for lo, hi, _ in state.declared:
+                overlap = min(hi, tracker.watermark) - max(lo, day_start)
+                if overlap > timedelta(0):
+                    missing += int(overlap / state.step)
+    return None if expected == 0 else max(0.0, 1 - missing / expected)
+
+
 @dataclass
 class BackfillPlanner:
     """Backfill windows cut lazily from the open gaps, a few at a time per (ISO, dataset).

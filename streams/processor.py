@@ -32,7 +32,7 @@ from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.envelope import envelope
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
-from streams.gaps import Gap, GapTracker, SeriesChange
+from streams.gaps import Gap, GapTracker, SeriesChange, Window
 from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
 from streams.revisions import Decision, Known, decide
 from streams.validate import Failure, ValidationConfig, validate
@@ -529,4 +529,47 @@ def gap_event(gap: Gap, lateness: timedelta, now: datetime) -> dict[str, Any]:
         "interval_minutes": gap.interval_minutes,
         "missing_intervals": gap.missing_intervals,
         "lateness_seconds": int(lateness.total_seconds()),
+    }
+
+
+def freshness_event(run: Mapping[str, Any], share: float | None, now: datetime) -> dict[str, Any]:
+    """The FreshnessUpdated of a connector run (ConnectorRunCompleted), with the dataset's
+    completeness over the day before its watermark (`gaps.completeness`)."""
+    return {
+        **envelope(
+            event_id=run["run_id"],
+            occurred_at_utc=run["finished_at_utc"],
+            recorded_at_utc=now,
+            source="worker:freshness",
+        ),
+        "iso": run["iso"],
+        "dataset": run["dataset"],
+        "latest_interval_end_utc": run["last_interval_end_utc"],
+        "arrival_latency_seconds": run["publish_latency_seconds"],
+        "last_run_id": run["run_id"],
+        "last_run_finished_utc": run["finished_at_utc"],
+        "rows_last_run": run["rows_published"],
+        "errors_last_run": run["error_count"],
+        "last_day_completeness_share": share,
+    }
+
+
+def backfill_request_event(window: Window, now: datetime) -> dict[str, Any]:
+    """The BackfillRequested of one window; a retry's event id names its attempt."""
+    first = window.attempt == 1
+    return {
+        **envelope(
+            event_id=window.request_id if first else f"{window.request_id}#{window.attempt}",
+            occurred_at_utc=now,
+            recorded_at_utc=now,
+            source="worker:gaps",
+        ),
+        "request_id": window.request_id,
+        "iso": window.iso,
+        "dataset": window.dataset,
+        "window_start_utc": window.start_utc,
+        "window_end_utc": window.end_utc,
+        "gap_ids": list(window.gap_ids),
+        "attempt": window.attempt,
+        "reason": "gap" if first else f"retry after attempt {window.attempt - 1}",
     }

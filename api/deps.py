@@ -1,32 +1,53 @@
-"""The API's connections to its read models: a PostgreSQL pool and a Redis client, opened
-without waiting, so the API starts (and serves what it can) while a dependency is down."""
+"""What the routes depend on: the API's settings, its connections to the read models (a
+PostgreSQL pool and Redis clients, opened without waiting, so the API starts and serves what it
+can while a dependency is down) and the live hub.
+
+`create_app` puts one `Dependencies` on `app.state`; a route asks for what it needs with the
+`...Dep` aliases below. Connections are taken inside the route, after its parameters are
+checked: a bad parameter is a 422 even while PostgreSQL is down. A dependency that fails
+raises its own exception (psycopg's, redis'), which `api.errors` answers as a 503."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
 import psycopg
 import redis
 import redis.asyncio as aioredis
-from psycopg_pool import ConnectionPool, PoolTimeout
+from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
 
-from api.problems import ProblemError, unavailable
+from api.live import LiveHub
+from api.problems import postgres_unavailable, redis_unavailable
+from projections.redis_sink import channel
 
 CONNECT_TIMEOUT_S = 2.0
 
+Pool = ConnectionPool[psycopg.Connection[Any]]
 
-@dataclass
-class Dependencies:
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How the API is configured, built by its caller at start-up."""
+
     postgres_dsn: str
     redis_url: str
     schema: str  # PostgreSQL schema of the read models, also the Redis namespace
+    max_range: timedelta = timedelta(days=92)  # the longest history range one request serves
+    heartbeat_s: float = 15.0  # between comment heartbeats of an idle live stream
 
-    def __post_init__(self) -> None:
-        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            self.postgres_dsn,
+
+class Dependencies:
+    """The settings, connections and live hub of one API process."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.pool: Pool = ConnectionPool(
+            settings.postgres_dsn,
             min_size=1,
             max_size=8,
             open=False,
@@ -39,83 +60,83 @@ class Dependencies:
             reconnect_timeout=0,  # keep trying forever in the background
         )
         self.redis = redis.Redis.from_url(
-            self.redis_url,
+            settings.redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=CONNECT_TIMEOUT_S,
         )
         self.aredis = aioredis.Redis.from_url(
-            self.redis_url,
+            settings.redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=CONNECT_TIMEOUT_S,
         )
-
-    def open(self) -> None:
-        self.pool.open(wait=False)
-
-    def close(self) -> None:
-        self.pool.close()
-        self.redis.close()
-
-    async def aclose(self) -> None:
-        await self.aredis.aclose()
-
-    @contextmanager
-    def postgres(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; PostgreSQL down is a 503 with Retry-After."""
-        try:
-            with self.pool.connection() as conn:
-                yield conn
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise unavailable("PostgreSQL", f"the history store does not answer: {exc}") from exc
-        except psycopg.errors.UndefinedTable as exc:
-            raise self.unmigrated(exc) from exc
-
-    def unmigrated(self, exc: BaseException) -> ProblemError:
-        return unavailable(
-            "Read models",
-            f"schema {self.schema!r} lacks a read-model table (run `optibid db migrate`): {exc}",
+        schema = settings.schema
+        self.hub = LiveHub(
+            settings.redis_url, {channel(schema, "lmp"): "lmp", channel(schema, "kpis"): "kpi"}
         )
 
-    def outage(self, exc: BaseException) -> ProblemError:
-        return unavailable("PostgreSQL", f"the history store does not answer: {exc}")
+    @staticmethod
+    def of(request: Request) -> Dependencies:
+        """The dependencies of the app serving `request`."""
+        deps: Dependencies = request.app.state.deps
+        return deps
 
-    def acquire(self) -> psycopg.Connection[Any]:
-        """A connection held beyond one call (a streamed answer); give it back with
-        `release`. PostgreSQL down is a 503 with Retry-After."""
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Connections opened (without waiting for them) and the live hub subscribed for as
+        long as the app runs."""
+        self.pool.open(wait=False)
+        self.hub.start()
         try:
-            return self.pool.getconn()
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise self.outage(exc) from exc
-
-    def release(self, conn: psycopg.Connection[Any]) -> None:
-        self.pool.putconn(conn)
-
-    async def aredis_call(self, call: Awaitable[Any]) -> Any:
-        """An awaited Redis call; Redis down is a 503 with Retry-After."""
-        try:
-            return await call
-        except redis.RedisError as exc:
-            raise unavailable("Redis", f"the latest-value cache does not answer: {exc}") from exc
-
-    def redis_call(self, fn: Any, *args: Any) -> Any:
-        """A Redis call; Redis down is a 503 with Retry-After."""
-        try:
-            return fn(*args)
-        except redis.RedisError as exc:
-            raise unavailable("Redis", f"the latest-value cache does not answer: {exc}") from exc
+            yield
+        finally:
+            await self.hub.stop()
+            await self.aredis.aclose()
+            self.pool.close()
+            self.redis.close()
 
     def status(self) -> dict[str, str]:
         """Each dependency: "up" or why it is down."""
         result: dict[str, str] = {}
         try:
-            with self.postgres() as conn:
+            with self.pool.connection() as conn:
                 conn.execute("SELECT 1")
             result["postgres"] = "up"
-        except ProblemError as problem:
-            result["postgres"] = problem.detail
+        except psycopg.OperationalError as exc:  # includes the pool's timeout
+            result["postgres"] = postgres_unavailable(exc).detail
         try:
             self.redis.ping()
             result["redis"] = "up"
         except redis.RedisError as exc:
-            result["redis"] = f"the latest-value cache does not answer: {exc}"
+            result["redis"] = redis_unavailable(exc).detail
         return result
+
+
+# Providers are coroutines so that FastAPI calls them on the event loop, not in a thread.
+
+
+async def dependencies(request: Request) -> Dependencies:
+    return Dependencies.of(request)
+
+
+async def settings(request: Request) -> ApiSettings:
+    return Dependencies.of(request).settings
+
+
+async def postgres(request: Request) -> Pool:
+    return Dependencies.of(request).pool
+
+
+async def redis_client(request: Request) -> redis.Redis:
+    return Dependencies.of(request).redis
+
+
+async def live_hub(request: Request) -> LiveHub:
+    return Dependencies.of(request).hub
+
+
+DependenciesDep = Annotated[Dependencies, Depends(dependencies)]
+SettingsDep = Annotated[ApiSettings, Depends(settings)]
+# the pool of the read models' database: `with pool.connection() as conn` in the route
+PostgresDep = Annotated[Pool, Depends(postgres)]
+RedisDep = Annotated[redis.Redis, Depends(redis_client)]
+LiveHubDep = Annotated[LiveHub, Depends(live_hub)]

@@ -1,17 +1,17 @@
 """One error shape for every answer that is not a success: RFC 9457 problem details
-(`application/problem+json`), naming the parameter at fault where there is one."""
+(`application/problem+json`), naming the parameter at fault where there is one.
+
+Raise a `ProblemError` anywhere a request is served; `api.errors` turns it, and every other
+exception, into the answer."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, Field
 
-log = structlog.get_logger(__name__)
 PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 5
 
@@ -51,7 +51,46 @@ def unavailable(dependency: str, detail: str) -> ProblemError:
     )
 
 
+def postgres_unavailable(exc: BaseException) -> ProblemError:
+    return unavailable("PostgreSQL", f"the history store does not answer: {exc}")
+
+
+def redis_unavailable(exc: BaseException) -> ProblemError:
+    return unavailable("Redis", f"the latest-value cache does not answer: {exc}")
+
+
+def unmigrated(schema: str, exc: BaseException) -> ProblemError:
+    return unavailable(
+        "Read models",
+        f"schema {schema!r} lacks a read-model table (run `optibid db migrate`): {exc}",
+    )
+
+
+def internal() -> ProblemError:
+    """An unexpected failure: logged, never described to the client."""
+    return ProblemError(500, "Internal error", "the server failed; see its log")
+
+
+class InvalidParam(BaseModel):
+    name: str = Field(description="The parameter at fault.")
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every answer that is not a success."""
+
+    type: Literal["about:blank"]
+    title: str = Field(description="What went wrong, e.g. 'Invalid parameter'.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str
+    instance: str = Field(description="The path of the request.")
+    invalid_params: list[InvalidParam] = Field(
+        default_factory=list, description="Only when a parameter is at fault: that parameter."
+    )
+
+
 def body(problem: ProblemError, instance: str) -> dict[str, Any]:
+    """The `Problem` of an error, as sent."""
     content: dict[str, Any] = {
         "type": "about:blank",
         "title": problem.title,
@@ -71,38 +110,3 @@ def respond(problem: ProblemError, request: Request) -> JSONResponse:
         media_type=PROBLEM,
         headers=problem.headers,
     )
-
-
-def install(app: FastAPI) -> None:
-    """ProblemError answers for our own problems, FastAPI's validation errors, HTTP errors and
-    anything unexpected (logged, never leaked)."""
-
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ProblemError)
-        return respond(exc, request)
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
-        param = ".".join(location) or "request"
-        problem = bad_parameter(param, str(first.get("msg", "invalid")))
-        response = respond(problem, request)
-        return response
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return respond(ProblemError(exc.status_code, title, str(exc.detail)), request)
-
-    async def on_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("api.unhandled", path=request.url.path)
-        return respond(
-            ProblemError(500, "Internal error", "the server failed; see its log"), request
-        )
-
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_error)

@@ -1,0 +1,269 @@
+"""History answers: the parameters every history route shares, and the rows of a time-series
+read model (or their resampled buckets) streamed as JSON pages or CSV from
+`projections.reads`, with a memory footprint that does not grow with the answer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api import params
+from api.deps import ApiSettings, Pool
+from api.problems import bad_parameter
+from api.rows import ENVELOPE_COLUMNS, jsonable, record
+from projections import reads
+from projections.errors import ProjectionError
+from projections.tables import TABLES
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One history route: its read model, series columns, value column and filters."""
+
+    table: str
+    series: tuple[str, ...]  # the columns naming one series (the resampling groups)
+    value: str  # the column resampling aggregates
+    filters: tuple[str, ...]
+
+    @property
+    def time_column(self) -> str:
+        column = TABLES[self.table].time_column
+        assert column is not None
+        return column
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in TABLES[self.table].column_names if c not in ENVELOPE_COLUMNS)
+
+    @property
+    def lineage_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in TABLES[self.table].column_names)
+
+
+DATASETS = {
+    "lmp": Dataset(
+        "lmp",
+        ("iso", "market", "location_id"),
+        "lmp_usd_per_mwh",
+        ("iso", "market", "location_id"),
+    ),
+    "load": Dataset(
+        "load", ("iso", "area_id", "load_kind"), "load_mw", ("iso", "area_id", "load_kind")
+    ),
+    "fuel-mix": Dataset(
+        "fuel_mix", ("iso", "fuel_type_native"), "generation_mw", ("iso", "fuel_type")
+    ),
+    "ancillary-prices": Dataset(
+        "as_prices",
+        ("iso", "market", "region_id", "product_native"),
+        "price_usd_per_mw_hour",
+        ("iso", "market", "region_id", "product"),
+    ),
+    "kpis": Dataset(
+        "kpis",
+        ("iso", "market", "location_id", "kpi", "window_kind"),
+        "value",
+        ("iso", "market", "location_id", "kpi", "window_kind"),
+    ),
+}
+
+
+class HistoryQuery:
+    """The parameters every history route shares."""
+
+    def __init__(
+        self,
+        request: Request,
+        start: Annotated[
+            str | None, Query(description="Inclusive start, ISO-8601 (UTC or offset) or a date.")
+        ] = None,
+        end: Annotated[str | None, Query(description="Exclusive end, as start.")] = None,
+        as_of: Annotated[
+            str | None,
+            Query(description="Answer with the values as known at this time (no later revisions)."),
+        ] = None,
+        resample: Annotated[
+            str | None, Query(description="Bucket width: 5min, 15min, 1h, 1d, 1w or 1month.")
+        ] = None,
+        agg: Annotated[str, Query(description="Resampling aggregate: mean, min, max, sum.")] = (
+            "mean"
+        ),
+        timezone: Annotated[
+            str | None, Query(description="'market' adds local-time columns.")
+        ] = None,
+        columns: Annotated[
+            str | None, Query(description="Comma-separated columns (key columns always come).")
+        ] = None,
+        lineage: Annotated[
+            bool, Query(description="Add event id, source, recorded and occurred times.")
+        ] = False,
+        limit: Annotated[int, Query(description="Rows per page (JSON).")] = 10_000,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = (
+            None
+        ),
+        format: Annotated[
+            str | None, Query(description="json or csv (else the Accept header decides).")
+        ] = None,
+    ) -> None:
+        self.start, self.end, self.as_of_text = start, end, as_of
+        self.resample_text, self.agg = resample, agg
+        if timezone not in (None, "utc", "market"):
+            raise bad_parameter("timezone", f"{timezone!r}; 'market' or 'utc'")
+        self.timezone = timezone
+        self.columns_text, self.lineage = columns, lineage
+        self.limit = params.limit(limit)
+        self.cursor = cursor
+        if format not in (None, "json", "csv"):
+            raise bad_parameter("format", f"{format!r}; json or csv")
+        self.csv = (
+            format == "csv"
+            if format is not None
+            else "text/csv" in request.headers.get("accept", "")
+        )
+
+
+HistoryQueryDep = Annotated[HistoryQuery, Depends()]
+
+
+def answer(
+    pool: Pool, settings: ApiSettings, name: str, query: HistoryQuery, filters: dict[str, Any]
+) -> Response:
+    """The rows of history route `name` as asked: resampled buckets in one answer, else one
+    page (JSON) or every row (CSV) streamed, holding a pooled connection until the last row."""
+    dataset = DATASETS[name]
+    window = params.time_range(query.start, query.end, settings.max_range)
+    as_of = params.instant(query.as_of_text, "as_of")
+    chosen = {k: v for k, v in filters.items() if v not in (None, [])}
+    available = dataset.lineage_columns if query.lineage else dataset.columns
+    key = TABLES[dataset.table].key
+    columns = params.columns(query.columns_text, available, key)
+    selection = reads.Selection(dataset.table, window.start, window.end, chosen, as_of)
+    resample = params.resample(query.resample_text, query.agg)
+    binding = {
+        "route": name,
+        "filters": chosen,
+        "start": window.start,
+        "end": window.end,
+        "as_of": as_of,
+        "columns": columns,
+        "tz": query.timezone,
+    }
+    if resample is not None:
+        width = params.RESAMPLE[resample[0]]
+        with pool.connection() as conn:
+            try:
+                rows = reads.resampled(
+                    conn, settings.schema, selection, dataset.value, width, resample[1],
+                    dataset.series,
+                )  # fmt: skip
+            except ProjectionError as exc:
+                raise bad_parameter("resample", str(exc)) from exc
+        data = [record(r, query.timezone, "bucket_start_utc") for r in rows]
+        if query.csv:
+            return StreamingResponse(_csv(iter(data)), media_type="text/csv")
+        return JSONResponse({"data": data, "next_cursor": None})
+    after = params.decode_cursor(query.cursor, binding)
+    if after is not None:
+        after = [_key_value(v) for v in after]
+    limit = 0 if query.csv and query.cursor is None else query.limit
+    conn = pool.getconn()
+    try:
+        streamed = reads.stream(
+            conn, settings.schema, selection, columns, after, limit + 1 if limit else 0
+        )
+        first = next(streamed, None)
+    except ProjectionError as exc:
+        pool.putconn(conn)
+        raise bad_parameter("columns", str(exc)) from exc
+    except BaseException:
+        pool.putconn(conn)
+        raise
+    rows_out = _released(_chain(first, streamed), pool, conn)
+    if query.csv:
+        body = _csv(record(r, query.timezone, dataset.time_column) for r in rows_out)
+        return StreamingResponse(body, media_type="text/csv")
+    page = _json_page(rows_out, limit, key, binding, query.timezone, dataset.time_column)
+    return StreamingResponse(page, media_type="application/json")
+
+
+def _key_value(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 20 and value[10:11] == "T":
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
+
+
+def _chain(
+    first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    if first is None:
+        return
+    yield first
+    yield from rest
+
+
+def _released(
+    rows: Iterator[dict[str, Any]], pool: Pool, conn: psycopg.Connection[Any]
+) -> Iterator[dict[str, Any]]:
+    try:
+        yield from rows
+    finally:
+        pool.putconn(conn)
+
+
+def _json_page(
+    rows: Iterator[dict[str, Any]],
+    limit: int,
+    key: tuple[str, ...],
+    binding: dict[str, Any],
+    timezone: str | None,
+    time_column: str,
+) -> Iterator[bytes]:
+    """`{"data": [...], "next_cursor": ...}` written row by row."""
+    # chunks of ~64 KiB: each chunk of a sync body crosses a thread, so not one per row
+    chunk = [b'{"data":[']
+    size = 0
+    last: dict[str, Any] | None = None
+    more = False
+    for count, row in enumerate(rows):
+        if limit and count == limit:
+            more = True
+            break
+        encoded = json.dumps(record(row, timezone, time_column)).encode()
+        chunk.append(b"," + encoded if count else encoded)
+        size += len(encoded)
+        last = row
+        if size >= 65_536:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    yield b"".join(chunk)
+    cursor = None
+    if more and last is not None:
+        cursor = params.encode_cursor([jsonable(last[c]) for c in key], binding)
+    yield b'],"next_cursor":' + json.dumps(cursor).encode() + b"}"
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer: Any = None
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+        if buffer.tell() >= 65_536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -11,9 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from api.problems import bad_parameter
+from schemas.vocabulary import ISOS, MARKETS
 
-ISOS = ("PJM", "CAISO", "ERCOT")
-MARKETS = ("DA_HOURLY", "RT_5MIN", "RT_15MIN", "RT_HOURLY")
 RESAMPLE: dict[str, timedelta | None] = {
     "5min": timedelta(minutes=5),
     "15min": timedelta(minutes=15),

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.vocabulary import ISOS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -115,7 +117,7 @@ class Settings(BaseSettings):
         cls, value: dict[str, tuple[float, float]]
     ) -> dict[str, tuple[float, float]]:
         for iso, (floor, cap) in value.items():
-            if iso not in ("PJM", "CAISO", "ERCOT"):
+            if iso not in ISOS:
                 raise ValueError(f"price_bounds: unknown ISO {iso!r} (PJM, CAISO or ERCOT)")
             if not floor < cap:
                 raise ValueError(f"price_bounds: {iso} floor {floor} is not below cap {cap}")

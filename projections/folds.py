@@ -31,19 +31,12 @@ from projections.tables import (
     TableSpec,
 )
 from schemas.envelope import envelope
+from schemas.vocabulary import ISOS, MARKET_DATASET, MARKETS
 
 Event = Mapping[str, Any]
 Row = tuple[Any, ...]
 Fold = Callable[[Event, str], Row]
 
-ISOS = frozenset({"PJM", "CAISO", "ERCOT"})
-MARKET_DATASET = {
-    "DA_HOURLY": "lmp_da_hourly",
-    "RT_5MIN": "lmp_rt_5min",
-    "RT_15MIN": "lmp_rt_15min",
-    "RT_HOURLY": "lmp_rt_hourly",
-}
-MARKETS = frozenset(MARKET_DATASET)
 INTERVAL_MINUTES = frozenset({5, 15, 60})
 WINDOW_KINDS = frozenset({"HOUR", "DAY"})
 # Market data outside this horizon is a corrupt timestamp, not history.

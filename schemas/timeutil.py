@@ -10,11 +10,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-ISO_ZONES: dict[str, ZoneInfo] = {
-    "PJM": ZoneInfo("America/New_York"),
-    "CAISO": ZoneInfo("America/Los_Angeles"),
-    "ERCOT": ZoneInfo("America/Chicago"),
-}
+from schemas.vocabulary import TIME_ZONES
+
+ISO_ZONES: dict[str, ZoneInfo] = {iso: ZoneInfo(name) for iso, name in TIME_ZONES.items()}
 
 
 def zone(iso: str) -> ZoneInfo:

@@ -29,6 +29,7 @@ from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
+from schemas.vocabulary import series_key
 from streams.kpi_state import (
     DAY,
     BenchmarkKpis,
@@ -134,7 +135,7 @@ class KpiWorker:
         for event in events:
             data = self.encode(event)
             kind = event["window_kind"]
-            series = f"{event['iso']}|{event['market']}|{event['location_id']}".encode()
+            series = series_key(event["iso"], event["market"], event["location_id"]).encode()
             out.append((daily if kind == DAY else hourly, series, data))
             if stage == "series" and is_benchmark_input(event):
                 out.append((inputs, event["iso"].encode(), data))

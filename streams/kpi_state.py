@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 from schemas.envelope import envelope
 from schemas.timeutil import day_bounds_utc, local_day
+from schemas.vocabulary import RT_MARKETS, series_key
 from streams.kpis import is_on_peak, percentile, percentile_rank
 
 KPI_NAMESPACE = uuid.UUID("5b0f7c1e-2d3a-4e8b-9f60-7a1c2d3e4f50")
@@ -42,7 +43,6 @@ SERIES_SOURCE = "worker:kpi"
 BENCHMARK_SOURCE = "worker:kpi-benchmark"
 HOUR, DAY = "HOUR", "DAY"
 DA = "DA_HOURLY"
-RT_MARKETS = ("RT_5MIN", "RT_15MIN", "RT_HOURLY")
 ISO_WIDE = "*"  # location_id of ISO-wide statistics
 
 # Reference hubs for basis, by ISO: PJM Western Hub (pnode 51288), CAISO NP15, ERCOT North Hub.
@@ -360,7 +360,7 @@ class SeriesKpis:
         if not self.loaded:
             self.load(table)
         iso, market = event["iso"], event["market"]
-        series = f"{iso}|{market}|{event['location_id']}"
+        series = series_key(iso, market, event["location_id"])
         start = int(event["interval_start_utc"].timestamp())
         hour = start - start % 3600
         _, day_end = self.calendar.bounds(iso, self.calendar.day(iso, hour))

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 
+from schemas import vocabulary
 from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.envelope import envelope
 from schemas.errors import DeserializationError
@@ -331,7 +332,7 @@ class MarketProcessor:
         locations: MutableMapping[str, Any],
         now: datetime,
     ) -> list[Output]:
-        key = f"{raw['iso']}|{raw['market']}|{raw['location_id']}"
+        key = vocabulary.series_key(raw["iso"], raw["market"], raw["location_id"])
         first = self.first_seen.get(key)
         if first is not None and first != source:
             return []

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-ISOS = frozenset({"PJM", "CAISO", "ERCOT"})
+from schemas.vocabulary import ISOS
+
 MARKET_OF_DATASET = {
     "lmp_da_hourly": ("DA_HOURLY", 60),
     "lmp_rt_5min": ("RT_5MIN", 5),

@@ -20,13 +20,14 @@ from api.openapi import problems
 from api.rows import record
 from projections import reads
 from schemas.timeutil import zone
+from schemas.vocabulary import ISOS
 
 router = APIRouter(tags=["catalog"], responses=problems(422, 500))
 
 
 @router.get("/v1/catalog/isos", summary="ISOs and their time zones")
 def isos() -> IsoList:
-    rows = [IsoRow(iso=i, time_zone=str(zone(i))) for i in params.ISOS]
+    rows = [IsoRow(iso=i, time_zone=str(zone(i))) for i in ISOS]
     return IsoList(data=rows, next_cursor=None)
 
 

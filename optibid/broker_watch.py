@@ -33,51 +33,27 @@ BROKER_UP = Gauge("optibid_broker_up", "1 while this role reaches a Kafka broker
 CONNECTED = "UP"
 
 
-class BrokerWatch:
-    def __init__(self, bootstrap: str, role: str, interval_s: float = 1.0) -> None:
+class BrokerState:
+    """Connected or not, from a client's statistics and errors; says each change once."""
+
+    def __init__(self, role: str) -> None:
         self.role = role
-        self.up: bool | None = None
+        self.up: bool | None = None  # None until the first cluster metadata or error
         self._down_since: float | None = None
-        self._stop = threading.Event()
-        period_ms = int(interval_s * 1000)
-        self._client = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": f"optibid-{role}-broker-watch",
-                "statistics.interval.ms": period_ms,
-                # a metadata request every period keeps a connection wanted, so an idle
-                # client notices a broker that went away, and one that came back
-                "topic.metadata.refresh.interval.ms": period_ms,
-                "reconnect.backoff.max.ms": period_ms,
-                "stats_cb": self._stats,
-                "error_cb": self._error,
-                "log_level": 0,
-            }
-        )
-        self._thread = threading.Thread(target=self._run, name="broker-watch", daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._client.poll(0.5)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _stats(self, text: str) -> None:
+    def stats(self, text: str) -> None:
         brokers: dict[str, Any] = json.loads(text).get("brokers", {})
         # the bootstrap entries have no node id; the cluster's brokers do
         known = [b for b in brokers.values() if int(b.get("nodeid", -1)) >= 0]
         if not known and self.up is None:
             return  # no metadata yet: undecided (an error says when no broker answers)
-        self._set(any(b.get("state") == CONNECTED for b in known))
+        self.set(any(b.get("state") == CONNECTED for b in known))
 
-    def _error(self, error: KafkaError) -> None:
+    def error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._set(False)
+            self.set(False)
 
-    def _set(self, up: bool) -> None:
+    def set(self, up: bool) -> None:
         if up == self.up:
             return
         if not up:
@@ -91,3 +67,40 @@ class BrokerWatch:
             )
         self.up = up
         BROKER_UP.labels(self.role).set(1 if up else 0)
+
+
+class BrokerWatch:
+    """An idle librdkafka client feeding a BrokerState from a thread of its own."""
+
+    def __init__(self, bootstrap: str, role: str, interval_s: float = 1.0) -> None:
+        self.state = BrokerState(role)
+        self._stop = threading.Event()
+        period_ms = int(interval_s * 1000)
+        self._client = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": f"optibid-{role}-broker-watch",
+                "statistics.interval.ms": period_ms,
+                # a metadata request every period keeps a connection wanted, so an idle
+                # client notices a broker that went away, and one that came back
+                "topic.metadata.refresh.interval.ms": period_ms,
+                "reconnect.backoff.max.ms": period_ms,
+                "stats_cb": self.state.stats,
+                "error_cb": self.state.error,
+                "log_level": 0,
+            }
+        )
+        self._thread = threading.Thread(target=self._run, name="broker-watch", daemon=True)
+        self._thread.start()
+
+    @property
+    def up(self) -> bool | None:
+        return self.state.up
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._client.poll(0.5)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

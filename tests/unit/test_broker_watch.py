@@ -7,7 +7,7 @@ import time
 
 from prometheus_client import REGISTRY
 
-from optibid.broker_watch import BrokerWatch
+from optibid.broker_watch import BrokerState, BrokerWatch
 
 
 def _stats(*states: str) -> str:
@@ -17,20 +17,17 @@ def _stats(*states: str) -> str:
 
 
 def test_states_from_the_clients_statistics() -> None:
-    watch = BrokerWatch("127.0.0.1:1", "unit")  # a closed port: nothing answers
-    try:
-        watch._stats(json.dumps({"brokers": {"b/bootstrap": {"nodeid": -1, "state": "UP"}}}))
-        assert watch.up is None  # no cluster metadata yet: undecided
-        watch._stats(_stats("UP"))
-        assert watch.up is True
-        assert REGISTRY.get_sample_value("optibid_broker_up", {"role": "unit"}) == 1
-        watch._stats(_stats("CONNECT", "DOWN"))
-        assert watch.up is False
-        assert REGISTRY.get_sample_value("optibid_broker_up", {"role": "unit"}) == 0
-        watch._stats(_stats("DOWN", "UP"))  # one broker of two is enough
-        assert watch.up is True
-    finally:
-        watch.close()
+    state = BrokerState("unit")
+    state.stats(json.dumps({"brokers": {"b/bootstrap": {"nodeid": -1, "state": "UP"}}}))
+    assert state.up is None  # no cluster metadata yet: undecided
+    state.stats(_stats("UP"))
+    assert state.up is True
+    assert REGISTRY.get_sample_value("optibid_broker_up", {"role": "unit"}) == 1
+    state.stats(_stats("CONNECT", "DOWN"))
+    assert state.up is False
+    assert REGISTRY.get_sample_value("optibid_broker_up", {"role": "unit"}) == 0
+    state.stats(_stats("DOWN", "UP"))  # one broker of two is enough
+    assert state.up is True
 
 
 def test_a_closed_port_is_reported_unavailable() -> None:

@@ -267,6 +267,8 @@ class GapTracker:
         deadline = self.watermark - self.lateness
         gaps: list[Gap] = []
         for key, state in self.series.items():
+            if state.retired and not state.missing:
+                continue  # declared up to its silence limit already: nothing can come due
             step = state.step
             # a series that stopped: its intervals after the high water up to the deadline are
             # missing too, as one range however long the silence
@@ -373,6 +375,7 @@ class BackfillPlanner:
     retries: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     latest: dict[tuple[str, str], datetime] = field(default_factory=dict)  # newest gap end
+    clipped: dict[tuple[str, str], datetime] = field(default_factory=dict)  # floor last clipped
 
     def add(self, gap: Gap) -> None:
         """A declared gap (announced again after a restart: absorbed once seen)."""
@@ -383,6 +386,7 @@ class BackfillPlanner:
             self.seen.popitem(last=False)
         key = (gap.iso, gap.dataset)
         self.pending.setdefault(key, {})[gap.gap_id] = gap
+        self.clipped.pop(key, None)  # a new gap may reach beyond the reach: clip again
         if key not in self.latest or gap.end_utc > self.latest[key]:
             self.latest[key] = gap.end_utc
 
@@ -421,7 +425,10 @@ class BackfillPlanner:
             if key[1] in self.reach and key in self.latest:
                 # in event time, like the trackers: a replay of old data reaches back as
                 # far from its own newest gap as a live run does from today's
-                beyond += self._clip(gaps, self.latest[key] - self.reach[key[1]])
+                floor = self.latest[key] - self.reach[key[1]]
+                if self.clipped.get(key) != floor:  # else nothing changed since the last clip
+                    beyond += self._clip(gaps, floor)
+                    self.clipped[key] = floor
             while busy.get(key, 0) < self.max_outstanding and (retries or gaps):
                 window = retries.pop(0) if retries else self._cut(key, gaps)
                 self.outstanding[window.request_id] = (window, now)

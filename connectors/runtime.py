@@ -137,6 +137,9 @@ class ConnectorRuntime:
             }
         )
         self._failures: list[str] = []
+        # the checkpoints this runtime read or wrote: it is their only writer, so the topic
+        # is read once per stream, not at every poll (it grows until compaction)
+        self._checkpoints: dict[str, Checkpoint | None] = {}
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -282,9 +285,17 @@ class ConnectorRuntime:
         self.emit(
             self.checkpoint_topic.name, key, self._encode_checkpoint(value), f"checkpoint {key}"
         )
+        self._checkpoints[stream] = Checkpoint(stream, position_utc, last_source)
 
     def load_checkpoint(self, stream: str, timeout_s: float = 30.0) -> Checkpoint | None:
-        """The latest checkpoint of `stream`, read from the compacted checkpoint topic."""
+        """The latest checkpoint of `stream`: read from the compacted checkpoint topic the
+        first time, then the one this runtime saved last (one writer per (ISO, dataset,
+        stream), so the topic cannot hold a newer one)."""
+        if stream not in self._checkpoints:
+            self._checkpoints[stream] = self._read_checkpoint(stream, timeout_s)
+        return self._checkpoints[stream]
+
+    def _read_checkpoint(self, stream: str, timeout_s: float) -> Checkpoint | None:
         key = self._checkpoint_key(stream).encode()
         consumer = Consumer(
             {

@@ -127,6 +127,9 @@ class TopicSpec:
         }
         if self.compact:
             config["min.compaction.lag.ms"] = str(60 * 60 * 1000)
+            # the active segment is never compacted: roll it hourly, not weekly, so a
+            # compacted topic holds about the latest value per key, not every update of a week
+            config["segment.ms"] = str(60 * 60 * 1000)
         return config
 
     def prefixed(self, prefix: str) -> TopicSpec:

@@ -61,3 +61,11 @@ def test_prefix_isolates_names_and_subjects() -> None:
     assert prefixed.core("lmp").name == "t1234.core.market.lmp"
     assert prefixed.core("lmp").subject == "t1234.core.market.lmp-value"
     assert len(prefixed) == len(CATALOG)
+
+
+def test_compacted_topics_roll_their_segments_hourly_so_compaction_can_run() -> None:
+    compacted = [t for t in TopicCatalog() if t.compact]
+    assert {t.name for t in compacted} >= {"ingest.connector_checkpoints", "ingest.series_status"}
+    for topic in compacted:
+        assert topic.config["cleanup.policy"] == "compact"
+        assert topic.config["segment.ms"] == str(3_600_000)

@@ -26,7 +26,7 @@ from projections.tables import TABLES
 
 
 @dataclass(frozen=True)
-class Dataset:
+class HistoryResource:
     """One history route: its read model, series columns, value column and filters."""
 
     table: str
@@ -50,25 +50,25 @@ class Dataset:
 
 
 DATASETS = {
-    "lmp": Dataset(
+    "lmp": HistoryResource(
         "lmp",
         ("iso", "market", "location_id"),
         "lmp_usd_per_mwh",
         ("iso", "market", "location_id"),
     ),
-    "load": Dataset(
+    "load": HistoryResource(
         "load", ("iso", "area_id", "load_kind"), "load_mw", ("iso", "area_id", "load_kind")
     ),
-    "fuel-mix": Dataset(
+    "fuel-mix": HistoryResource(
         "fuel_mix", ("iso", "fuel_type_native"), "generation_mw", ("iso", "fuel_type")
     ),
-    "ancillary-prices": Dataset(
+    "ancillary-prices": HistoryResource(
         "as_prices",
         ("iso", "market", "region_id", "product_native"),
         "price_usd_per_mw_hour",
         ("iso", "market", "region_id", "product"),
     ),
-    "kpis": Dataset(
+    "kpis": HistoryResource(
         "kpis",
         ("iso", "market", "location_id", "kpi", "window_kind"),
         "value",

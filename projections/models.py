@@ -45,7 +45,7 @@ from schemas.catalog import READ_MODELS, TopicCatalog, TopicSpec
 
 
 @dataclass(frozen=True)
-class Source:
+class TopicSource:
     """One topic a projector reads: the event it carries, its fold and the table it feeds."""
 
     topic: TopicSpec
@@ -75,7 +75,7 @@ class Latest:
 class ReadModel:
     name: str
     tables: tuple[TableSpec, ...]
-    sources: Callable[[TopicCatalog], list[Source]]
+    sources: Callable[[TopicCatalog], list[TopicSource]]
     latest: Latest | None = None
     doc: str = ""
     time_series: bool = field(init=False)
@@ -124,18 +124,20 @@ def _one(
     table: TableSpec,
     fold: Fold,
     fits: Callable[[Row], bool] | None = None,
-) -> Callable[[TopicCatalog], list[Source]]:
-    return lambda catalog: [Source(topic(catalog), topic(catalog).value_schema, table, fold, fits)]
+) -> Callable[[TopicCatalog], list[TopicSource]]:
+    return lambda catalog: [
+        TopicSource(topic(catalog), topic(catalog).value_schema, table, fold, fits)
+    ]
 
 
-def _kpi_sources(catalog: TopicCatalog) -> list[Source]:
+def _kpi_sources(catalog: TopicCatalog) -> list[TopicSource]:
     return [
-        Source(catalog.kpi(name), catalog.kpi(name).value_schema, KPIS, fold_kpi)
+        TopicSource(catalog.kpi(name), catalog.kpi(name).value_schema, KPIS, fold_kpi)
         for name in ("lmp_hourly", "lmp_daily")
     ]
 
 
-def _gap_sources(catalog: TopicCatalog) -> list[Source]:
+def _gap_sources(catalog: TopicCatalog) -> list[TopicSource]:
     pairs = (
         ("gaps", GAPS, fold_gap),
         ("series_status", SERIES_STATUS, fold_series_status),
@@ -143,16 +145,16 @@ def _gap_sources(catalog: TopicCatalog) -> list[Source]:
         ("backfill_completed", BACKFILL_OUTCOMES, fold_backfill_outcome),
     )
     return [
-        Source(catalog.ingest(name), catalog.ingest(name).value_schema, table, fold)
+        TopicSource(catalog.ingest(name), catalog.ingest(name).value_schema, table, fold)
         for name, table, fold in pairs
     ]
 
 
-def _dead_letter_sources(catalog: TopicCatalog) -> list[Source]:
+def _dead_letter_sources(catalog: TopicCatalog) -> list[TopicSource]:
     """Every dead-letter topic of the stream workers and of the other projectors."""
     own = catalog.projection_dlq("dead_letters").name
     return [
-        Source(t, t.value_schema, DEAD_LETTERS, fold_dead_letter)
+        TopicSource(t, t.value_schema, DEAD_LETTERS, fold_dead_letter)
         for t in catalog
         if t.value_schema.endswith(".RecordDeadLettered") and t.name != own
     ]

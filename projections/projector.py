@@ -50,7 +50,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from projections.errors import FoldError, ProjectionError
 from projections.folds import Row, dead_letter
-from projections.models import ReadModel, Source
+from projections.models import ReadModel, TopicSource
 from projections.pg import Batch, PgWriter, TopicPartitionKey
 from projections.redis_sink import RedisSink
 from projections.rowdecode import ROW_DECODE_ERRORS, RowDecoder, row_decoder
@@ -239,7 +239,7 @@ class Projector:
         self.catalog = catalog
         self.serde = serde
         self.config = config
-        self.sources: dict[str, Source] = {s.topic.name: s for s in model.sources(catalog)}
+        self.sources: dict[str, TopicSource] = {s.topic.name: s for s in model.sources(catalog)}
         self.writer = PgWriter(config.db_schema, model.name, model.tables, since=since)
         self.dlq_topic = catalog.projection_dlq(model.name)
         self._dlq_encode: Encoder | None = None
@@ -521,7 +521,7 @@ class Projector:
         if source.fits is not None:
             self._learn(source, value)
 
-    def _read_fast(self, source: Source, value: bytes) -> Row | None:
+    def _read_fast(self, source: TopicSource, value: bytes) -> Row | None:
         """The row of `value` by the specialised reader, when it applies and the source's gate
         passes it; None sends the value down the generic decode and the fold."""
         readers = self._fast.get(source.topic.name)
@@ -536,7 +536,7 @@ class Projector:
             return None
         return row if source.fits(row) else None
 
-    def _learn(self, source: Source, value: bytes) -> None:
+    def _learn(self, source: TopicSource, value: bytes) -> None:
         """After the generic decode took `value`: when its header names exactly the contract
         (no resolution), read later values with that header by the specialised reader."""
         header = value[:_HEADER_SIZE]

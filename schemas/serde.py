@@ -22,7 +22,7 @@ from schemas.registry import RegistryClient, canonical
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
-Record = dict[str, Any]
+Decoded = dict[str, Any]  # an event as the Avro reader returns it
 Encoder = Callable[[Mapping[str, Any]], bytes]
 
 
@@ -133,7 +133,7 @@ class AvroSerde:
             return False
         return reader is None
 
-    def decode(self, data: bytes) -> tuple[str, Record]:
+    def decode(self, data: bytes) -> tuple[str, Decoded]:
         """(Avro full name, record) of a framed value; resolved to our contract when we have it."""
         schema_id = schema_id_of(data)
         try:

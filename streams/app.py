@@ -45,7 +45,7 @@ from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.gaps import BackfillPlanner, Gap, SeriesChange, Window, completeness
+from streams.gaps import BackfillPlanner, BackfillWindow, Gap, SeriesChange, completeness
 from streams.processor import (
     DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
@@ -347,7 +347,7 @@ class StreamWorker:
         share = completeness(self.processor.trackers.values(), run["iso"], run["dataset"])
         return freshness_event(run, share, datetime.now(UTC))
 
-    async def _request(self, topic: TopicSpec, window: Window) -> None:
+    async def _request(self, topic: TopicSpec, window: BackfillWindow) -> None:
         REQUESTS.labels(window.iso, window.dataset).inc()
         event = backfill_request_event(window, datetime.now(UTC))
         await self.send(Output(topic, f"{window.iso}|{window.dataset}", event))

@@ -39,7 +39,7 @@ class Gap:
 
 
 @dataclass(frozen=True)
-class Window:
+class BackfillWindow:
     """A backfill request: one window of one (ISO, dataset), covering gaps of many series."""
 
     request_id: str
@@ -371,8 +371,8 @@ class BackfillPlanner:
     max_attempts: int = 3
     remember: int = 100_000
     pending: dict[tuple[str, str], dict[str, Gap]] = field(default_factory=dict)
-    outstanding: dict[str, tuple[Window, datetime]] = field(default_factory=dict)
-    retries: dict[tuple[str, str], list[Window]] = field(default_factory=dict)
+    outstanding: dict[str, tuple[BackfillWindow, datetime]] = field(default_factory=dict)
+    retries: dict[tuple[str, str], list[BackfillWindow]] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     latest: dict[tuple[str, str], datetime] = field(default_factory=dict)  # newest gap end
     clipped: dict[tuple[str, str], datetime] = field(default_factory=dict)  # floor last clipped
@@ -390,7 +390,7 @@ class BackfillPlanner:
         if key not in self.latest or gap.end_utc > self.latest[key]:
             self.latest[key] = gap.end_utc
 
-    def completed(self, request_id: str, outcome: str) -> Window | None:
+    def completed(self, request_id: str, outcome: str) -> BackfillWindow | None:
         """An outcome arrived; a FAILED or EMPTY window is queued again (returned) while it has
         attempts left."""
         entry = self.outstanding.pop(request_id, None)
@@ -401,14 +401,14 @@ class BackfillPlanner:
             return self._retry(window)
         return None
 
-    def _retry(self, window: Window) -> Window | None:
+    def _retry(self, window: BackfillWindow) -> BackfillWindow | None:
         if window.attempt >= self.max_attempts:
             return None
         again = replace(window, attempt=window.attempt + 1)
         self.retries.setdefault((window.iso, window.dataset), []).append(again)
         return again
 
-    def due(self, now: datetime) -> tuple[list[Window], list[Gap]]:
+    def due(self, now: datetime) -> tuple[list[BackfillWindow], list[Gap]]:
         """The windows to request now, and the gaps (or their parts) beyond the ISO's reach."""
         for request_id, (window, sent) in list(self.outstanding.items()):
             if now - sent >= self.timeout:
@@ -417,7 +417,7 @@ class BackfillPlanner:
         busy: dict[tuple[str, str], int] = {}
         for window, _ in self.outstanding.values():
             busy[(window.iso, window.dataset)] = busy.get((window.iso, window.dataset), 0) + 1
-        windows: list[Window] = []
+        windows: list[BackfillWindow] = []
         beyond: list[Gap] = []
         for key in sorted(set(self.pending) | set(self.retries)):
             retries = self.retries.get(key, [])
@@ -453,7 +453,7 @@ class BackfillPlanner:
                 gaps[gap_id] = replace(gap, start_utc=start)
         return beyond
 
-    def _cut(self, key: tuple[str, str], gaps: dict[str, Gap]) -> Window:
+    def _cut(self, key: tuple[str, str], gaps: dict[str, Gap]) -> BackfillWindow:
         """The newest window of the newest group of gaps less than `join_within` apart; the
         gaps it covers are trimmed or dropped."""
         ordered = sorted(gaps.values(), key=lambda g: g.end_utc, reverse=True)
@@ -474,4 +474,4 @@ class BackfillPlanner:
         iso, dataset = key
         identity = f"{iso}|{dataset}|{start.isoformat()}|{end.isoformat()}|1"
         request_id = str(uuid.uuid5(REQUEST_NAMESPACE, identity))
-        return Window(request_id, iso, dataset, start, end, tuple(sorted(ids)), 1)
+        return BackfillWindow(request_id, iso, dataset, start, end, tuple(sorted(ids)), 1)

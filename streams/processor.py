@@ -33,7 +33,7 @@ from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.envelope import envelope
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
-from streams.gaps import Gap, GapTracker, SeriesChange, Window
+from streams.gaps import BackfillWindow, Gap, GapTracker, SeriesChange
 from streams.normalise import KINDS, Kind, natural_key, normalise, series_key, value_of
 from streams.revisions import Decision, Known, decide
 from streams.validate import Failure, ValidationConfig, validate
@@ -555,7 +555,7 @@ def freshness_event(run: Mapping[str, Any], share: float | None, now: datetime) 
     }
 
 
-def backfill_request_event(window: Window, now: datetime) -> dict[str, Any]:
+def backfill_request_event(window: BackfillWindow, now: datetime) -> dict[str, Any]:
     """The BackfillRequested of one window; a retry's event id names its attempt."""
     first = window.attempt == 1
     return {

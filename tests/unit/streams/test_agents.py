@@ -14,7 +14,7 @@ import pytest
 
 from schemas.catalog import Dataset, Iso
 from streams.app import StreamWorker, WorkerConfig
-from streams.gaps import Window
+from streams.gaps import BackfillWindow
 from streams.processor import Output
 from tests.unit.streams.factories import T0, raw_lmp
 
@@ -162,7 +162,9 @@ def test_outcomes_agent_retries_a_failed_window(worker: tuple[StreamWorker, list
     sw, sent = worker
     topic = sw.catalog.ingest("backfill_completed").name
     # a request this worker sent earlier
-    sent_earlier = Window("r1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 1)
+    sent_earlier = BackfillWindow(
+        "r1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 1
+    )
     sw.planner.outstanding["r1"] = (sent_earlier, T0)
     done = {
         "event_id": "d1",

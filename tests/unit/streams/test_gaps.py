@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from schemas.timeutil import expected_intervals
-from streams.gaps import BackfillPlanner, Gap, GapTracker, Window, dump_series, load_series
+from streams.gaps import BackfillPlanner, BackfillWindow, Gap, GapTracker, dump_series, load_series
 
 FIVE = timedelta(minutes=5)
 
@@ -14,7 +14,7 @@ def coalesce(
     gaps: list[Gap],
     max_window: timedelta = timedelta(days=1),
     join_within: timedelta = timedelta(hours=1),
-) -> list[Window]:
+) -> list[BackfillWindow]:
     """Every window the planner cuts from `gaps`, oldest first (no limit on outstanding ones)."""
     planner = BackfillPlanner(
         {}, max_outstanding=10_000, max_window=max_window, join_within=join_within

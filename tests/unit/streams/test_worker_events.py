@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from streams.gaps import GapTracker, Window, completeness
+from streams.gaps import BackfillWindow, GapTracker, completeness
 from streams.processor import backfill_request_event, freshness_event
 
 T0 = datetime(2024, 11, 3, 4, tzinfo=UTC)  # PJM's fall-back day: 25 local hours, 300 intervals
@@ -28,7 +28,7 @@ def test_completeness_counts_the_open_gaps_of_the_last_day_against_every_series(
 
 
 def test_a_retried_backfill_request_keeps_its_request_id_and_names_its_attempt() -> None:
-    window = Window("req-1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 2)
+    window = BackfillWindow("req-1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 2)
     event = backfill_request_event(window, T0)
     assert (event["event_id"], event["request_id"], event["attempt"]) == ("req-1#2", "req-1", 2)
     assert event["reason"] == "retry after attempt 1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -23,8 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def uv_command() -> list[str]:
-    """How to run uv here: the interpreter that has it as a module (where ops/setup.sh put it
-    with pip), else a `uv` on PATH. Never assumes PATH reaches pip's scripts folder."""
+    """How to run uv here: the uv that runs this benchmark (`uv run` names itself in $UV), else
+    the interpreter that has it as a module (where ops/setup.sh put it with pip), else a `uv`
+    on PATH. Never assumes PATH reaches pip's scripts folder: under `uv run`, `python3` on PATH
+    is the project's environment, which has no uv."""
+    running = os.environ.get("UV")
+    if running and os.access(running, os.X_OK):
+        return [running]
     for python in ("python3", sys.executable):
         found = shutil.which(python) or python
         if (

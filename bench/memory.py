@@ -38,7 +38,7 @@ from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
 from bench.common import ROOT, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
-from connectors.records import VERSION, LmpRecord
+from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
@@ -48,6 +48,7 @@ from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from streams.gaps import GapTracker
 from streams.processor import MarketProcessor
+from tests.unit.streams.factories import lmp_record
 from tests.unit.streams.naive_gaps import NaiveGapTracker
 
 SPANS = {"1d": 1, "30d": 30, "1y": 365, "3y": 3 * 365}
@@ -131,24 +132,7 @@ def _records(days: int) -> list[LmpRecord]:
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
     def record(node: str, start: datetime, row: int) -> LmpRecord:
-        price = 20.0 + row % 37
-        return LmpRecord(
-            iso="PJM",
-            market="RT_5MIN",
-            location_id=node,
-            location_name=None,
-            location_type="NODE",
-            interval_start_utc=start,
-            interval_minutes=5,
-            lmp_usd_per_mwh=price + 1.5,
-            energy_usd_per_mwh=price,
-            congestion_usd_per_mwh=1.0,
-            loss_usd_per_mwh=0.5,
-            revision=1,
-            revision_kind=VERSION,
-            source_file="bench.csv",
-            source_row=row,
-        )
+        return lmp_record(node, start, 21.5 + row % 37, row)
 
     out = [record("SPARSE", day + 287 * FIVE - timedelta(days=days), 0)]
     out += [record(f"N{n}", day + i * FIVE, i) for i in range(288) for n in range(LOCATIONS)]

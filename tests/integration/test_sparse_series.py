@@ -9,7 +9,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connectors.records import VERSION, LmpRecord
+from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime
 from optibid.settings import Settings
 from schemas.catalog import MARKET_DATA_PARTITIONS, Dataset, Iso, TopicCatalog
@@ -17,6 +17,7 @@ from schemas.serde import AvroSerde
 from streams.processor import DEFAULT_RETIREMENT_AGE
 from tests.integration.kafka_util import read_topic, wait_until
 from tests.integration.streams_util import WorkerProcess
+from tests.unit.streams.factories import lmp_record
 
 FIVE = timedelta(minutes=5)
 OLD_DAY = datetime(2023, 12, 1, 5, tzinfo=UTC)  # the old series' only day (a file replayed)
@@ -44,25 +45,7 @@ def _day(node: str, start: datetime, skip: tuple[datetime, datetime] | None) -> 
         if skip is not None and skip[0] <= at < skip[1]:
             continue
         price = 30.0 + (i % 24)
-        records.append(
-            LmpRecord(
-                iso="PJM",
-                market="RT_5MIN",
-                location_id=node,
-                location_name=None,
-                location_type="NODE",
-                interval_start_utc=at,
-                interval_minutes=5,
-                lmp_usd_per_mwh=price,
-                energy_usd_per_mwh=price - 1.0,
-                congestion_usd_per_mwh=0.5,
-                loss_usd_per_mwh=0.5,
-                revision=1,
-                revision_kind=VERSION,
-                source_file="sparse.csv",
-                source_row=i,
-            )
-        )
+        records.append(lmp_record(node, at, price, i))
     return records
 
 

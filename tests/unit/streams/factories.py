@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.records import VERSION, LmpRecord
+
 T0 = datetime(2024, 11, 3, 4, 0, tzinfo=UTC)  # 00:00 EDT on the fall-back day in PJM
 
 
@@ -46,3 +48,24 @@ def raw_lmp(
         "run_id": "run-1",
         "native_fields": {},
     }
+
+
+def lmp_record(node: str, start: datetime, lmp: float, row: int = 0) -> LmpRecord:
+    """A PJM five-minute node price as a connector parses it (components summing to `lmp`)."""
+    return LmpRecord(
+        iso="PJM",
+        market="RT_5MIN",
+        location_id=node,
+        location_name=None,
+        location_type="NODE",
+        interval_start_utc=start,
+        interval_minutes=5,
+        lmp_usd_per_mwh=lmp,
+        energy_usd_per_mwh=lmp - 1.0,
+        congestion_usd_per_mwh=0.5,
+        loss_usd_per_mwh=0.5,
+        revision=1,
+        revision_kind=VERSION,
+        source_file="test.csv",
+        source_row=row,
+    )

@@ -59,13 +59,12 @@ from streams.processor import (
     series_status_event,
 )
 from streams.runtime import (
-    BatchTransport,
     BytesTopics,
     ChangelogBatchTable,
     KeyPartitioner,
     apply_runs,
     await_writer_schemas,
-    faust_app,
+    worker_app,
 )
 from streams.validate import ValidationConfig
 
@@ -131,21 +130,7 @@ class StreamWorker:
             retention=config.revision_retention,
             retirement=config.retirement,
         )
-        self.app = faust_app(
-            config.app_id,
-            config.broker,
-            config.store,
-            config.data_dir,
-            config.web_host,
-            config.web_port,
-            config.batch_max_records,
-        )
-        self.transport: BatchTransport | None = None
-        if config.batch:
-            self.transport = BatchTransport(
-                self.app.conf.broker_consumer, self.app, self.process_market
-            )
-            self.app.transport = self.transport
+        self.app, self.transport = worker_app(config, self.process_market)
         self._encoders: dict[str, Encoder] = {}
         self.topic = BytesTopics(self.app)
         self.partition_of = KeyPartitioner()

@@ -38,15 +38,14 @@ from streams.kpi_state import (
     is_benchmark_input,
 )
 from streams.runtime import (
-    BatchTransport,
     BytesTopics,
     ChangelogBatchTable,
     KeyPartitioner,
     ProducerBatches,
     apply_runs,
     await_writer_schemas,
-    faust_app,
     producer_of,
+    worker_app,
 )
 
 log = structlog.get_logger(__name__)
@@ -91,19 +90,7 @@ class KpiWorker:
         self.serde = AvroSerde(RegistryClient(config.registry_url), ContractSet())
         self.series = SeriesKpis(config.kpi)
         self.benchmark = BenchmarkKpis(config.kpi)
-        self.app = faust_app(
-            config.app_id,
-            config.broker,
-            config.store,
-            config.data_dir,
-            config.web_host,
-            config.web_port,
-            config.batch_max_records,
-        )
-        self.transport: BatchTransport | None = None
-        if config.batch:
-            self.transport = BatchTransport(self.app.conf.broker_consumer, self.app, self.apply)
-            self.app.transport = self.transport
+        self.app, self.transport = worker_app(config, self.apply)
         self.partition_of = KeyPartitioner()
         self.topic = BytesTopics(self.app)
         self._encoder: Encoder | None = None

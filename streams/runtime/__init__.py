@@ -13,7 +13,13 @@ Everything private of faust-streaming and aiokafka that this needs lives in this
 alone (`internals.RELIED_ON` names each, `internals.PINNED` the versions).
 """
 
-from streams.runtime.app import apply_runs, ensure_changelogs, faust_app
+from streams.runtime.app import (
+    WorkerAppConfig,
+    apply_runs,
+    ensure_changelogs,
+    faust_app,
+    worker_app,
+)
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import PINNED, current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
@@ -30,10 +36,12 @@ __all__ = [
     "ChangelogBatchTable",
     "KeyPartitioner",
     "ProducerBatches",
+    "WorkerAppConfig",
     "apply_runs",
     "await_writer_schemas",
     "current_event",
     "ensure_changelogs",
     "faust_app",
     "producer_of",
+    "worker_app",
 ]

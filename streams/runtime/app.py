@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import cast
+from typing import Protocol, cast
 
 import faust
 from faust.types import Message
 
 from schemas.catalog import TopicSpec
 from schemas.topics import ensure_topics
-from streams.runtime.consumer import BatchConsumer
+from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
 from streams.runtime.tables import ChangelogBatchTable
@@ -96,6 +96,48 @@ async def apply_runs(
         changelog = changelogs.get(topic)
         if changelog is not None:
             future.add_done_callback(partial(changelog.changelog_delivered, count))
+
+
+class WorkerAppConfig(Protocol):
+    """What a worker's config says about its faust app (WorkerConfig, KpiWorkerConfig)."""
+
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def broker(self) -> str: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def data_dir(self) -> str: ...
+    @property
+    def web_host(self) -> str: ...
+    @property
+    def web_port(self) -> int: ...
+    @property
+    def batch(self) -> bool: ...
+    @property
+    def batch_max_records(self) -> int: ...
+
+
+def worker_app(
+    config: WorkerAppConfig, handler: BatchHandler
+) -> tuple[faust.App, BatchTransport | None]:
+    """A worker's faust app and, when its config says batch, the transport that hands whole
+    fetches of its batch topics to `handler` (the worker then names those topics on it)."""
+    app = faust_app(
+        config.app_id,
+        config.broker,
+        config.store,
+        config.data_dir,
+        config.web_host,
+        config.web_port,
+        config.batch_max_records,
+    )
+    transport = None
+    if config.batch:
+        transport = BatchTransport(app.conf.broker_consumer, app, handler)
+        app.transport = transport
+    return app, transport
 
 
 def ensure_changelogs(app: faust.App, bootstrap: str) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from optibid.settings import Settings
 from schemas.serde import AvroSerde
@@ -34,10 +34,11 @@ def watermarks(consumer: Consumer, topic: str, attempts: int = 5) -> dict[int, t
     raise AssertionError("unreachable")
 
 
-def read_topic(
-    settings: Settings, topic: str, serde: AvroSerde, timeout_s: float = 60
-) -> list[tuple[str, dict[str, Any]]]:
-    """Every (key, decoded value) on `topic` up to its current end, partition by partition."""
+def messages(
+    settings: Settings, topic: str, timeout_s: float = 60
+) -> Iterator[tuple[int, Message]]:
+    """Every record on `topic` up to its current end, partition by partition, each in offset
+    order: (partition, message)."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -46,7 +47,6 @@ def read_topic(
             "log_level": 3,
         }
     )
-    out: list[tuple[str, dict[str, Any]]] = []
     try:
         for partition, (low, high) in watermarks(consumer, topic).items():
             if high <= low:
@@ -61,12 +61,20 @@ def read_topic(
                 if msg is None or offset is None:
                     continue
                 position = offset + 1
-                value = msg.value()
-                key = msg.key()
-                assert value is not None
-                out.append(((key or b"").decode(), serde.decode(value)[1]))
+                yield partition, msg
     finally:
         consumer.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, serde: AvroSerde, timeout_s: float = 60
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every (key, decoded value) on `topic` up to its current end, partition by partition."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for _, msg in messages(settings, topic, timeout_s):
+        value = msg.value()
+        assert value is not None
+        out.append(((msg.key() or b"").decode(), serde.decode(value)[1]))
     return out
 
 

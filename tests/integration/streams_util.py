@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
 from streams.processor import MarketProcessor
-from tests.integration.kafka_util import watermarks
+from tests.integration.kafka_util import messages
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -86,28 +84,13 @@ def raw_in_order(
     settings: Settings, topic: str
 ) -> list[tuple[int, int, bytes | None, bytes, datetime]]:
     """(partition, offset, key, value, timestamp) of every record, each partition in order."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": "raw-reader", "log_level": 3}
-    )
     out = []
-    try:
-        for partition, (low, high) in watermarks(consumer, topic).items():
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            while position < high:
-                msg = consumer.poll(1.0)
-                offset = None if msg is None or msg.error() else msg.offset()
-                if msg is None or offset is None:
-                    continue
-                position = offset + 1
-                value = msg.value()
-                assert value is not None
-                stamp = datetime.fromtimestamp(msg.timestamp()[1] / 1000, UTC)
-                out.append((partition, offset, msg.key(), value, stamp))
-    finally:
-        consumer.close()
+    for partition, msg in messages(settings, topic):
+        value, offset = msg.value(), msg.offset()
+        assert value is not None
+        assert offset is not None
+        stamp = datetime.fromtimestamp(msg.timestamp()[1] / 1000, UTC)
+        out.append((partition, offset, msg.key(), value, stamp))
     return out
 
 

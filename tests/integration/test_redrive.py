@@ -11,13 +11,13 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from optibid.settings import Settings
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.serde import AvroSerde
 from streams.redrive import HEADER_FROM, Redriver
-from tests.integration.kafka_util import count_records, read_topic, wait_until, watermarks
+from tests.integration.kafka_util import count_records, messages, read_topic, wait_until
 from tests.integration.streams_util import PROJECT, WorkerProcess
 from tests.unit.streams.factories import raw_lmp
 
@@ -111,21 +111,8 @@ def test_redrive_after_widening_a_price_bound(
 
 
 def _redrive_headers(settings: Settings, topic: str) -> list[str]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "h"})
     found: list[str] = []
-    try:
-        for partition, (low, high) in watermarks(consumer, topic).items():
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            while position < high:
-                msg = consumer.poll(1.0)
-                if msg is None or msg.error() or msg.offset() is None:
-                    continue
-                position = int(msg.offset() or 0) + 1
-                headers: list[tuple[str, bytes]] = list(msg.headers() or [])  # type: ignore[arg-type]
-                found += [v.decode() for name, v in headers if name == HEADER_FROM]
-    finally:
-        consumer.close()
+    for _, msg in messages(settings, topic):
+        headers: list[tuple[str, bytes]] = list(msg.headers() or [])  # type: ignore[arg-type]
+        found += [v.decode() for name, v in headers if name == HEADER_FROM]
     return found

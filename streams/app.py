@@ -4,8 +4,9 @@ processor, send). Started with `optibid worker`.
 Agents
 - `market`: every raw topic -> validate -> dlq.<iso>.<dataset> | core.market.* (+ locations);
   revision state in the `revisions` table, first sightings in the `locations` table.
-- a timer declares gaps (ingest.gaps) and re-announces open ones, so a crash between state and
-  send cannot lose a gap; gap ids are deterministic.
+- a timer declares gaps (ingest.gaps). A crash between declaring and sending loses nothing:
+  the trackers are rebuilt from the tables after a restart and declare the same gaps again
+  under the same deterministic ids; every open gap is also announced again once an hour.
 - `collect`: ingest.gaps -> the backfill planner, which cuts BackfillRequested windows lazily
   (newest first, within the feeds' reach, a few outstanding per (ISO, dataset)).
 - `outcomes`: ingest.backfill_completed -> retry FAILED/EMPTY windows up to MAX_ATTEMPTS.
@@ -86,7 +87,7 @@ BEYOND_REACH = Counter(
     "Missing intervals older than the ISO serves, given up without a request",
     ["iso", "dataset"],
 )
-REANNOUNCE_EVERY_TICKS = 15
+REANNOUNCE_EVERY = timedelta(hours=1)  # O(open gaps) sends: rare, not every few ticks
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class StreamWorker:
         self._encoders: dict[str, Encoder] = {}
         self.topic = BytesTopics(self.app)
         self.partition_of = KeyPartitioner()
-        self._ticks = 0
+        self._announced_at = datetime.now(UTC)  # the first tick after a start declares anew
         self.planner = BackfillPlanner(
             {d.value: reach for d, reach in config.backfill_reach.items()},
             max_outstanding=config.backfill_max_outstanding,
@@ -234,15 +235,15 @@ class StreamWorker:
         async def declare_gaps() -> None:
             now = datetime.now(UTC)
             due = processor.due_gaps()
-            self._ticks += 1
-            if self._ticks % REANNOUNCE_EVERY_TICKS == 0:
-                due = processor.open_gaps()  # again: a crash may have lost a send
+            if now - self._announced_at >= REANNOUNCE_EVERY:
+                self._announced_at = now
+                due = processor.open_gaps()  # again, as a safety net
             for gap in due:
                 GAPS.labels(gap.iso, gap.dataset).inc()
                 lateness = self.config.lateness[Dataset(gap.dataset)]
                 out = Output(gaps_topic, f"{gap.iso}|{gap.dataset}", gap_event(gap, lateness, now))
                 await self.send(out)
-            GAPS_OPEN.set(len(processor.open_gaps()))
+            GAPS_OPEN.set(processor.open_gap_count())
             await self._announce_series(catalog.ingest("series_status"), now)
 
         async def collect(stream: faust.StreamT[bytes]) -> None:

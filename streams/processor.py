@@ -482,6 +482,9 @@ class MarketProcessor:
             counts[key] = counts.get(key, 0) + n
         return counts
 
+    def open_gap_count(self) -> int:
+        return sum(len(tracker.open_gaps) for tracker in self.trackers.values())
+
     def open_gaps(self) -> list[Gap]:
         return [g for tracker in self.trackers.values() for g in tracker.open_gaps.values()]
 

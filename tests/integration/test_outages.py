@@ -2,8 +2,8 @@
 projector run: nothing accepted is lost, nothing is duplicated beyond identical events that
 idempotence absorbs, and every role comes through it without a restart.
 
-These stop servers of the shared local stack and start them again, so they run last (they
-are named so) and wait until the servers answer again before they end."""
+These stop servers of the shared local stack and start them again; each waits until its
+server answers again before it ends, so the tests after it find the stack as it was."""
 
 from __future__ import annotations
 

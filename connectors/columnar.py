@@ -16,6 +16,12 @@ So the columnar path never decides an error and never decides what a row means o
 where it answers, the unit tests check it answers what the row path answers (record for record,
 native fields included).
 
+CSV is read by one reader, csv_stack: one report, or several stacked (the reports of an OASIS
+response, the documents of an ERCOT bulk archive), read in one Arrow read per header line, each
+row keeping its report and its number there. Where the row paths split lines differently (a
+lone CR, blank lines, the breaks of str.splitlines...), the format's CsvRules say how, and the
+reader declines any report it might split otherwise.
+
 A columnar answer is a `RecordBatch`: a sequence of records whose objects are built from the
 checked columns the first time it is read (a publisher iterating it, `optibid parse` printing
 it). Its length, and every check, are known before that.
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain, repeat
 from typing import Any, overload
 
 import numpy as np
@@ -40,14 +48,6 @@ from connectors.records import Record
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Codes = np.ndarray[Any, np.dtype[np.int64]]
 Floats = np.ndarray[Any, np.dtype[np.float64]]
-
-# Bytes that make a CSV irregular for the columnar reader: quotes (the csv module reads quoted
-# cells), NUL, and the line breaks str.splitlines knows but Arrow does not (VT, FF, FS/GS/RS,
-# and in UTF-8 NEL and the Unicode line and paragraph separators). Each is looked for on its
-# own: `in` on bytes runs at memchr speed where a regex class runs a step per byte, and the
-# multi-byte ones only in a payload that is not plain ASCII.
-_IRREGULAR_BYTES = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
-_IRREGULAR_UTF8 = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 
 
 _row_path_only = False
@@ -191,85 +191,383 @@ _ARROW_TYPES = {
     LABEL: pa.dictionary(pa.int32(), pa.string()),
     TEXT: pa.string(),
 }
+_BOM = b"\xef\xbb\xbf"
 
 
-def csv_frame(data: bytes, kinds: Mapping[str, str] | None = None) -> Frame | None:
-    """A plain CSV (UTF-8, one header line, no quotes, every row as wide as the header) read
-    as columns; None for anything else, which the row path reads or rejects.
+@dataclass(frozen=True, slots=True)
+class CsvRules:
+    """What the CSV reader must match of a format's row path, and how it reads.
 
-    `kinds` names the columns the parse reads and how: NUMBER (float64, converted by the
-    reader; a cell that is not a number declines the payload), LABEL (dictionary-encoded
-    text) or TEXT; the reader converts them on its threads and skips the others. Without
-    `kinds` every column is text. Records' native fields are read again, all as text, when
-    the records are built."""
-    if _row_path_only:
-        return None
-    if data[:3] == b"\xef\xbb\xbf":
-        data = data[3:]
-    end = data.find(b"\n")
-    if end <= 0 or any(irregular in data for irregular in _IRREGULAR_BYTES):
-        return None
-    if not data.isascii():  # then valid UTF-8 (the row path decodes anything else otherwise)
-        if any(irregular in data for irregular in _IRREGULAR_UTF8):
+    Arrow ends a line at LF, CRLF or a lone CR and reads every other byte as a cell's; where a
+    row path splits a report into rows otherwise, a report it might read differently is
+    declined. The defaults describe a row path that splits lines as str.splitlines does
+    (connectors.tabular.read_csv)."""
+
+    # A CR not followed by LF ends a line (as in Arrow). False: the row path splits at LF only
+    # (dropping a CR before it), so a report holding a lone CR is declined.
+    lone_cr: bool = True
+    # A blank line is no row (skipped; rows are numbered without it). False: the row path
+    # rejects one, or ignores it where it trails, so a report holding one is declined.
+    blank_lines: bool = True
+    # The row path also ends lines at VT, FF, FS, GS and RS, and in UTF-8 at NEL and the
+    # Unicode line and paragraph separators, and reads a NUL otherwise: a report holding any
+    # is declined. False: they are a cell's bytes, as in Arrow.
+    splitlines: bool = True
+    # A report stacked with others may end its lines in more than one way (LF, CRLF, a lone
+    # CR). False: it ends all alike, or the stack is declined (an unterminated last line is
+    # ended with an LF when stacked, and counts as that).
+    mixed_ends: bool = True
+    # A header may name a column "" (a header that is one blank line is always declined).
+    blank_names: bool = False
+    # Every report has the first one's header line, or the stack is declined. False: a report
+    # whose header line differs from the one before it starts another table.
+    one_header: bool = True
+    # Arrow reads a table of _THREADED_BYTES or more on its threads. False: always on one.
+    threads: bool = True
+
+
+CSV = CsvRules()  # the defaults: a row path like tabular.read_csv
+
+
+class CsvReport:
+    """One report of a stack: its header (column names, stripped) and its number of rows."""
+
+    __slots__ = ("header", "rows")
+
+    def __init__(self, header: list[str], rows: int) -> None:
+        self.header = header
+        self.rows = rows
+
+
+class _Run:
+    """Consecutive reports with one header line, as the one buffer Arrow reads: the first
+    report whole, then each other without its header line (and with its last line ended).
+    `counts` are the reports' rows counted from their line ends, which Arrow's rows must equal
+    (a blank line, which Arrow skips, makes them differ); None for a report read alone (its
+    rows are Arrow's)."""
+
+    __slots__ = ("buffer", "counts", "header")
+
+    def __init__(self, buffer: bytes, header: list[str], counts: list[int] | None) -> None:
+        self.buffer = buffer
+        self.header = header
+        self.counts = counts
+
+
+class Stack:
+    """CSV reports read by csv_stack: a table per run of reports with one header line, each
+    column read across them as one array, and per report its header and rows."""
+
+    __slots__ = (
+        "_kinds",
+        "_rules",
+        "_runs",
+        "_tables",
+        "_text",
+        "_types",
+        "_which",
+        "reports",
+        "rows",
+    )
+
+    def __init__(
+        self,
+        runs: list[_Run],
+        tables: list[tuple[pa.Table, dict[str, Any]]],
+        kinds: Mapping[str, str] | None,
+        rules: CsvRules,
+    ) -> None:
+        self._runs = runs
+        self._tables = [table for table, _ in tables]
+        self._types = [types for _, types in tables]  # the columns each table read
+        self._kinds = kinds
+        self._rules = rules
+        self._text: Stack | None = None
+        self._which: Codes | None = None
+        self.reports = [
+            CsvReport(run.header, count)
+            for run, table in zip(runs, self._tables, strict=True)
+            for count in ([table.num_rows] if run.counts is None else run.counts)
+        ]
+        self.rows = sum(table.num_rows for table in self._tables)
+
+    @property
+    def header(self) -> list[str]:
+        """The first report's header (every report's, with CsvRules.one_header)."""
+        return self._runs[0].header
+
+    @property
+    def counts(self) -> list[int]:
+        """Each report's rows, in order."""
+        return [report.rows for report in self.reports]
+
+    def has(self, *names: str) -> bool:
+        """Whether every table has read the named columns."""
+        return all(name in types for types in self._types for name in names)
+
+    def column(self, name: str) -> pa.Array | None:
+        """A column across every report as one array; None where a table has not read it."""
+        if not self.has(name):
             return None
+        chunks = [chunk for table in self._tables for chunk in table.column(name).chunks]
+        return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+
+    def text(self) -> Stack:
+        """The same reports with every column read as text (read again once, when asked for,
+        where `kinds` named some)."""
+        if self._kinds is None:
+            return self
+        if self._text is None:
+            found = _read_runs(self._runs, None, self._rules)
+            if found is None:  # the same bytes, already read once
+                raise RuntimeError("a stack read once could not be read as text")
+            self._text = found
+        return self._text
+
+    def which(self) -> Codes:
+        """The report (its index) of each row."""
+        if self._which is None:
+            counts = self.counts
+            self._which = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        return self._which
+
+    def numbers(self) -> Codes:
+        """Each row's number within its report, from 1 (as the row paths count)."""
+        which = self.which()
+        starts = np.cumsum([0, *self.counts[:-1]], dtype=np.int64)
+        numbers: Codes = np.arange(len(which), dtype=np.int64) - starts[which] + 1
+        return numbers
+
+    def row_numbers(self) -> Iterator[int]:
+        """numbers() as ints, made as they are read (for records built one by one)."""
+        return chain.from_iterable(map(range, repeat(1), [count + 1 for count in self.counts]))
+
+    def per_report(self, values: Sequence[Any]) -> tuple[Codes, int, list[Any]]:
+        """A value per report (e.g. its revision) as canonical codes per row."""
+        return canonical(list(values), self.which())
+
+    def lines(self) -> list[str]:
+        """Each row's source line (after its report's header line) as text: the lines as
+        Arrow split them, blank ones left out."""
+        out: list[str] = []
+        for run, table in zip(self._runs, self._tables, strict=True):
+            text = run.buffer.decode()
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            rows = table.num_rows
+            if run.counts is None and self._rules.blank_lines and "\n\n" in text:
+                # blank lines, which Arrow skipped
+                out += [line for line in text.split("\n")[1:] if line]
+            else:
+                out += text.split("\n", rows + 1)[1 : rows + 1]
+        return out
+
+
+def csv_stack(
+    reports: Sequence[bytes], kinds: Mapping[str, str] | None = None, rules: CsvRules = CSV
+) -> Stack | None:
+    """CSV reports (UTF-8, a header line each, no quotes, every row as wide as its header)
+    read as columns, one Arrow read per run of reports with one header line; None for anything
+    else (which the row path reads or rejects), or where a table has no rows.
+
+    `kinds` names the columns to read and how: NUMBER (float64, converted by the reader; a
+    cell that is not a number declines the reports), LABEL (dictionary-encoded text) or TEXT;
+    the others are skipped (Stack.text() reads them all later). Without `kinds` every column
+    is read, as text. `rules` are the format's (CsvRules).
+
+    A report read alone has Arrow's rows. In a run of several, each report's rows are counted
+    from its line ends (LF, CRLF, a lone CR), and a blank line (which Arrow skips) declines
+    the reports whatever the rules."""
+    if _row_path_only or not reports:
+        return None
+    lines: list[bytes] = []  # the header line of each run
+    groups: list[list[bytes]] = []  # its reports, without byte order marks
+    for report in reports:
+        data = report[3:] if report[:3] == _BOM else report
+        end = data.find(b"\n")
+        if end <= 0 or b"\r" in data[:end].rstrip(b"\r"):
+            return None  # (a CR inside the header line: Arrow would end the line there)
+        if not rules.lone_cr and b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+            return None  # a lone CR: Arrow ends a row there, the row path does not
+        if lines and data[: end + 1] == lines[-1]:
+            groups[-1].append(data)
+        elif lines and rules.one_header:
+            return None
+        else:
+            lines.append(data[: end + 1])
+            groups.append([data])
+    runs: list[_Run] = []
+    for line, group in zip(lines, groups, strict=True):
+        header = _header(line, rules)
+        ends = [_line_ends(data) for data in group] if len(group) > 1 else []
+        if header is None or (
+            len(group) > 1 and not rules.mixed_ends and any(sum(map(bool, e)) > 1 for e in ends)
+        ):
+            return None  # (or a report mixing line ends: see mixed_ends)
+        run = _Run(
+            group[0] if len(group) == 1 else _joined(line, group),
+            header,
+            [sum(e) - 1 for e in ends] if ends else None,  # less the header line
+        )
+        if not _plain(run.buffer, rules):
+            return None
+        runs.append(run)
+    return _read_runs(runs, kinds, rules)
+
+
+def _header(line: bytes, rules: CsvRules) -> list[str] | None:
+    """The column names of a header line; None where one repeats, or is blank (unless the
+    rules allow that), or the line is not UTF-8."""
+    try:
+        header = [name.strip() for name in line.decode().split(",")]
+    except UnicodeDecodeError:
+        return None
+    if len(set(header)) != len(header) or header == [""]:
+        return None
+    return header if rules.blank_names or "" not in header else None
+
+
+def _line_breaks(data: bytes) -> int:
+    """How many LFs `data` holds (numpy counts them several times faster than bytes.count)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")))
+
+
+def _line_ends(data: bytes) -> tuple[int, int, int]:
+    """How many lines of a report end in LF, in CRLF and in a lone CR, its last line ended with
+    an LF where it is not (as when stacked: a last line ending in a lone CR then ends in CRLF)."""
+    unended = data[-1:] != b"\n"
+    ends = _line_breaks(data) + unended  # LF or CRLF
+    if b"\r" not in data:
+        return ends, 0, 0
+    crlf = data.count(b"\r\n") + (unended and data[-1:] == b"\r")
+    return ends - crlf, crlf, data.count(b"\r") - crlf
+
+
+def _joined(line: bytes, group: list[bytes]) -> bytes:
+    """The header line, then each report's lines after its own (its last line ended)."""
+    parts: list[bytes | memoryview] = [line]
+    for data in group:
+        parts.append(memoryview(data)[len(line) :])
+        if data[-1:] != b"\n":
+            parts.append(b"\n")
+    return b"".join(parts)
+
+
+# Bytes the row paths of CsvRules.splitlines read otherwise than Arrow: NUL, and the line
+# breaks str.splitlines knows but Arrow does not (VT, FF, FS/GS/RS, and in UTF-8 NEL and the
+# Unicode line and paragraph separators). Each is looked for on its own: `in` on bytes runs at
+# memchr speed where a regex class runs a step per byte, and the multi-byte ones only in a
+# payload that is not plain ASCII. A quote (the row paths read quoted cells) is always irregular.
+_SPLITLINES_BYTES = (b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_SPLITLINES_UTF8 = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+
+
+def _plain(data: bytes, rules: CsvRules) -> bool:
+    """Whether Arrow reads the bytes' cells as the row path reads them: no quotes, no bytes
+    the rules make irregular, valid UTF-8."""
+    if b'"' in data or (rules.splitlines and any(byte in data for byte in _SPLITLINES_BYTES)):
+        return False
+    if not data.isascii():  # then valid UTF-8 (the row paths decode anything else otherwise)
+        if rules.splitlines and any(irregular in data for irregular in _SPLITLINES_UTF8):
+            return False
         try:
             data.decode()
         except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _read_runs(runs: list[_Run], kinds: Mapping[str, str] | None, rules: CsvRules) -> Stack | None:
+    """The runs read by Arrow as a Stack; None where a table is irregular or has no rows."""
+    tables: list[tuple[pa.Table, dict[str, Any]]] = []
+    for run in runs:
+        if kinds is None:
+            types = dict.fromkeys(run.header, pa.string())
+        else:
+            types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if name in run.header}
+        # A report alone whose blank lines the rules decline is read with them kept, as rows
+        # of empty cells, and looked for only where every column read has an empty cell.
+        kept = run.counts is None and not rules.blank_lines
+        table = _read(run.buffer, run.header, types, rules, skip_blank=not kept)
+        if table is None or table.num_rows == 0:
             return None
-    header = [name.strip() for name in data[:end].decode().rstrip("\r").split(",")]
-    if len(set(header)) != len(header) or "" in header:
-        return None
-    if kinds is None:
-        types = dict.fromkeys(header, pa.string())
-    else:
-        types = {name: _ARROW_TYPES[kind] for name, kind in kinds.items() if name in header}
-    table = _read(data, header, types)
-    if table is None or table.num_rows == 0:
-        return None
-    everything: list[Any] = [table if kinds is None else None]
-
-    def column(name: str) -> pa.Array | None:
-        if name not in types:
+        if run.counts is not None and sum(run.counts) != table.num_rows:
+            return None  # a blank line, which Arrow skipped
+        if kept and _blank_line(table, run.buffer):
             return None
-        return table.column(name).combine_chunks()
-
-    def all_text() -> Any:
-        if everything[0] is None:
-            everything[0] = _read(data, header, dict.fromkeys(header, pa.string()))
-        return everything[0]
-
-    def natives() -> Callable[[int], Mapping[str, str]]:
-        every = all_text()
-        index = {name: i for i, name in enumerate(header)}
-        cells = [every.column(i).to_pylist() for i in range(len(header))]
-        return lambda row: ColumnRow(index, cells, row)
-
-    def text(name: str) -> list[str]:
-        cells: list[str] = all_text().column(name).to_pylist()
-        return cells
-
-    return Frame(header, table.num_rows, column, natives, text)
+        tables.append((table, types))
+    return Stack(runs, tables, kinds, rules)
 
 
-def _read(data: bytes, header: list[str], types: dict[str, Any]) -> Any:
+def _blank_line(table: pa.Table, data: bytes) -> bool:
+    """Whether a report read with its blank lines kept (each a row of empty cells) holds one:
+    not where a column has no empty cell (as any column of numbers: an empty cell is none);
+    otherwise as its bytes say (a line end right after another)."""
+    for column in table.columns:
+        cells = column
+        if pa.types.is_dictionary(column.type):  # the distinct cells
+            cells = pa.chunked_array(
+                [chunk.dictionary for chunk in column.chunks], cells.type.value_type
+            )
+        elif not pa.types.is_string(column.type):
+            return False
+        if (pc.min(pc.binary_length(cells)).as_py() or 0) > 0:
+            return False
+    return any(ends in data for ends in (b"\n\n", b"\n\r", b"\r\r"))
+
+
+def _read(
+    data: bytes, header: list[str], types: dict[str, Any], rules: CsvRules, *, skip_blank: bool
+) -> Any:
     try:
         return pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(
-                column_names=header, skip_rows=1, use_threads=len(data) >= _THREADED_BYTES
+                column_names=header,
+                skip_rows=1,
+                use_threads=rules.threads and len(data) >= _THREADED_BYTES,
             ),
-            parse_options=pacsv.ParseOptions(quote_char=False, double_quote=False),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False, double_quote=False, ignore_empty_lines=skip_blank
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
                 include_columns=list(types),
-                null_values=[],  # no cell is null: an empty number declines the payload
+                null_values=[],  # no cell is null: an empty number declines the reports
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                check_utf8=False,  # checked above, once for all columns
+                check_utf8=False,  # checked before, once for all columns
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, a non-number...
         return None
+
+
+def csv_frame(data: bytes, kinds: Mapping[str, str] | None = None) -> Frame | None:
+    """One plain CSV payload (see csv_stack, with the default rules) as a Frame; None for
+    anything else, which the row path reads or rejects.
+
+    `kinds` as for csv_stack: the reader converts the columns named on its threads and skips
+    the others. Records' native fields are read again, all as text, when the records are
+    built."""
+    found = csv_stack([data], kinds)
+    if found is None:
+        return None
+    header = found.header
+
+    def text(name: str) -> list[str]:
+        column = found.text().column(name)
+        if column is None:
+            raise KeyError(f"no column {name!r}")
+        cells: list[str] = column.to_pylist()
+        return cells
+
+    def natives() -> Callable[[int], Mapping[str, str]]:
+        index = {name: i for i, name in enumerate(header)}
+        cells = [text(name) for name in header]
+        return lambda row: ColumnRow(index, cells, row)
+
+    return Frame(header, found.rows, found.column, natives, text)
 
 
 # Every digit to "0", every other byte to a space: 20 digits in a row are then one `in` away.

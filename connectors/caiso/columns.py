@@ -3,11 +3,12 @@ OASIS CSV reports (LMP, AS prices, SLD_FCST) and of the Today's Outlook demand C
 column at a time. Each function returns None for anything irregular, and the row loops of
 prices.py and parse.py then read the payload (or name what is wrong with it).
 
-OASIS CSVs are read with Arrow, only the columns a parser needs; a record's native fields are
-its source line split at commas, which is what the row path's reader does for a file without
-quotes. So a report is read here only where Arrow's rows are exactly the row path's lines: no
-quotes, no carriage return outside a CRLF, no empty line before the end, valid UTF-8, a header
-without repeated names.
+OASIS CSVs are read with Arrow (columnar.csv_stack: the reports of a response in one read), only
+the columns a parser needs; a record's native fields are its source line split at commas, which
+is what the row path's reader does for a file without quotes. So a report is read here only
+where Arrow's rows are exactly the row path's lines (the rules in _LINES): no quotes, no
+carriage return outside a CRLF, no empty line before the end, valid UTF-8, a header without
+repeated names.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from connectors import columnar as core
 from connectors.caiso.feeds import (
@@ -59,102 +59,35 @@ from schemas.timeutil import wall_to_utc, zone
 _TZ = zone(ISO)
 # A component's place in an LMP group: lmp, energy, congestion, loss, ghg.
 _SLOTS = {"lmp": 0, "energy": 1, "congestion": 2, "loss": 3, "ghg": 4}
-_THREADS = False  # the reader competes with other work for two cores: one thread is steadier
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
-class _Report:
-    """One CSV report of a response: its header, revision, row count and, for native fields,
-    its data lines as the row path splits them."""
-
-    __slots__ = ("body", "header", "member", "revision", "rows")
-
-    def __init__(self, member: str, header: list[str], body: bytes, rows: int, revision: int):
-        self.member = member
-        self.header = header
-        self.body = body  # without BOM
-        self.rows = rows
-        self.revision = revision
-
-    def lines(self) -> list[str]:
-        """The data lines (after the header), as the row path's reader splits the text."""
-        text = self.body.decode()
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        return text.split("\n", self.rows + 1)[1 : self.rows + 1]
-
-
-def _plain(body: bytes) -> tuple[bytes, list[str]] | None:
-    """(body without BOM, header) of a CSV whose rows Arrow reads as the row path's lines; None
-    for anything else."""
-    if body[:3] == b"\xef\xbb\xbf":
-        body = body[3:]
-    end = body.find(b"\n")
-    if end <= 0 or b'"' in body:
-        return None
-    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
-        return None  # a lone CR: Arrow ends a row there, the row path does not
-    if not body.isascii():  # (Arrow would check only the columns it converts)
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            return None  # the row path reads it as cp1252
-    header = [name.strip() for name in body[:end].decode().split(",")]
-    if len(header) < 2 or len(set(header)) != len(header):
-        return None  # (a one-column table would read an empty line as a row)
-    return body, header
-
-
-def _arrow(body: bytes, header: list[str], names: Sequence[str]) -> pa.Table | None:
-    """The named columns, as text, of a CSV that _plain accepts; None where a row is of another
-    width (or an empty line: a row of one field)."""
-    if any(name not in header for name in names):
-        return None
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(body),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=_THREADS),
-            # an empty line is then a row of one field, too narrow: the row path rejects one
-            # inside the table and ignores trailing ones, and here either is declined
-            parse_options=pacsv.ParseOptions(
-                quote_char=False, double_quote=False, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                include_columns=list(dict.fromkeys(names)),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    # Without quotes, lone CRs and empty lines, Arrow's rows are the lines after the header.
-    return table if table.num_rows else None
-
-
-def _table(body: bytes, names: Sequence[str] | None) -> tuple[list[str], bytes, pa.Table] | None:
-    """(header, body without BOM, the named columns (None: all) as text) of one plain CSV."""
-    plain = _plain(body)
-    if plain is None:
-        return None
-    table = _arrow(plain[0], plain[1], plain[1] if names is None else names)
-    return None if table is None else (plain[1], plain[0], table)
+# How oasis.csv_rows splits a report: at LF only (a CR before it dropped), an empty line inside
+# the table an error and trailing ones ignored, any other byte a cell's; a header may name a
+# column "". The reports of a response with one header line are read as one table, and a
+# report with another header line starts a table of its own.
+_LINES = core.CsvRules(
+    lone_cr=False,
+    blank_lines=False,
+    splitlines=False,
+    blank_names=True,
+    one_header=False,
+    threads=False,  # the reader competes with other work for two cores: one thread is steadier
+)
 
 
 class _Oasis:
-    """The CSV reports of an OASIS response and the columns a parser asked for, read by Arrow
-    together (reports with one header are read as one table)."""
+    """The CSV reports of an OASIS response and the columns a parser asked for, read together
+    (a stack), with each report's revision."""
 
-    def __init__(self, reports: list[_Report], tables: list[pa.Table]) -> None:
-        self.reports = reports
-        self.tables = tables
+    def __init__(self, stack: core.Stack, revisions: list[int]) -> None:
+        self.stack = stack
+        self.revision_of = revisions  # per report
 
     def column(self, name: str) -> pa.Array:
-        chunks = [chunk for table in self.tables for chunk in table.column(name).chunks]
-        return pa.concat_arrays(chunks) if len(chunks) != 1 else chunks[0]
+        return _column(self.stack, name)
 
     def coded(self, name: str) -> tuple[Codes, list[str]] | None:
         return codes(self.column(name))
@@ -177,22 +110,24 @@ class _Oasis:
 
     def per_report(self) -> tuple[Codes, Codes]:
         """(report index of each row, row number within its report, from 1)."""
-        counts = [report.rows for report in self.reports]
-        which = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        offsets = np.cumsum([0, *counts[:-1]])
-        local = np.arange(len(which), dtype=np.int64) - offsets[which] + 1
-        return which, local
+        return self.stack.which(), self.stack.numbers()
 
     def revisions(self, which: Codes) -> tuple[Codes, int, list[int]]:
-        return canonical([report.revision for report in self.reports], which)
+        return canonical(self.revision_of, which)
 
     def lines(self) -> list[str]:
-        if len(self.reports) == 1:
-            return self.reports[0].lines()
-        return [line for report in self.reports for line in report.lines()]
+        """Each row's data line, as the row path's reader splits the text."""
+        return self.stack.lines()
 
     def headers(self) -> list[list[str]]:
-        return [report.header for report in self.reports]
+        return [report.header for report in self.stack.reports]
+
+
+def _column(stack: core.Stack, name: str) -> pa.Array:
+    """A column the stack has read (every table has: checked when it was read)."""
+    found = stack.column(name)
+    assert found is not None
+    return found
 
 
 def _members(data: bytes, source: str) -> list[tuple[str, bytes]] | None:
@@ -212,11 +147,6 @@ def _members(data: bytes, source: str) -> list[tuple[str, bytes]] | None:
     return members or None
 
 
-def _line_breaks(body: bytes) -> int:
-    """How many LFs `body` holds (numpy counts them several times faster than bytes.count)."""
-    return int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n")))
-
-
 def _revision_of(member: str, source: str) -> int | None:
     try:
         return _revision(member, source, None)
@@ -230,42 +160,18 @@ def _reports(data: bytes, source: str, names: Sequence[str]) -> _Oasis | None:
     members = _members(data, source)
     if members is None:
         return None
-    reports: list[_Report] = []
-    groups: list[tuple[bytes, list[_Report]]] = []  # (header line, its reports)
+    revisions: list[int] = []
     for member, data_of in members:
-        plain = None if sniff(data_of) != "csv" else _plain(data_of)
         revision = _revision_of(member, source)
-        if plain is None or revision is None:
+        if revision is None or sniff(data_of) != "csv":
             return None
-        body, header = plain
-        line = body[: body.find(b"\n") + 1]
-        reports.append(_Report(member, header, body, 0, revision))
-        if groups and groups[-1][0] == line:
-            groups[-1][1].append(reports[-1])
-        else:
-            groups.append((line, [reports[-1]]))
-    tables = []
-    for line, group in groups:
-        joined = group[0].body
-        if len(group) > 1:  # one table of their lines, each ending with a line break
-            parts = [line]
-            for report in group:
-                report.rows = _line_breaks(report.body) - 1 + (not report.body.endswith(b"\n"))
-                rest = report.body[len(line) :]
-                parts.append(rest if rest.endswith(b"\n") else rest + b"\n")
-            joined = b"".join(parts)
-        table = _arrow(joined, group[0].header, names)
-        if table is None:
-            return None
-        if len(group) == 1:
-            group[0].rows = table.num_rows
-        # (with the checks above, Arrow's rows are the lines: this cannot fail)
-        if 0 in (report.rows for report in group) or table.num_rows != sum(
-            report.rows for report in group
-        ):
-            return None
-        tables.append(table)
-    return _Oasis(reports, tables)
+        revisions.append(revision)
+    stack = core.csv_stack(
+        [data_of for _, data_of in members], dict.fromkeys(names, core.TEXT), _LINES
+    )
+    if stack is None or not stack.has(*names) or 0 in stack.counts:
+        return None
+    return _Oasis(stack, revisions)
 
 
 def _instants(texts: list[str]) -> tuple[list[datetime], Codes] | None:
@@ -718,14 +624,14 @@ def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
     without a clock change (the row path places the labels of those days)."""
     if core.row_path_forced() or not data.isascii() or any(c in data for c in _STRIPPED):
         return None
-    read = _table(data, None)
-    if read is None:
+    found = core.csv_stack([data], None, _LINES)
+    if found is None:
         return None
-    header, body, table = read
+    header = found.header
     present = [name for name in OUTLOOK_DEMAND_COLUMNS if name in header]
     if header[0] != OUTLOOK_TIME or len(present) != 1:
         return None
-    labels = table.column(0).combine_chunks()
+    labels = _column(found, header[0])
     if pc.all(pc.match_substring_regex(labels, _DATED)).as_py():
         dated = True
     elif pc.all(pc.match_substring_regex(labels, _CLOCK)).as_py():
@@ -734,18 +640,18 @@ def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
         return None
     # Then the only spaces in the data are the labels' (one each, or none): no cell is padded,
     # so a cell is blank exactly when it is empty.
-    if body.count(b" ", body.find(b"\n")) != (table.num_rows if dated else 0):
+    if data.count(b" ", data.find(b"\n")) != (found.rows if dated else 0):
         return None
-    published = np.zeros(table.num_rows, dtype=bool)
-    for column in table.columns[1:]:
-        published |= _lengths(column.combine_chunks()) > 0
+    published = np.zeros(found.rows, dtype=bool)
+    for name in header[1:]:
+        published |= _lengths(_column(found, name)) > 0
     ends = _outlook_ends(labels, dated, source)
     if ends is None:
         return None
     shown = np.flatnonzero(published)
     if len(shown) > 1 and not (np.diff(ends[shown]) > 0).all():
         return None  # out of order or repeated: the row path keeps or rejects
-    demand = table.column(present[0]).combine_chunks()
+    demand = _column(found, present[0])
     rows = np.flatnonzero(_lengths(demand) > 0)
     numbers = floats(demand.take(pa.array(rows))) if len(rows) else np.zeros(0)
     if numbers is None:
@@ -755,10 +661,9 @@ def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
         start.replace(tzinfo=UTC) for start in (ends[rows] - step).astype("datetime64[us]").tolist()
     ]
     revision = published_in_name(source) or 0
-    report = _Report("", header, body, table.num_rows, revision)
 
     def build() -> list[Record]:
-        lines = report.lines()
+        lines = found.lines()
         return [
             LoadRecord(
                 ISO,

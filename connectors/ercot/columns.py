@@ -5,17 +5,17 @@ Each function returns None for anything irregular, and parse.py's row loops then
 payload (or name what is wrong with it).
 
 A payload holds one document or many (a bulk archive: a zip of zips, one SCED run each). The
-documents' CSVs are stacked into one table under their common header before Arrow reads it, so
-that a thousand small documents cost one read, not a thousand; each row keeps its document's
-revision and its row number within that document.
+documents' CSVs are read as one stack (columnar.csv_stack): one table under their common header
+line, so that a thousand small documents cost one read, not a thousand; each row keeps its
+document's revision and its row number within that document.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -24,12 +24,13 @@ import pyarrow.compute as pc
 
 from connectors.columnar import (
     Codes,
+    CsvRules,
     Floats,
-    Frame,
     RecordBatch,
+    Stack,
     canonical,
     codes,
-    csv_frame,
+    csv_stack,
     distinct,
     floats,
     pairs,
@@ -46,26 +47,9 @@ ISO = feeds.ISO
 Labelled = tuple[Codes, int, list[Any]]
 
 
-class Stack:
-    """The documents of one payload read as one table: the frame, and per document its rows."""
-
-    __slots__ = ("counts", "documents", "frame")
-
-    def __init__(self, frame: Frame, documents: list[Document], counts: list[int]) -> None:
-        self.frame = frame
-        self.documents = documents
-        self.counts = counts  # rows of each document, in order
-
-    def per_document(self, values: Sequence[Any]) -> Labelled:
-        """A value per document (e.g. its revision) as labelled codes per row."""
-        found = np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
-        return canonical(list(values), found)
-
-    def numbers(self) -> Callable[[], Iterator[int]]:
-        """Each row's number within its document (1-based, as the row path counts), made
-        when called (a batch keeps the counts, not the documents' bytes)."""
-        ends = [count + 1 for count in self.counts]
-        return lambda: chain.from_iterable(map(range, repeat(1), ends))
+# ERCOT's row path (tabular.read_csv) splits lines as str.splitlines does. A document of a bulk
+# archive that ends some lines in LF and others in CRLF is left to it too.
+_LINES = CsvRules(mixed_ends=False)
 
 
 def documents(data: bytes, source: str) -> list[Document] | None:
@@ -77,60 +61,20 @@ def documents(data: bytes, source: str) -> list[Document] | None:
         return None
 
 
-def _body(data: bytes) -> tuple[bytes, bytes, int] | None:
-    """(header line, body, rows) of one document, where its lines are plain: every line ends
-    in LF or every one in CRLF, and none is blank (Arrow skips blank lines, so a row count from
-    the line breaks would be off)."""
-    if data[:3] == b"\xef\xbb\xbf":
-        data = data[3:]
-    end = data.find(b"\n")
-    if end <= 0:
-        return None
-    header, body = data[:end], data[end + 1 :]
-    if body and body[-1:] != b"\n":
-        body += b"\n"
-    breaks = body.count(b"\n")
-    if b"\r" in data:
-        if header[-1:] != b"\r" or data.count(b"\r") != breaks + 1 or body.count(b"\r\n") != breaks:
-            return None
-        if body[:2] == b"\r\n" or b"\n\r\n" in body:
-            return None
-    if body[:1] == b"\n" or b"\n\n" in body:
-        return None
-    return header, body, breaks
+def stack(data: bytes, source: str) -> tuple[Stack, list[Document]] | None:
+    """The payload's documents, all with one header line, read as one table (and the
+    documents); None where any is irregular."""
+    docs = documents(data, source)
+    found = None if docs is None else csv_stack([doc.data for doc in docs], None, _LINES)
+    return None if found is None or docs is None else (found, docs)
 
 
-def stack(docs: list[Document]) -> Stack | None:
-    """The documents, all with the same header line, read as one table; None where any is
-    irregular."""
-    if len(docs) == 1:
-        found = csv_frame(docs[0].data)
-        return None if found is None else Stack(found, docs, [found.rows])
-    parts: list[bytes] = []
-    counts: list[int] = []
-    header = b""
-    for doc in docs:
-        split = _body(doc.data)
-        if split is None or (parts and split[0] != header):
-            return None
-        if not parts:
-            header = split[0]
-            parts.append(header + b"\n")
-        parts.append(split[1])
-        counts.append(split[2])
-    found = csv_frame(b"".join(parts))
-    if found is None or found.rows != sum(counts):
-        return None
-    return Stack(found, docs, counts)
-
-
-def _short_cells(stacked: Stack) -> bool:
+def _short_cells(found: Stack, docs: list[Document]) -> bool:
     """Whether every cell is within the csv module's field size limit (the row path reads a
     longer line with the csv module, which rejects a longer field)."""
     limit = csv.field_size_limit()
-    if sum(len(doc.data) for doc in stacked.documents) <= limit:  # no cell is longer
+    if sum(len(doc.data) for doc in docs) <= limit:  # no cell is longer
         return True
-    found = stacked.frame
     for name in found.header:
         column = found.column(name)
         if column is None:
@@ -141,7 +85,7 @@ def _short_cells(stacked: Stack) -> bool:
     return True
 
 
-def labelled(found: Frame, name: str) -> tuple[Codes, list[Any]] | None:
+def labelled(found: Stack, name: str) -> tuple[Codes, list[Any]] | None:
     column = found.column(name)
     return None if column is None else codes(column)
 
@@ -157,7 +101,7 @@ def combined(parts: list[tuple[Codes, list[Any]]]) -> tuple[Codes, list[tuple[An
     return row_codes, tuples
 
 
-def prices(found: Frame, name: str) -> Floats | None:
+def prices(found: Stack, name: str) -> Floats | None:
     """A price column as finite floats; ERCOT pads numbers with spaces, which float() ignores."""
     column = found.column(name)
     if column is None or column.null_count or not pa.types.is_string(column.type):
@@ -166,7 +110,7 @@ def prices(found: Frame, name: str) -> Floats | None:
 
 
 def points(
-    found: Frame, name: str, settlement_point: Callable[[str], tuple[str, str]]
+    found: Stack, name: str, settlement_point: Callable[[str], tuple[str, str]]
 ) -> tuple[Labelled, list[str]] | None:
     """Settlement points: (labelled codes of their names, the canonical type per name code)."""
     coded = labelled(found, name)
@@ -208,7 +152,7 @@ class Texts:
 
     __slots__ = ("_columns", "_frame", "index")
 
-    def __init__(self, found: Frame) -> None:
+    def __init__(self, found: Stack) -> None:
         self._frame = found
         self.index = {name: i for i, name in enumerate(found.header)}
         self._columns: list[list[str]] | None = None
@@ -219,7 +163,7 @@ class Texts:
         return self._columns
 
 
-def _texts(found: Frame, name: str) -> list[str]:
+def _texts(found: Stack, name: str) -> list[str]:
     column = found.column(name)
     assert column is not None
     encoded = column.dictionary_encode()
@@ -278,13 +222,12 @@ def dam_spp(
     data: bytes, source: str, settlement_point: Callable[[str], tuple[str, str]]
 ) -> RecordBatch | None:
     """The columnar path of parse.parse_dam_spp."""
-    docs = documents(data, source)
-    stacked = None if docs is None else stack(docs)
+    stacked = stack(data, source)
     if stacked is None:
         return None
-    found = stacked.frame
+    found, docs = stacked
     day, hour, point, price = feeds.DAM_SPP.columns[:4]
-    if not found.has(day, hour, point, price) or not _short_cells(stacked):
+    if not found.has(day, hour, point, price) or not _short_cells(found, docs):
         return None
     flagged = "DSTFlag" in found.header
     label_columns = [labelled(found, name) for name in (day, hour)]
@@ -302,11 +245,10 @@ def dam_spp(
         except ValueError:
             return None
     when = canonical(converted, label_codes)
-    revisions = stacked.per_document([doc.revision for doc in stacked.documents])
+    revisions = found.per_report([doc.revision for doc in docs])
     (point_codes, point_count, point_names), point_types = named
     if not distinct((point_codes, point_count), (when[0], when[1]), (revisions[0], revisions[1])):
         return None  # repeats: the row path keeps verbatim ones once, rejects conflicting ones
-    numbers = stacked.numbers()
 
     def build() -> list[Record]:
         return _records(
@@ -319,7 +261,7 @@ def dam_spp(
             _take(when[2], when[0]),
             _take(revisions[2], revisions[0]),
             price_values.tolist(),
-            numbers(),
+            found.row_numbers(),
             Texts(found),
         )
 
@@ -334,13 +276,12 @@ def sced_lmp(
 ) -> RecordBatch | None:
     """The columnar path of parse.parse_sced_lmp; `sced_run` is the row path's conversion of a
     (SCEDTimestamp, RepeatedHourFlag) pair into (interval start, revision)."""
-    docs = documents(data, source)
-    stacked = None if docs is None else stack(docs)
+    stacked = stack(data, source)
     if stacked is None:
         return None
-    found = stacked.frame
+    found, docs = stacked
     stamp, flag, point, price = feeds.SCED_LMP.columns
-    if not found.has(stamp, flag, point, price) or not _short_cells(stacked):
+    if not found.has(stamp, flag, point, price) or not _short_cells(found, docs):
         return None
     label_columns = [labelled(found, name) for name in (stamp, flag)]
     named = points(found, point, settlement_point)
@@ -358,7 +299,6 @@ def sced_lmp(
     (point_codes, point_count, point_names), point_types = named
     if not distinct((point_codes, point_count), (runs[0], runs[1])):
         return None  # repeats: the row path keeps verbatim ones once, rejects conflicting ones
-    numbers = stacked.numbers()
 
     def build() -> list[Record]:
         run_values = runs[2]
@@ -372,7 +312,7 @@ def sced_lmp(
             _take([run[0] for run in run_values], runs[0]),
             _take([run[1] for run in run_values], runs[0]),
             price_values.tolist(),
-            numbers(),
+            found.row_numbers(),
             Texts(found),
         )
 

@@ -24,6 +24,7 @@ from schemas.registration import register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.topics import delete_topics, ensure_topics
+from tests.integration.projections_util import ProjectorProcess
 from tests.integration.streams_util import WorkerProcess
 
 
@@ -141,5 +142,12 @@ def contracts_ready(
 @pytest.fixture
 def worker(test_id: str, tmp_path: Path) -> Iterator[WorkerProcess]:
     process = WorkerProcess(test_id, tmp_path)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def projector(test_id: str, db_schema: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
+    process = ProjectorProcess(test_id, db_schema, tmp_path)
     yield process
     process.stop()

@@ -8,12 +8,9 @@ server answers again before it ends, so the tests after it find the stack as it 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime, PublishError, new_run
@@ -31,13 +28,6 @@ from tests.integration.streams_util import WorkerProcess
 DAY = datetime(2024, 3, 10, 5, tzinfo=UTC)  # PJM's 23-hour spring-forward day, local midnight
 LOCATIONS = 12
 OUTAGE_S = 20.0
-
-
-@pytest.fixture
-def projector(test_id: str, db_schema: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
-    process = ProjectorProcess(test_id, db_schema, tmp_path)
-    yield process
-    process.stop()
 
 
 def _payloads(start: datetime, end: datetime) -> list[tuple[str, bytes]]:

@@ -4,9 +4,8 @@ to the dead-letter topic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -49,13 +48,6 @@ def migrated(stack_settings: Settings, db_schema: str) -> str:
     with psycopg.connect(stack_settings.postgres_dsn) as conn:
         migrate(conn, db_schema)
     return db_schema
-
-
-@pytest.fixture
-def projector(test_id: str, db_schema: str, tmp_path: Path) -> Iterator[ProjectorProcess]:
-    process = ProjectorProcess(test_id, db_schema, tmp_path)
-    yield process
-    process.stop()
 
 
 def topics_of(catalog: TopicCatalog, model: str) -> list[str]:

@@ -149,15 +149,19 @@ class StreamWorker:
         later delays the decoding of ids not seen yet, never an output."""
         for spec in self.catalog:
             layer = spec.name.removeprefix(self.catalog.prefix).split(".")[0]
-            if layer in ("core", "dlq", "ingest") and spec.name not in self._encoders:
-                self._encoders[spec.name] = self.serde.encoder(spec.subject, spec.value_schema)
+            if layer in ("core", "dlq", "ingest"):
+                self._encoder(spec)
+
+    def _encoder(self, spec: TopicSpec) -> Encoder:
+        encoder = self._encoders.get(spec.name)
+        if encoder is None:
+            encoder = self._encoders[spec.name] = self.serde.encoder(
+                spec.subject, spec.value_schema
+            )
+        return encoder
 
     def encode(self, out: Output) -> bytes:
-        encoder = self._encoders.get(out.topic.name)
-        if encoder is None:
-            encoder = self.serde.encoder(out.topic.subject, out.topic.value_schema)
-            self._encoders[out.topic.name] = encoder
-        return encoder(out.value)
+        return self._encoder(out.topic)(out.value)
 
     def send_soon(self, out: Output) -> None:
         self.topic(out.topic).send_soon(key=out.key.encode(), value=self.encode(out))

@@ -166,6 +166,7 @@ class MarketProcessor:
         self._expire_due: dict[int, datetime] = {}  # partition -> next expiry pass
         self._newest: dict[int, datetime] = {}  # partition -> newest interval start seen
         self._newest_at_pass: dict[int, datetime] = {}  # ...when its last expiry pass ran
+        self._expiry_stride = self.retention / 8  # event time between passes of a partition
         self.first_seen: dict[str, Any] = {}
         self._loaded = False
         self._decisions: dict[tuple[Iso, Dataset, Decision], Any] = {}
@@ -267,7 +268,7 @@ class MarketProcessor:
         newest, at_pass = self._newest.get(partition), self._newest_at_pass.get(partition)
         if newest is None:
             return False
-        return at_pass is None or newest - at_pass >= self.retention / 8
+        return at_pass is None or newest - at_pass >= self._expiry_stride
 
     def _revise(
         self,

@@ -17,7 +17,6 @@ from streams.runtime.app import (
     WorkerAppConfig,
     apply_runs,
     ensure_changelogs,
-    faust_app,
     worker_app,
 )
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
@@ -41,7 +40,6 @@ __all__ = [
     "await_writer_schemas",
     "current_event",
     "ensure_changelogs",
-    "faust_app",
     "producer_of",
     "worker_app",
 ]

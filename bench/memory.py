@@ -92,12 +92,12 @@ def child(days: int, model: str) -> dict[str, Any]:
     processor = MarketProcessor(catalog, serde)
     if model == "per-interval":
 
-        def naive(tracker_key: str, iso: str, dataset: str) -> Any:
+        def naive(tracker_key: str, iso: Iso, dataset: str) -> Any:
             tracker = processor.trackers.get(tracker_key)
             if tracker is None:
                 lateness = processor.lateness[Dataset(dataset)]
                 # the same observe/tick/open_gaps surface as the range tracker
-                tracker = cast(GapTracker, NaiveGapTracker(iso.upper(), dataset, lateness))
+                tracker = cast(GapTracker, NaiveGapTracker(iso.wire, dataset, lateness))
                 processor.trackers[tracker_key] = tracker
             return tracker
 

@@ -121,7 +121,7 @@ class BackfillWorker:
 
     def serve(self, request: dict[str, Any]) -> dict[str, Any]:
         """Serve one decoded BackfillRequested; returns the BackfillCompleted published."""
-        iso = Iso(request["iso"].lower())
+        iso = Iso.from_wire(request["iso"])
         dataset = Dataset(request["dataset"])
         runtime = self._runtime(iso, dataset)
         source = self.sources.get(iso)

@@ -228,7 +228,7 @@ class ConnectorRuntime:
                 source=self.source,
             ),
             "run_id": stats.run_id,
-            "iso": self.iso.value.upper(),
+            "iso": self.iso.wire,
             "dataset": self.dataset.value,
             "mode": stats.mode,
             "started_at_utc": stats.started_at_utc,
@@ -240,7 +240,7 @@ class ConnectorRuntime:
             "error_count": len(stats.errors),
             "errors": stats.errors,
         }
-        key = f"{self.iso.value.upper()}|{self.dataset.value}"
+        key = f"{self.iso.wire}|{self.dataset.value}"
         self.emit(self.runs_topic.name, key, self._encode_run(event), "run event")
         log.info(
             "connector.run_completed",
@@ -256,7 +256,7 @@ class ConnectorRuntime:
     # -- checkpoints --------------------------------------------------------------------
 
     def _checkpoint_key(self, stream: str) -> str:
-        return f"{self.iso.value.upper()}|{self.dataset.value}|{stream}"
+        return f"{self.iso.wire}|{self.dataset.value}|{stream}"
 
     def save_checkpoint(
         self,
@@ -275,7 +275,7 @@ class ConnectorRuntime:
                 recorded_at_utc=now,
                 source=self.source,
             ),
-            "iso": self.iso.value.upper(),
+            "iso": self.iso.wire,
             "dataset": self.dataset.value,
             "stream": stream,
             "position_utc": position_utc,

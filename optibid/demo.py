@@ -191,7 +191,7 @@ class Services:
         """Until the API serves latest prices of every ISO (raw -> worker -> projector ->
         Redis -> API)."""
         began = time.monotonic()
-        wanted = {iso.value.upper() for iso in ISO_DATASETS}
+        wanted = {iso.wire for iso in ISO_DATASETS}
         served: set[str] = set()
         with self.console.status("waiting for prices to reach the API") as status:
             while time.monotonic() - began < deadline_s:

@@ -18,9 +18,33 @@ FOREVER = -1
 
 
 class Iso(StrEnum):
+    """An ISO by its topic code (`raw.pjm.lmp_rt_5min`, `optibid connector pjm`, folder names).
+
+    Records and events carry the upper-case wire value (`PJM`); `wire` and `from_wire` are the
+    one place the two spellings meet, so no caller upper- or lower-cases an ISO by hand.
+    """
+
     PJM = "pjm"
     CAISO = "caiso"
     ERCOT = "ercot"
+
+    @property
+    def wire(self) -> str:
+        """The value records and events carry (`schemas.vocabulary.ISOS`)."""
+        return _WIRE[self]
+
+    @classmethod
+    def from_wire(cls, value: str) -> Iso:
+        """The ISO a record names; a clear error for one outside the vocabulary."""
+        try:
+            return _FROM_WIRE[value]
+        except KeyError:
+            expected = sorted(_FROM_WIRE)
+            raise ValueError(f"unknown ISO {value!r}; expected one of {expected}") from None
+
+
+_WIRE: dict[Iso, str] = {iso: iso.value.upper() for iso in Iso}
+_FROM_WIRE: dict[str, Iso] = {wire: iso for iso, wire in _WIRE.items()}
 
 
 class Dataset(StrEnum):
@@ -147,7 +171,7 @@ def _build() -> tuple[TopicSpec, ...]:
                     key=RAW_KEY[dataset],
                     partitions=MARKET_DATA_PARTITIONS,
                     value_schema=RAW_SCHEMA[dataset],
-                    doc=f"{iso.upper()} {dataset} as parsed from the ISO, ISO-native fields kept.",
+                    doc=f"{iso.wire} {dataset} as parsed from the ISO, ISO-native fields kept.",
                     retention_ms=90 * DAY_MS,
                 )
             )

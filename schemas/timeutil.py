@@ -16,7 +16,11 @@ ISO_ZONES: dict[str, ZoneInfo] = {iso: ZoneInfo(name) for iso, name in TIME_ZONE
 
 
 def zone(iso: str) -> ZoneInfo:
-    return ISO_ZONES[iso.upper()]
+    """The prevailing-time zone of an ISO, by its wire value (`PJM`)."""
+    try:
+        return ISO_ZONES[iso]
+    except KeyError:
+        raise ValueError(f"unknown ISO {iso!r}; expected one of {sorted(ISO_ZONES)}") from None
 
 
 def wall_to_utc(tz: ZoneInfo, wall: datetime, repeated: bool = False) -> datetime:

@@ -357,11 +357,11 @@ class MarketProcessor:
         }
         return [Output(self.catalog.core("locations"), key, event)]
 
-    def _tracker(self, tracker_key: str, iso: str, dataset: str) -> GapTracker:
+    def _tracker(self, tracker_key: str, iso: Iso, dataset: str) -> GapTracker:
         tracker = self.trackers.get(tracker_key)
         if tracker is None:
             tracker = GapTracker(
-                iso.upper(),
+                iso.wire,
                 dataset,
                 self.lateness[Dataset(dataset)],
                 retire_after=self.retirement.get(Dataset(dataset)),
@@ -372,9 +372,7 @@ class MarketProcessor:
     def _track(
         self, iso: Iso, dataset: Dataset, partition: int, series: str, raw: dict[str, Any]
     ) -> None:
-        tracker = self._tracker(
-            f"{partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
-        )
+        tracker = self._tracker(f"{partition}|{iso.value}|{dataset.value}", iso, dataset.value)
         tracker.observe(series, raw["interval_start_utc"], raw["interval_minutes"])
 
     def expire(self, partition: int, latest: MutableMapping[str, Any]) -> int:
@@ -419,7 +417,7 @@ class MarketProcessor:
             iso, dataset = pair
             start = datetime.fromisoformat(natural.rsplit("|", 1)[1])
             tracker = self._tracker(
-                f"{state.partition}|{iso.value}|{dataset.value}", iso.value, dataset.value
+                f"{state.partition}|{iso.value}|{dataset.value}", iso, dataset.value
             )
             tracker.observe(state.series_key, start, state.interval_minutes)
         self._loaded = True
@@ -446,7 +444,7 @@ class MarketProcessor:
                 recorded_at_utc=now,
                 source="worker:validate",
             ),
-            "iso": iso.value.upper(),
+            "iso": iso.wire,
             "dataset": dataset.value,
             "reason_codes": [f.code for f in failures],
             "reasons": [f.message for f in failures],

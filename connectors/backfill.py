@@ -136,11 +136,12 @@ class BackfillWorker:
                 attempt=request["attempt"],
             )
         now = datetime.now(UTC)
+        attempt = request["attempt"]
+        # the outcome of each attempt is an event of its own (a retry's id names its attempt)
+        answered = request["request_id"] if attempt == 1 else f"{request['request_id']}#{attempt}"
         done = {
             **envelope(
-                event_id=str(
-                    uuid.uuid5(uuid.NAMESPACE_URL, f"backfill-done|{request['request_id']}")
-                ),
+                event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"backfill-done|{answered}")),
                 occurred_at_utc=now,
                 recorded_at_utc=now,
                 source=f"connector:{iso.value}:backfill",
@@ -153,6 +154,8 @@ class BackfillWorker:
             "outcome": outcome.outcome,
             "records_published": outcome.records,
             "reason": outcome.reason,
+            "attempt": attempt,
+            "gap_ids": list(request["gap_ids"]),
         }
         key = f"{request['iso']}|{request['dataset']}"
         runtime.emit(self.completed.name, key, self._encode_done(done), "backfill outcome")

@@ -9,7 +9,11 @@ Agents
   under the same deterministic ids; every open gap is also announced again once an hour.
 - `collect`: ingest.gaps -> the backfill planner, which cuts BackfillRequested windows lazily
   (newest first, within the feeds' reach, a few outstanding per (ISO, dataset)).
-- `outcomes`: ingest.backfill_completed -> retry FAILED/EMPTY windows up to MAX_ATTEMPTS.
+- `outcomes`: ingest.backfill_completed -> retry FAILED/EMPTY windows up to MAX_ATTEMPTS. An
+  outcome names its window and attempt, so the retry policy (`gaps.next_attempt`) needs nothing
+  else; a queued retry is kept in the `backfill_retries` table until an outcome answers it, so
+  a worker that dies before sending it finds it again after the restart (and sends it, under
+  the same event id, once more at worst).
 - `freshness`: ingest.connector_runs -> ingest.freshness.
 
 Delivery is at least once; every step is idempotent (deterministic event ids, state keyed by
@@ -46,7 +50,14 @@ from schemas.catalog import Dataset, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.gaps import BackfillPlanner, BackfillWindow, Gap, SeriesChange, completeness
+from streams.gaps import (
+    BackfillOutcome,
+    BackfillPlanner,
+    BackfillWindow,
+    Gap,
+    SeriesChange,
+    completeness,
+)
 from streams.processor import (
     DEFAULT_BACKFILL_REACH,
     DEFAULT_LATENESS,
@@ -136,6 +147,7 @@ class StreamWorker:
         self.topic = BytesTopics(self.app)
         self.partition_of = KeyPartitioner()
         self._announced_at = datetime.now(UTC)  # the first tick after a start declares anew
+        self._restore_retries = True  # the first tick after a rebalance reads backfill_retries
         self.planner = BackfillPlanner(
             {d.value: reach for d, reach in config.backfill_reach.items()},
             max_outstanding=config.backfill_max_outstanding,
@@ -206,19 +218,13 @@ class StreamWorker:
             # the tables now hold the restored state of this worker's partitions (maybe other
             # ones than before): the in-memory mirrors are read again at the next record
             processor.unload()
+            self._restore_retries = True
 
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
-        # ChangelogBatchTable (App(Table=...)); faust types app.Table as TableT
-        self.revisions = cast(
-            ChangelogBatchTable, app.Table("revisions", default=None, partitions=6)
-        )
-        self.locations = cast(
-            ChangelogBatchTable, app.Table("locations", default=None, partitions=6)
-        )
+        self._tables()
         gaps_topic = catalog.ingest("gaps")
         completed_topic = catalog.ingest("backfill_completed")
         requests_topic = catalog.ingest("backfill_requests")
-        runs_topic = catalog.ingest("connector_runs")
         freshness_topic = catalog.ingest("freshness")
 
         async def market(stream: faust.StreamT[bytes]) -> None:
@@ -266,6 +272,7 @@ class StreamWorker:
                 )
 
         async def request_backfills() -> None:
+            self._restore()
             windows, beyond = self.planner.due(datetime.now(UTC))
             self._report_beyond_reach(beyond)
             for window in windows:
@@ -274,7 +281,7 @@ class StreamWorker:
         async def outcomes(stream: faust.StreamT[bytes]) -> None:
             async for value in stream:
                 _, done = self.serde.decode(value)
-                self.planner.completed(done["request_id"], done["outcome"])
+                self._settle(done)
                 if done["outcome"] == "UNRECOVERABLE":
                     log.warning(
                         "backfill.unrecoverable",
@@ -290,11 +297,48 @@ class StreamWorker:
 
         self.collect_agent = app.agent(self.topic(gaps_topic), name="collect")(collect)
         self.outcomes_agent = app.agent(self.topic(completed_topic), name="outcomes")(outcomes)
-        self.freshness_agent = app.agent(self.topic(runs_topic), name="freshness")(freshness)
+        self.freshness_agent = app.agent(
+            self.topic(catalog.ingest("connector_runs")), name="freshness"
+        )(freshness)
         # faust's timer decorator is untyped; registering by call keeps the functions typed
         app.timer(interval=self.config.tick_interval_s)(declare_gaps)
         app.timer(interval=self.config.tick_interval_s)(request_backfills)
         self.request_backfills = request_backfills
+
+    def _tables(self) -> None:
+        def table(name: str, partitions: int) -> ChangelogBatchTable:
+            # ChangelogBatchTable (App(Table=...)); faust types app.Table as TableT
+            made = self.app.Table(name, default=None, partitions=partitions)
+            return cast(ChangelogBatchTable, made)
+
+        self.revisions = table("revisions", 6)
+        self.locations = table("locations", 6)
+        # written by the outcomes agent alone, so co-partitioned with the topic it reads
+        self.retries = table(
+            "backfill_retries", self.catalog.ingest("backfill_completed").partitions
+        )
+
+    def _settle(self, done: dict[str, Any]) -> None:
+        """An outcome to the planner; the retry it queues is kept in `backfill_retries` (in the
+        outcome's partition) until an outcome answers it for good."""
+        settled = self.planner.settle(BackfillOutcome.of(done))
+        request_id = done["request_id"]
+        if settled.retry is not None:
+            self.retries[request_id] = settled.retry.to_state()
+        elif not settled.stale and request_id in self.retries:
+            del self.retries[request_id]
+
+    def _restore(self) -> None:
+        """After a start or a rebalance (timers run once the tables are restored): the retries
+        in `backfill_retries` that the planner does not hold go to its queue again."""
+        if not self._restore_retries:
+            return
+        self._restore_retries = False
+        stored = [BackfillWindow.from_state(v) for v in self.retries.values()]
+        for window in self.planner.restore(stored):
+            log.info(
+                "backfill.retry_restored", request_id=window.request_id, attempt=window.attempt
+            )
 
     @staticmethod
     def _report_beyond_reach(gaps: list[Gap]) -> None:

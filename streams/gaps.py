@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 GAP_NAMESPACE = uuid.UUID("a3f0c9de-1c57-4d44-8f0e-4a7a1f0b8d31")
 REQUEST_NAMESPACE = uuid.UUID("d6b2e1f4-7a9c-4c1e-9e3b-2f6a0c8d5b72")
@@ -49,6 +49,73 @@ class BackfillWindow:
     end_utc: datetime
     gap_ids: tuple[str, ...]
     attempt: int
+
+    def to_state(self) -> dict[str, Any]:
+        """The window as the worker's `backfill_retries` table stores it (JSON)."""
+        return {
+            "request_id": self.request_id,
+            "iso": self.iso,
+            "dataset": self.dataset,
+            "start_utc": self.start_utc.isoformat(),
+            "end_utc": self.end_utc.isoformat(),
+            "gap_ids": list(self.gap_ids),
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> BackfillWindow:
+        return cls(
+            state["request_id"],
+            state["iso"],
+            state["dataset"],
+            datetime.fromisoformat(state["start_utc"]),
+            datetime.fromisoformat(state["end_utc"]),
+            tuple(state["gap_ids"]),
+            int(state["attempt"]),
+        )
+
+
+RETRIED_OUTCOMES = frozenset({"FAILED", "EMPTY"})
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    """A BackfillCompleted as the planner reads it: how one attempt of one window ended."""
+
+    window: BackfillWindow
+    outcome: str  # FILLED | EMPTY | FAILED | UNRECOVERABLE
+
+    @classmethod
+    def of(cls, done: Mapping[str, Any]) -> BackfillOutcome:
+        """From a decoded BackfillCompleted (one written before `attempt` and `gap_ids` existed
+        reads as attempt 1 with no gap ids)."""
+        window = BackfillWindow(
+            done["request_id"],
+            done["iso"],
+            done["dataset"],
+            done["window_start_utc"],
+            done["window_end_utc"],
+            tuple(done.get("gap_ids") or ()),
+            int(done.get("attempt") or 1),
+        )
+        return cls(window, done["outcome"])
+
+
+def next_attempt(done: BackfillOutcome, max_attempts: int) -> BackfillWindow | None:
+    """The retry policy: a FAILED or EMPTY window is requested again, the same window under the
+    same request id, while it has attempts left."""
+    window = done.window
+    if done.outcome not in RETRIED_OUTCOMES or window.attempt >= max_attempts:
+        return None
+    return replace(window, attempt=window.attempt + 1)
+
+
+class Settlement(NamedTuple):
+    """What an outcome did to the planner: `stale` when a later attempt of its request is
+    already out or queued (the outcome changes nothing), else the retry it queued, if any."""
+
+    stale: bool
+    retry: BackfillWindow | None
 
 
 @dataclass(frozen=True)
@@ -391,21 +458,56 @@ class BackfillPlanner:
             self.latest[key] = gap.end_utc
 
     def completed(self, request_id: str, outcome: str) -> BackfillWindow | None:
-        """An outcome arrived; a FAILED or EMPTY window is queued again (returned) while it has
-        attempts left."""
-        entry = self.outstanding.pop(request_id, None)
+        """An outcome of a request this planner sent arrived (see `settle`); returns the retry
+        queued, if any."""
+        entry = self.outstanding.get(request_id)
         if entry is None:
             return None
-        window = entry[0]
-        if outcome in ("FAILED", "EMPTY"):
-            return self._retry(window)
-        return None
+        return self.settle(BackfillOutcome(entry[0], outcome)).retry
+
+    def settle(self, done: BackfillOutcome) -> Settlement:
+        """An outcome arrived, of a request sent by this planner or by the worker before a
+        restart (the outcome names its window and attempt): a FAILED or EMPTY window is queued
+        again while it has attempts left (`next_attempt`). An outcome of an attempt older than
+        one already out or queued is stale and changes nothing."""
+        request_id, attempt = done.window.request_id, done.window.attempt
+        if self._latest_attempt(request_id) > attempt:
+            return Settlement(stale=True, retry=None)
+        entry = self.outstanding.pop(request_id, None)
+        if entry is not None and entry[0].attempt == attempt:
+            # the window as sent (an outcome written before gap_ids existed has none)
+            done = replace(done, window=entry[0])
+        again = next_attempt(done, self.max_attempts)
+        if again is not None:
+            self._queue(again)
+        return Settlement(stale=False, retry=again)
+
+    def restore(self, windows: Iterable[BackfillWindow]) -> list[BackfillWindow]:
+        """Queue the retries a restarted worker finds in its table; those already out or queued
+        (the same or a later attempt) are skipped. Returns the windows queued."""
+        queued = []
+        for window in windows:
+            if self._latest_attempt(window.request_id) < window.attempt:
+                self._queue(window)
+                queued.append(window)
+        return queued
+
+    def _latest_attempt(self, request_id: str) -> int:
+        entry = self.outstanding.get(request_id)
+        latest = entry[0].attempt if entry is not None else 0
+        for queue in self.retries.values():
+            for window in queue:
+                if window.request_id == request_id:
+                    latest = max(latest, window.attempt)
+        return latest
+
+    def _queue(self, window: BackfillWindow) -> None:
+        self.retries.setdefault((window.iso, window.dataset), []).append(window)
 
     def _retry(self, window: BackfillWindow) -> BackfillWindow | None:
-        if window.attempt >= self.max_attempts:
-            return None
-        again = replace(window, attempt=window.attempt + 1)
-        self.retries.setdefault((window.iso, window.dataset), []).append(again)
+        again = next_attempt(BackfillOutcome(window, "FAILED"), self.max_attempts)
+        if again is not None:
+            self._queue(again)
         return again
 
     def due(self, now: datetime) -> tuple[list[BackfillWindow], list[Gap]]:

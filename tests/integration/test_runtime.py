@@ -30,12 +30,17 @@ def test_every_table_changelog_is_created_before_the_workers_start(
     assert set(created) == {
         f"{test_id}-worker-revisions-changelog",
         f"{test_id}-worker-locations-changelog",
+        f"{test_id}-worker-backfill_retries-changelog",
         f"{test_id}-kpis-kpi_inputs-changelog",
         f"{test_id}-kpis-kpi_benchmark-changelog",
     }
     admin = AdminClient({"bootstrap.servers": broker})
     topics = admin.list_topics(timeout=10).topics
-    assert {name: len(topics[name].partitions) for name in created} == dict.fromkeys(created, 6)
+    partitions = {name: len(topics[name].partitions) for name in created}
+    # backfill_retries is co-partitioned with ingest.backfill_completed, which it is written from
+    retries = f"{test_id}-worker-backfill_retries-changelog"
+    assert partitions.pop(retries) == contracts_ready.ingest("backfill_completed").partitions == 3
+    assert partitions == dict.fromkeys(partitions, 6)
     configs = admin.describe_configs([ConfigResource("topic", name) for name in created])
     for future in configs.values():
         assert future.result(10)["cleanup.policy"].value == "compact"

@@ -193,6 +193,57 @@ def test_outcomes_agent_retries_a_failed_window(worker: tuple[StreamWorker, list
     assert (retry["request_id"], retry["attempt"], retry["gap_ids"]) == ("r1", 2, ["g1"])
 
 
+def failed_outcome(request_id: str, attempt: int, gap_ids: list[str]) -> dict[str, Any]:
+    return {
+        "event_id": f"{request_id}#{attempt}",
+        "occurred_at_utc": T0,
+        "recorded_at_utc": T0,
+        "source": "test",
+        "schema_version": 1,
+        "request_id": request_id,
+        "iso": "PJM",
+        "dataset": "lmp_rt_5min",
+        "window_start_utc": T0,
+        "window_end_utc": T0 + timedelta(hours=1),
+        "outcome": "FAILED",
+        "records_published": 0,
+        "reason": "HTTP 503",
+        "attempt": attempt,
+        "gap_ids": gap_ids,
+    }
+
+
+def test_a_queued_retry_is_in_the_table_and_survives_a_restart(
+    worker: tuple[StreamWorker, list[Output]],
+) -> None:
+    sw, sent = worker
+    topic = sw.catalog.ingest("backfill_completed").name
+    requests = sw.catalog.ingest("backfill_requests").name
+
+    async def drive(outcome: dict[str, Any]) -> None:
+        async with sw.outcomes_agent.test_context() as ctx:
+            await ctx.put(encode(sw, outcome, topic), key=b"PJM|lmp_rt_5min")
+
+    # an outcome of a request the worker sent before a restart: the outcome alone says
+    # which window and attempt, so it is retried though this planner never saw the request
+    run(drive(failed_outcome("r9", 1, ["g7", "g8"])))
+    stored = BackfillWindow.from_state(sw.retries["r9"])
+    assert (stored.attempt, stored.gap_ids) == (2, ("g7", "g8"))
+
+    sw.planner.retries.clear()  # the worker dies before its tick sends the retry
+    sw._restore_retries = True  # ...and starts again: the tables are restored
+    run(sw.request_backfills())
+    [retry] = [o.value for o in sent if o.topic.name == requests]
+    assert (retry["request_id"], retry["attempt"], retry["gap_ids"]) == ("r9", 2, ["g7", "g8"])
+
+    run(drive(failed_outcome("r9", 1, ["g7", "g8"])))  # attempt 1 again: stale, no change
+    assert BackfillWindow.from_state(sw.retries["r9"]).attempt == 2
+    run(drive(failed_outcome("r9", 2, ["g7", "g8"])))
+    assert BackfillWindow.from_state(sw.retries["r9"]).attempt == 3
+    run(drive(failed_outcome("r9", 3, ["g7", "g8"])))  # the last attempt: nothing left to retry
+    assert "r9" not in sw.retries
+
+
 def test_freshness_agent_reports_latest_interval_and_latency(
     worker: tuple[StreamWorker, list[Output]],
 ) -> None:

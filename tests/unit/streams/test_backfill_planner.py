@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from streams.gaps import BackfillPlanner, Gap
+from streams.gaps import (
+    BackfillOutcome,
+    BackfillPlanner,
+    BackfillWindow,
+    Gap,
+    Settlement,
+    next_attempt,
+)
 
 DAY = timedelta(days=1)
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
@@ -81,3 +89,49 @@ def test_remembered_gap_ids_are_bounded() -> None:
     for i in range(100):
         planner.add(gap(f"g{i}", NOW - DAY, NOW))
     assert len(planner.seen) == 10
+
+
+def outcome(window: BackfillWindow, result: str) -> BackfillOutcome:
+    return BackfillOutcome(window, result)
+
+
+def test_the_retry_policy_is_a_function_of_the_outcome_alone() -> None:
+    window = BackfillWindow("r", "PJM", "lmp_rt_5min", NOW - DAY, NOW, ("g",), 1)
+    assert next_attempt(outcome(window, "FAILED"), 3) == replace(window, attempt=2)
+    assert next_attempt(outcome(window, "EMPTY"), 3) == replace(window, attempt=2)
+    assert next_attempt(outcome(window, "FILLED"), 3) is None
+    assert next_attempt(outcome(window, "UNRECOVERABLE"), 3) is None
+    assert next_attempt(outcome(replace(window, attempt=3), "FAILED"), 3) is None
+
+
+def test_an_outcome_from_before_the_fields_existed_reads_as_a_first_attempt() -> None:
+    done = {
+        "request_id": "r",
+        "iso": "PJM",
+        "dataset": "load",
+        "window_start_utc": NOW - DAY,
+        "window_end_utc": NOW,
+        "outcome": "FAILED",
+    }
+    read = BackfillOutcome.of(done)
+    assert (read.window.attempt, read.window.gap_ids, read.outcome) == (1, (), "FAILED")
+
+
+def test_a_planner_after_a_restart_retries_an_outcome_it_never_sent() -> None:
+    planner = BackfillPlanner({}, max_attempts=3)
+    sent_before = BackfillWindow("r", "PJM", "lmp_rt_5min", NOW - DAY, NOW, ("g",), 1)
+    settled = planner.settle(outcome(sent_before, "FAILED"))
+    assert settled == Settlement(stale=False, retry=replace(sent_before, attempt=2))
+    assert planner.due(NOW)[0] == [replace(sent_before, attempt=2)]
+    # a late copy of the first attempt's outcome changes nothing while the second is out
+    assert planner.settle(outcome(sent_before, "FAILED")) == Settlement(stale=True, retry=None)
+    assert planner.due(NOW) == ([], [])
+
+
+def test_restored_retries_are_queued_once() -> None:
+    planner = BackfillPlanner({})
+    window = BackfillWindow("r", "PJM", "lmp_rt_5min", NOW - DAY, NOW, ("g",), 2)
+    assert planner.restore([window]) == [window]
+    assert planner.restore([window, replace(window, attempt=1)]) == []  # already queued
+    assert planner.due(NOW)[0] == [window]
+    assert planner.restore([window]) == []  # already out

@@ -8,65 +8,32 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from schemas.envelope import envelope
+from schemas.contracts import ContractSet
+from schemas.envelope import ENVELOPE_FIELDS, envelope
 
 CANONICAL_NAMESPACE = uuid.UUID("5c1b0a57-3f0e-4a8e-b7a9-6a8a0d0f4e21")
 
-# Raw schema full name -> (core topic name, canonical schema full name, canonical fields)
-LMP_FIELDS = (
-    "iso",
-    "market",
-    "location_id",
-    "location_name",
-    "location_type",
-    "interval_start_utc",
-    "interval_minutes",
-    "lmp_usd_per_mwh",
-    "energy_usd_per_mwh",
-    "congestion_usd_per_mwh",
-    "loss_usd_per_mwh",
-    "revision",
-)
-LOAD_FIELDS = (
-    "iso",
-    "area_id",
-    "area_type",
-    "interval_start_utc",
-    "interval_minutes",
-    "load_mw",
-    "load_kind",
-    "forecast_made_at_utc",
-    "revision",
-)
-FUEL_FIELDS = (
-    "iso",
-    "interval_start_utc",
-    "interval_minutes",
-    "fuel_type",
-    "fuel_type_native",
-    "generation_mw",
-    "revision",
-)
-AS_FIELDS = (
-    "iso",
-    "market",
-    "interval_start_utc",
-    "interval_minutes",
-    "product",
-    "product_native",
-    "region_id",
-    "price_usd_per_mw_hour",
-    "revision",
-)
+# Fields of a canonical event that the worker sets itself (beside the envelope); every other
+# field of the canonical schema is copied from the raw record. The `.avsc` files are the one
+# source of these lists.
+WORKER_FIELDS = frozenset({*ENVELOPE_FIELDS, "supersedes_revision", "run_id", "source_dataset"})
+_CONTRACTS = ContractSet()
+
+
+def canonical_fields(schema: str) -> tuple[str, ...]:
+    """The fields a canonical event takes from its raw record, in schema order."""
+    names = _CONTRACTS.get(schema).field_names
+    return tuple(name for name in names if name not in WORKER_FIELDS)
 
 
 class Kind:
-    def __init__(
-        self, core: str, schema: str, fields: tuple[str, ...], key: tuple[str, ...]
-    ) -> None:
+    """One canonical dataset: its core topic, schema, the fields copied from the raw record
+    (from the schema) and its natural key (time last)."""
+
+    def __init__(self, core: str, schema: str, key: tuple[str, ...]) -> None:
         self.core = core
         self.schema = schema
-        self.fields = fields
+        self.fields = canonical_fields(schema)
         self.key = key  # natural key fields, time last
 
 
@@ -74,25 +41,21 @@ KINDS: dict[str, Kind] = {
     "energy.optibid.raw.LmpReported": Kind(
         "lmp",
         "energy.optibid.market.LmpPublished",
-        LMP_FIELDS,
         ("iso", "market", "location_id", "interval_start_utc"),
     ),
     "energy.optibid.raw.LoadReported": Kind(
         "load",
         "energy.optibid.market.LoadPublished",
-        LOAD_FIELDS,
         ("iso", "area_id", "load_kind", "forecast_made_at_utc", "interval_start_utc"),
     ),
     "energy.optibid.raw.FuelMixReported": Kind(
         "fuel_mix",
         "energy.optibid.market.FuelMixPublished",
-        FUEL_FIELDS,
         ("iso", "fuel_type_native", "interval_start_utc"),
     ),
     "energy.optibid.raw.AncillaryPriceReported": Kind(
         "as_prices",
         "energy.optibid.market.AncillaryPricePublished",
-        AS_FIELDS,
         ("iso", "market", "region_id", "product_native", "interval_start_utc"),
     ),
 }

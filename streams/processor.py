@@ -56,39 +56,34 @@ LOCATION_NAMESPACE = uuid.UUID("e1a2c3d4-5b6f-4a7e-8c9d-0e1f2a3b4c5d")
 DLQ_NAMESPACE = uuid.UUID("f0e1d2c3-b4a5-4968-8776-655443322110")
 SERIES_STATUS_NAMESPACE = uuid.UUID("5c0f7d4e-2b8a-4e61-9a3d-7e2c1b9f4a86")
 
-DEFAULT_LATENESS: dict[Dataset, timedelta] = {
-    Dataset.LMP_RT_5MIN: timedelta(minutes=20),
-    Dataset.LMP_RT_15MIN: timedelta(minutes=45),
-    Dataset.LMP_RT_HOURLY: timedelta(hours=3),
-    Dataset.LMP_DA_HOURLY: timedelta(days=1),
-    Dataset.LOAD: timedelta(hours=2),
-    Dataset.FUEL_MIX: timedelta(hours=1),
-    Dataset.AS_PRICES: timedelta(days=1),
+
+class DatasetPolicy(NamedTuple):
+    """How the worker waits for, fetches again and gives up on one dataset's intervals."""
+
+    lateness: timedelta  # how far the watermark passes an interval before it is declared missing
+    # how far back a backfill may reach: the tightest of the three ISOs' feeds as their
+    # connectors document them (PJM's filtered verified 5-minute LMPs about 186 days, its fuel
+    # mix and ERCOT's dashboards about 30 days, Data Miner's filtered hourly feeds about 2 years)
+    backfill_reach: timedelta
+    # how long a series may stay silent while the rest of its dataset goes on before it is
+    # retired (a node the ISO took out of its model, an old file replayed): its silence is
+    # gap-filled up to this age, never beyond; it comes back when its data does
+    retirement_age: timedelta
+
+
+_MIN, _H, _D = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+DATASET_POLICY: dict[Dataset, DatasetPolicy] = {
+    Dataset.LMP_RT_5MIN: DatasetPolicy(20 * _MIN, 180 * _D, 7 * _D),
+    Dataset.LMP_RT_15MIN: DatasetPolicy(45 * _MIN, 180 * _D, 7 * _D),
+    Dataset.LMP_RT_HOURLY: DatasetPolicy(3 * _H, 730 * _D, 7 * _D),
+    Dataset.LMP_DA_HOURLY: DatasetPolicy(1 * _D, 730 * _D, 14 * _D),
+    Dataset.LOAD: DatasetPolicy(2 * _H, 730 * _D, 7 * _D),
+    Dataset.FUEL_MIX: DatasetPolicy(1 * _H, 30 * _D, 7 * _D),
+    Dataset.AS_PRICES: DatasetPolicy(1 * _D, 730 * _D, 14 * _D),
 }
-# How far back a backfill may reach per dataset: the tightest of the three ISOs' feeds as their
-# connectors document them (PJM's filtered verified 5-minute LMPs about 186 days, its fuel mix
-# and ERCOT's dashboards about 30 days, Data Miner's filtered hourly feeds about 2 years)
-DEFAULT_BACKFILL_REACH: dict[Dataset, timedelta] = {
-    Dataset.LMP_RT_5MIN: timedelta(days=180),
-    Dataset.LMP_RT_15MIN: timedelta(days=180),
-    Dataset.LMP_RT_HOURLY: timedelta(days=730),
-    Dataset.LMP_DA_HOURLY: timedelta(days=730),
-    Dataset.LOAD: timedelta(days=730),
-    Dataset.FUEL_MIX: timedelta(days=30),
-    Dataset.AS_PRICES: timedelta(days=730),
-}
-# How long a series may stay silent while the rest of its dataset goes on before it is retired
-# (a node the ISO took out of its model, an old file replayed): its silence is gap-filled up
-# to this age, never beyond; it comes back when its data does
-DEFAULT_RETIREMENT_AGE: dict[Dataset, timedelta] = {
-    Dataset.LMP_RT_5MIN: timedelta(days=7),
-    Dataset.LMP_RT_15MIN: timedelta(days=7),
-    Dataset.LMP_RT_HOURLY: timedelta(days=7),
-    Dataset.LMP_DA_HOURLY: timedelta(days=14),
-    Dataset.LOAD: timedelta(days=7),
-    Dataset.FUEL_MIX: timedelta(days=7),
-    Dataset.AS_PRICES: timedelta(days=14),
-}
+DEFAULT_LATENESS = {d: p.lateness for d, p in DATASET_POLICY.items()}
+DEFAULT_BACKFILL_REACH = {d: p.backfill_reach for d, p in DATASET_POLICY.items()}
+DEFAULT_RETIREMENT_AGE = {d: p.retirement_age for d, p in DATASET_POLICY.items()}
 # ISOs revise prices for weeks (PJM settles ~60 days later); keys older than this are dropped
 DEFAULT_REVISION_RETENTION = timedelta(days=90)
 EXPIRE_EVERY = timedelta(hours=1)

@@ -67,21 +67,17 @@ ISO_DATASETS: dict[Iso, tuple[Dataset, ...]] = {
         Dataset.FUEL_MIX,
         Dataset.AS_PRICES,
     ),
-    Iso.CAISO: (
-        Dataset.LMP_DA_HOURLY,
-        Dataset.LMP_RT_15MIN,
-        Dataset.LMP_RT_5MIN,
-        Dataset.LOAD,
-        Dataset.FUEL_MIX,
-        Dataset.AS_PRICES,
-    ),
-    Iso.ERCOT: (
-        Dataset.LMP_DA_HOURLY,
-        Dataset.LMP_RT_15MIN,
-        Dataset.LMP_RT_5MIN,
-        Dataset.LOAD,
-        Dataset.FUEL_MIX,
-        Dataset.AS_PRICES,
+    # CAISO and ERCOT settle real time in 15-minute intervals and dispatch every 5 minutes
+    **dict.fromkeys(
+        (Iso.CAISO, Iso.ERCOT),
+        (
+            Dataset.LMP_DA_HOURLY,
+            Dataset.LMP_RT_15MIN,
+            Dataset.LMP_RT_5MIN,
+            Dataset.LOAD,
+            Dataset.FUEL_MIX,
+            Dataset.AS_PRICES,
+        ),
     ),
 }
 

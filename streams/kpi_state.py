@@ -28,10 +28,10 @@ import math
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from schemas.envelope import envelope
 from schemas.timeutil import day_bounds_utc, local_day
@@ -194,42 +194,58 @@ class Emitted:
         self.last.pop(group, None)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedMemo(Generic[K, V]):
+    """`compute(key)` remembered per key; all of it forgotten at once past `limit` keys, so
+    the memo never outgrows a few days' worth of hours, whatever the uptime."""
+
+    def __init__(self, compute: Callable[[K], V], limit: int) -> None:
+        self.compute = compute
+        self.limit = limit
+        self.known: dict[K, V] = {}
+
+    def __call__(self, key: K) -> V:
+        value = self.known.get(key, _MISSING)
+        if value is _MISSING:
+            if len(self.known) > self.limit:
+                self.known.clear()
+            value = self.known[key] = self.compute(key)
+        return cast(V, value)
+
+
+_MISSING: Any = object()
+
+
 class Calendar:
     """Cached local-calendar facts per ISO and UTC hour (every interval of an hour shares
     them; a market's thousand series share the hour): local day, day bounds, on-peak."""
 
     def __init__(self) -> None:
-        self._day: dict[tuple[str, int], date] = {}
-        self._bounds: dict[tuple[str, date], tuple[float, float]] = {}
-        self._peak: dict[tuple[str, int], bool] = {}
+        self._day = BoundedMemo[tuple[str, int], date](
+            lambda k: local_day(k[0], datetime.fromtimestamp(k[1], UTC)), 100_000
+        )
+        self._bounds = BoundedMemo[tuple[str, date], tuple[float, float]](
+            lambda k: _timestamps(day_bounds_utc(*k)), 10_000
+        )
+        self._peak = BoundedMemo[tuple[str, int], bool](
+            lambda k: is_on_peak(k[0], datetime.fromtimestamp(k[1], UTC)), 100_000
+        )
 
     def day(self, iso: str, hour: int) -> date:
-        key = (iso, hour)
-        day = self._day.get(key)
-        if day is None:
-            if len(self._day) > 100_000:
-                self._day.clear()
-            day = self._day[key] = local_day(iso, datetime.fromtimestamp(hour, UTC))
-        return day
+        return self._day((iso, hour))
 
     def bounds(self, iso: str, day: date) -> tuple[float, float]:
-        key = (iso, day)
-        bounds = self._bounds.get(key)
-        if bounds is None:
-            if len(self._bounds) > 10_000:
-                self._bounds.clear()
-            start, end = day_bounds_utc(iso, day)
-            bounds = self._bounds[key] = (start.timestamp(), end.timestamp())
-        return bounds
+        return self._bounds((iso, day))
 
     def on_peak(self, iso: str, hour: int) -> bool:
-        key = (iso, hour)
-        peak = self._peak.get(key)
-        if peak is None:
-            if len(self._peak) > 100_000:
-                self._peak.clear()
-            peak = self._peak[key] = is_on_peak(iso, datetime.fromtimestamp(hour, UTC))
-        return peak
+        return self._peak((iso, hour))
+
+
+def _timestamps(bounds: tuple[datetime, datetime]) -> tuple[float, float]:
+    return bounds[0].timestamp(), bounds[1].timestamp()
 
 
 @dataclass

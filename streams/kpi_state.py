@@ -124,7 +124,8 @@ def kpi_event(
 ) -> dict[str, Any]:
     """A KpiComputed event; its id is deterministic in (natural key, revision)."""
     start = window.start
-    identity = f"{iso}|{market}|{location_id}|{kpi}|{window.kind}|{start.isoformat()}|{revision}"
+    series = series_key(iso, market, location_id)
+    identity = f"{series}|{kpi}|{window.kind}|{start.isoformat()}|{revision}"
     return {
         **envelope(
             event_id=str(uuid.uuid5(KPI_NAMESPACE, identity)),
@@ -148,10 +149,8 @@ def kpi_event(
 
 
 def natural_key(event: Mapping[str, Any]) -> str:
-    return (
-        f"{event['iso']}|{event['market']}|{event['location_id']}|{event['kpi']}|"
-        f"{event['window_kind']}|{event['window_start_utc'].isoformat()}"
-    )
+    series = series_key(event["iso"], event["market"], event["location_id"])
+    return f"{series}|{event['kpi']}|{event['window_kind']}|{event['window_start_utc'].isoformat()}"
 
 
 class Revised(NamedTuple):

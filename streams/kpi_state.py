@@ -445,7 +445,6 @@ class SeriesKpis:
         return out
 
     def _hour(self, series: str, hour: int, h: HourSummary, now: datetime) -> list[dict[str, Any]]:
-        iso, market, location = series.split("|", 2)
         window = Window.hour(datetime.fromtimestamp(hour, UTC))
         expected = 60 // h.minutes
         mean = h.total / h.count
@@ -457,26 +456,12 @@ class SeriesKpis:
             "completeness": h.count / expected,
         }
         occurred = datetime.fromtimestamp(h.occurred, UTC)
-        return [
-            kpi_event(
-                iso,
-                market,
-                location,
-                kpi,
-                window,
-                value,
-                received=h.count,
-                expected=expected,
-                revision=h.revision,
-                occurred=occurred,
-                now=now,
-                source=SERIES_SOURCE,
-            )
-            for kpi, value in figures.items()
-        ]
+        return _series_events(
+            series, window, figures, (h.count, expected, h.revision), occurred, now
+        )
 
     def _day(self, series: str, day: date, now: datetime) -> list[dict[str, Any]]:
-        iso, market, location = series.split("|", 2)
+        iso = series.split("|", 1)[0]
         hours = [
             self.summaries[(series, hour)]
             for hour in sorted(self.days.get((series, day), ()))
@@ -520,23 +505,37 @@ class SeriesKpis:
         window = Window.day(iso, day)
         revision = sum(h.revision for h in hours)
         occurred = datetime.fromtimestamp(max(h.occurred for h in hours), UTC)
-        return [
-            kpi_event(
-                iso,
-                market,
-                location,
-                kpi,
-                window,
-                value,
-                received=count,
-                expected=expected,
-                revision=revision,
-                occurred=occurred,
-                now=now,
-                source=SERIES_SOURCE,
-            )
-            for kpi, value in figures.items()
-        ]
+        return _series_events(series, window, figures, (count, expected, revision), occurred, now)
+
+
+def _series_events(
+    series: str,
+    window: Window,
+    figures: Mapping[str, float | None],
+    counts: tuple[int, int, int],  # intervals received, intervals expected, revision
+    occurred: datetime,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The KpiComputed events of one series' window, one per figure."""
+    iso, market, location = series.split("|", 2)
+    received, expected, revision = counts
+    return [
+        kpi_event(
+            iso,
+            market,
+            location,
+            kpi,
+            window,
+            value,
+            received=received,
+            expected=expected,
+            revision=revision,
+            occurred=occurred,
+            now=now,
+            source=SERIES_SOURCE,
+        )
+        for kpi, value in figures.items()
+    ]
 
 
 def _forget(table: MutableMapping[str, Any], key: str) -> None:

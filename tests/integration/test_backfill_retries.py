@@ -70,13 +70,9 @@ def committed(settings: Settings, group: str, topic: str, partitions: int) -> in
 
 
 def test_a_retry_queued_before_a_restart_is_sent_after_it(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    worker: WorkerProcess,
-    test_id: str,
+    worker: WorkerProcess, test_id: str, contracts_ready: TopicCatalog, serde: AvroSerde
 ) -> None:
-    catalog, settings = contracts_ready, stack_settings
+    catalog, settings = contracts_ready, Settings()  # the stack's, as contracts_ready made it
     completed = catalog.ingest("backfill_completed")
     worker.start()
     publish(settings, serde, catalog, outcome("req-1", 1))

@@ -166,21 +166,8 @@ def test_outcomes_agent_retries_a_failed_window(worker: tuple[StreamWorker, list
         "r1", "PJM", "lmp_rt_5min", T0, T0 + timedelta(hours=1), ("g1",), 1
     )
     sw.planner.outstanding["r1"] = (sent_earlier, T0)
-    done = {
-        "event_id": "d1",
-        "occurred_at_utc": T0,
-        "recorded_at_utc": T0,
-        "source": "test",
-        "schema_version": 1,
-        "request_id": "r1",
-        "iso": "PJM",
-        "dataset": "lmp_rt_5min",
-        "window_start_utc": T0,
-        "window_end_utc": T0 + timedelta(hours=1),
-        "outcome": "FAILED",
-        "records_published": 0,
-        "reason": "HTTP 503",
-    }
+    # an outcome as written before it named its attempt and gap ids
+    done = {k: v for k, v in failed_outcome("r1", 1, []).items() if k not in ("attempt", "gap_ids")}
 
     async def drive() -> None:
         async with sw.outcomes_agent.test_context() as ctx:

@@ -291,14 +291,19 @@ def test_deferred_values_are_in_a_rocksdb_store_before_their_changelog_is_sent(
     assert table["a|key"] == [1, "d", f"{raw}:1:0", None, "s", 5]
 
 
+def flowing(sw: StreamWorker) -> tuple[BatchConsumer, str]:
+    """The worker's batch consumer, its flow resumed, and the raw topic to fetch from."""
+    consumer = sw.app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    sw.app.flow_control.resume()
+    return consumer, sw.catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
+
+
 def test_a_batch_is_acked_only_after_its_handler_returned(
     worker: tuple[StreamWorker, FakeProducer], loop: asyncio.AbstractEventLoop
 ) -> None:
     sw, _ = worker
-    consumer = sw.app.consumer
-    assert isinstance(consumer, BatchConsumer)
-    sw.app.flow_control.resume()
-    raw = sw.catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
+    consumer, raw = flowing(sw)
     fetched = [message(raw, p % 2, p, b"k", b"v") for p in range(4)]
     stale = message(raw, 0, 9, b"k", b"v")
     stale.generation_id = -1  # fetched before a rebalance
@@ -322,10 +327,7 @@ def test_a_failed_batch_is_not_acked(
     worker: tuple[StreamWorker, FakeProducer], loop: asyncio.AbstractEventLoop
 ) -> None:
     sw, _ = worker
-    consumer = sw.app.consumer
-    assert isinstance(consumer, BatchConsumer)
-    sw.app.flow_control.resume()
-    raw = sw.catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
+    consumer, raw = flowing(sw)
     fetched = [message(raw, 0, n, b"k", b"v") for n in range(3)]
 
     async def handler(runs: list[list[Message]]) -> None:

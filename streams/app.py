@@ -148,6 +148,7 @@ class StreamWorker:
         self.partition_of = KeyPartitioner()
         self._announced_at = datetime.now(UTC)  # the first tick after a start declares anew
         self._restore_retries = True  # the first tick after a rebalance reads backfill_retries
+        self._recount_retired = True  # ...and counts the retired series again
         self.planner = BackfillPlanner(
             {d.value: reach for d, reach in config.backfill_reach.items()},
             max_outstanding=config.backfill_max_outstanding,
@@ -218,7 +219,7 @@ class StreamWorker:
             # the tables now hold the restored state of this worker's partitions (maybe other
             # ones than before): the in-memory mirrors are read again at the next record
             processor.unload()
-            self._restore_retries = True
+            self._restore_retries = self._recount_retired = True
 
         raw_specs = [catalog.raw(*pair) for pair in processor.raw_topics.values()]
         self._tables()
@@ -374,8 +375,10 @@ class StreamWorker:
                 series=change.series_key,
                 last_interval_start_utc=change.last_interval_start_utc.isoformat(),
             )
-        for (iso, dataset), count in self.processor.retired_series().items():
-            SERIES_RETIRED.labels(iso, dataset).set(count)
+        if changes or self._recount_retired:  # O(series): only when the count can change
+            self._recount_retired = False
+            for (iso, dataset), count in self.processor.retired_series().items():
+                SERIES_RETIRED.labels(iso, dataset).set(count)
 
     def _freshness(self, run: dict[str, Any]) -> dict[str, Any]:
         share = completeness(self.processor.trackers.values(), run["iso"], run["dataset"])

@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.catalog import Dataset, Iso
 from streams.app import StreamWorker, WorkerConfig
-from streams.gaps import BackfillWindow
+from streams.gaps import BackfillWindow, SeriesChange
 from streams.processor import Output
 from tests.unit.streams.factories import T0, raw_lmp
 
@@ -266,3 +267,24 @@ def test_freshness_agent_reports_latest_interval_and_latency(
     assert fresh.key == "PJM|lmp_rt_5min"
     assert fresh.value["latest_interval_end_utc"] == T0 + timedelta(hours=2)
     assert fresh.value["arrival_latency_seconds"] == 120.0
+
+
+def test_the_retired_series_gauge_is_recounted_only_when_it_can_change(
+    worker: tuple[StreamWorker, list[Output]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sw, _ = worker
+    counts: list[int] = []
+
+    def retired_series() -> dict[tuple[str, str], int]:
+        counts.append(1)
+        return {("PJM", "lmp_rt_5min"): len(counts)}
+
+    monkeypatch.setattr(sw.processor, "retired_series", retired_series)
+    sw._report_series_changes([])  # the first tick after a start counts
+    sw._report_series_changes([])  # nothing changed: no O(series) walk
+    assert len(counts) == 1
+    change = SeriesChange("PJM", "lmp_rt_5min", "PJM|RT_5MIN|1", "RETIRED", T0, 5, T0)
+    sw._report_series_changes([change])
+    assert len(counts) == 2
+    labels = {"iso": "PJM", "dataset": "lmp_rt_5min"}
+    assert REGISTRY.get_sample_value("optibid_stream_series_retired", labels) == 2

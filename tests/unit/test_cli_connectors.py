@@ -65,21 +65,30 @@ def test_parse_the_recorded_fall_back_day_gives_25_hours() -> None:
     assert records[0]["native_fields"]["pnode_name"] == "PJM-RTO"
 
 
-def test_parse_rejects_a_bad_file_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "broken.csv"
-    path.write_text("<html><title>Service Unavailable</title></html>")
-    result = parse("pjm", "lmp_rt_hourly", str(path))
-    assert result.returncode == 1
-    assert "broken.csv" in result.stderr
-    assert "Service Unavailable" in result.stderr
-
-
-def test_parse_refuses_a_dataset_the_iso_does_not_have(tmp_path: Path) -> None:
-    path = tmp_path / "x.csv"
-    path.write_text("a\n1\n")
-    result = parse("pjm", "lmp_rt_15min", str(path))
-    assert result.returncode == 2
-    assert "pjm has no dataset lmp_rt_15min" in result.stderr
+@pytest.mark.parametrize(
+    ("name", "text", "dataset", "returncode", "said"),
+    [
+        # a bad file is named in the error
+        (
+            "broken.csv",
+            "<html><title>Service Unavailable</title></html>",
+            "lmp_rt_hourly",
+            1,
+            ["broken.csv", "Service Unavailable"],
+        ),
+        # a usage error
+        ("x.csv", "a\n1\n", "lmp_rt_15min", 2, ["pjm has no dataset lmp_rt_15min"]),
+    ],
+    ids=["rejects-a-bad-file-naming-it", "refuses-a-dataset-the-iso-does-not-have"],
+)
+def test_parse_fails_saying_why(
+    tmp_path: Path, name: str, text: str, dataset: str, returncode: int, said: list[str]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    result = parse("pjm", dataset, str(path))
+    assert result.returncode == returncode
+    assert [part for part in said if part not in result.stderr] == []
 
 
 def test_live_sources_are_built_from_settings_without_leaking_keys() -> None:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.catalog import Dataset, Iso
 from schemas.timeutil import expected_intervals, local_midnight_utc
-from tests.unit.connectors.contract import MalformedCase, ParserCase, inline, shared_file
+from tests.unit.connectors.contract import Expect, Feed, Shows, inline, shared_file
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 SPRING = date(2024, 3, 10)  # 23 hours
@@ -84,6 +84,10 @@ def operating_hour(day: date, start: datetime) -> int:
 
 
 # LMP ---------------------------------------------------------------------------------------
+
+LMP_DA = Feed(Iso.CAISO, Dataset.LMP_DA_HOURLY)
+LMP_RT15 = Feed(Iso.CAISO, Dataset.LMP_RT_15MIN)
+LMP_RT5 = Feed(Iso.CAISO, Dataset.LMP_RT_5MIN)
 
 
 def lmp_lines(
@@ -198,45 +202,50 @@ GRP_ALL_MEMBERS = [
 RT15_NODES = ("TH_SP15_GEN-APND", "DLAP_SCE-APND")
 
 
-def lmp_rtpd_dst_zip() -> bytes:
-    header = LMP_RT_HEADER.format(value="PRC")
-    revised = lmp_lines(FALL, 15, RT15_NODES, rt="RTPD", bump=2.5)
+def lmp_rt_dst_zip(
+    report: str,
+    minutes: int,
+    nodes: tuple[str, ...],
+    generated: tuple[str, str, str],
+    revised: tuple[date, float, str, str],
+) -> Callable[[], bytes]:
+    """A SingleZip of `report` (PRC_RTPD_LMP_RTPD or PRC_INTVL_LMP_RTM, `minutes` apart) over
+    both DST days, then a later member revising one interval. `generated`: when each of the
+    three members was; `revised`: the day, price bump, interval start and a needle of the rows
+    revised."""
+    header = LMP_RT_HEADER.format(value="PRC" if minutes == 15 else "VALUE")
+    market = report.rsplit("_", 1)[1]  # RTPD or RTM
+    revised_day, bump, start, needle = revised
+
+    def member(day: date, generated: str, lines: list[str]) -> tuple[str, str]:
+        return f"{day:%Y%m%d}_{day:%Y%m%d}_{report}_{generated}_v3.csv", csv_text(header, lines)
+
+    def lines(day: date, bump: float = 0.0) -> list[str]:
+        return lmp_lines(day, minutes, nodes, rt=market, bump=bump)
+
     return zipped(
-        (
-            "20240310_20240310_PRC_RTPD_LMP_RTPD_20240311_00_40_00_v3.csv",
-            csv_text(header, lmp_lines(SPRING, 15, RT15_NODES, rt="RTPD")),
-        ),
-        (
-            "20241103_20241103_PRC_RTPD_LMP_RTPD_20241104_00_40_00_v3.csv",
-            csv_text(header, lmp_lines(FALL, 15, RT15_NODES, rt="RTPD")),
-        ),
-        # A later file revises one 15-minute interval of the second 01:00 (PST).
-        (
-            "20241103_20241103_PRC_RTPD_LMP_RTPD_20241104_16_05_00_v3.csv",
-            csv_text(header, only(revised, "2024-11-03T09:15:00", "TH_SP15")),
-        ),
-    )()
+        member(SPRING, generated[0], lines(SPRING)),
+        member(FALL, generated[1], lines(FALL)),
+        member(revised_day, generated[2], only(lines(revised_day, bump), start, needle)),
+    )
 
 
-def lmp_rtm_dst_zip() -> bytes:
-    header = LMP_RT_HEADER.format(value="VALUE")
-    nodes = ("DLAP_SDGE-APND",)
-    revised = lmp_lines(SPRING, 5, nodes, rt="RTM", bump=1.0)
-    return zipped(
-        (
-            "20240310_20240310_PRC_INTVL_LMP_RTM_20240311_00_10_00_v3.csv",
-            csv_text(header, lmp_lines(SPRING, 5, nodes, rt="RTM")),
-        ),
-        (
-            "20241103_20241103_PRC_INTVL_LMP_RTM_20241104_00_10_00_v3.csv",
-            csv_text(header, lmp_lines(FALL, 5, nodes, rt="RTM")),
-        ),
-        # A later file revises the interval just after the spring-forward jump (03:00 PDT).
-        (
-            "20240310_20240310_PRC_INTVL_LMP_RTM_20240312_08_00_00_v3.csv",
-            csv_text(header, only(revised, "2024-03-10T10:00:00")),
-        ),
-    )()
+# A later file revises one 15-minute interval of the second 01:00 (PST).
+lmp_rtpd_dst_zip = lmp_rt_dst_zip(
+    "PRC_RTPD_LMP_RTPD",
+    15,
+    RT15_NODES,
+    ("20240311_00_40_00", "20241104_00_40_00", "20241104_16_05_00"),
+    (FALL, 2.5, "2024-11-03T09:15:00", "TH_SP15"),
+)
+# A later file revises the interval just after the spring-forward jump (03:00 PDT).
+lmp_rtm_dst_zip = lmp_rt_dst_zip(
+    "PRC_INTVL_LMP_RTM",
+    5,
+    ("DLAP_SDGE-APND",),
+    ("20240311_00_10_00", "20241104_00_10_00", "20240312_08_00_00"),
+    (SPRING, 1.0, "2024-03-10T10:00:00", ""),
+)
 
 
 RT5_HEADER = LMP_RT_HEADER.format(value="VALUE")
@@ -275,6 +284,7 @@ RT5_BARE = csv_text(
 
 # Ancillary services --------------------------------------------------------------------------
 
+AS_PRICES = Feed(Iso.CAISO, Dataset.AS_PRICES)
 AS_REGIONS = ("AS_CAISO_EXP", "AS_SP26_EXP")
 AS_TYPES = {"RU": "RU_CLR_PRC", "RD": "RD_CLR_PRC", "SR": "SP_CLR_PRC", "NR": "NS_CLR_PRC"}
 AS_TYPES |= {"RMU": "RMU_CLR_PRC", "RMD": "RMD_CLR_PRC"}
@@ -386,6 +396,7 @@ AS_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 # Load --------------------------------------------------------------------------------------
 
+LOAD = Feed(Iso.CAISO, Dataset.LOAD)
 LOAD_AREAS = ("CA ISO-TAC", "PGE-TAC", "PACE")
 LOAD_LABELS = {
     "SYS_FCST_ACT_MW": ("ACTUAL", "ACTUAL", "0", "Total Actual Hourly Integrated Load"),
@@ -480,6 +491,8 @@ OUTLOOK_DEMAND_DAILY = (
 
 # Fuel mix ----------------------------------------------------------------------------------
 
+FUEL_MIX = Feed(Iso.CAISO, Dataset.FUEL_MIX)
+
 
 def outlook_fuel_dst() -> bytes:
     def values(n: int) -> str:
@@ -509,174 +522,100 @@ def _outlook_collapsed_fall(header: str, values: str) -> bytes:
 
 FUEL_VALUES = "5,3100,910,310,205,280,4,2260,7400,2300,-40,6900,12"
 
-CASES: list[ParserCase] = [
+COMPONENTS, NEGATIVE, REVISIONS = Shows.COMPONENTS, Shows.NEGATIVE, Shows.REVISIONS
+
+CASES = [
     # LMP, day-ahead
-    ParserCase(
+    LMP_DA.parses(
         "caiso-lmp-da-dst-days",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
         inline("caiso_prc_lmp_dam_dst.zip", lmp_dam_dst_zip),
-        expected_records=3 * (23 + 25) + 2,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
-        expected_interval_minutes=60,
+        Expect(3 * (23 + 25) + 2, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS, minutes=60),
     ),
-    ParserCase(
+    LMP_DA.parses(
         "caiso-lmp-da-grp-all-members",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
         inline("caiso_prc_lmp_dam_all.zip", zipped(*GRP_ALL_MEMBERS)),
-        expected_records=2,
-        has_components=True,
+        Expect(2, shows=COMPONENTS),
     ),
     # LMP, 15-minute (RTPD)
-    ParserCase(
+    LMP_RT15.parses(
         "caiso-lmp-rt15-dst-days",
-        Iso.CAISO,
-        Dataset.LMP_RT_15MIN,
         inline("caiso_prc_rtpd_lmp_dst.zip", lmp_rtpd_dst_zip),
-        expected_records=2 * (92 + 100) + 1,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
+        Expect(2 * (92 + 100) + 1, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS),
     ),
     # LMP, 5-minute (RTD)
-    ParserCase(
+    LMP_RT5.parses(
         "caiso-lmp-rt5-dst-days",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
         inline("caiso_prc_intvl_lmp_dst.zip", lmp_rtm_dst_zip),
-        expected_records=276 + 300 + 1,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
+        Expect(276 + 300 + 1, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS),
     ),
-    ParserCase(
+    LMP_RT5.parses(
         "caiso-lmp-rt5-bare-member",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
         inline("20240703_20240703_PRC_INTVL_LMP_RTM_20240703_10_02_11_v3.csv", RT5_BARE.encode()),
-        expected_records=2,
-        has_components=True,
-        expect_negative=True,
+        Expect(2, shows=COMPONENTS | NEGATIVE),
     ),
     # Ancillary services
-    ParserCase(
+    AS_PRICES.parses(
         "caiso-as-dam-dst-days",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
         inline("caiso_prc_as_dam_dst.zip", as_dam_dst_zip),
-        expected_records=2 * 6 * (23 + 25) + 2,
-        complete_days=DST_DAYS,
-        expect_negative=True,
-        expect_revisions=True,
-        expected_interval_minutes=60,
+        Expect(2 * 6 * (23 + 25) + 2, DST_DAYS, NEGATIVE | REVISIONS, minutes=60),
     ),
-    ParserCase(
+    AS_PRICES.parses(
         "caiso-as-rtm-15min",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
         inline("caiso_prc_intvl_as_rtm.zip", AS_RTM_ZIP),
-        expected_records=5,
-        expect_revisions=True,
-        expected_interval_minutes=15,
+        Expect(5, shows=REVISIONS, minutes=15),
     ),
-    ParserCase(
-        "caiso-as-dam-xml",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline("caiso_prc_as_dam.xml", AS_XML),
-        expected_records=3,
-    ),
+    AS_PRICES.parses("caiso-as-dam-xml", inline("caiso_prc_as_dam.xml", AS_XML), Expect(3)),
     # Load
-    ParserCase(
+    LOAD.parses(
         "caiso-load-sld-fcst-recorded",
-        Iso.CAISO,
-        Dataset.LOAD,
         shared_file("caiso", "caiso_oasis_singlezip_SLD_FCST_v1_csv_2023-08-12_to_08-13.zip"),
-        expected_records=16_728,
+        Expect(16_728),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-sld-fcst-xml-recorded",
-        Iso.CAISO,
-        Dataset.LOAD,
         shared_file("caiso", "caiso_oasis_xml_SLD_FCST_RTM_2014-05-08_excerpt.xml"),
-        expected_records=3,
+        Expect(3),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-outlook-7day-recorded",
-        Iso.CAISO,
-        Dataset.LOAD,
         shared_file("caiso", "caiso_outlook_history_20260311_rtm_forecast_7day.csv"),
-        expected_records=289,
-        complete_days=(date(2026, 3, 11),),
-        expected_interval_minutes=5,
+        Expect(289, (date(2026, 3, 11),), minutes=5),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-actual-dst-days",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline("caiso_sld_fcst_actual_dst.zip", sld_actual_dst_zip),
-        expected_records=3 * (23 + 25) + 1,
-        complete_days=DST_DAYS,
-        expect_revisions=True,
-        expected_interval_minutes=60,
+        Expect(3 * (23 + 25) + 1, DST_DAYS, REVISIONS, minutes=60),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-forecast-fall-day",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline("caiso_sld_fcst_forecast_fall.zip", SLD_FORECAST_ZIP),
-        expected_records=2 * 25,
-        complete_days=(FALL,),
+        Expect(2 * 25, (FALL,)),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-outlook-demand-dst-days",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline("caiso_outlook_demand_dst_pub20241105T120000Z.csv", outlook_demand_dst),
-        expected_records=276 + 300,
-        complete_days=DST_DAYS,
-        expected_interval_minutes=5,
+        Expect(276 + 300, DST_DAYS, minutes=5),
     ),
-    ParserCase(
+    LOAD.parses(
         "caiso-load-outlook-demand-daily",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline("caiso_outlook_20240704_demand.csv", OUTLOOK_DEMAND_DAILY),
-        expected_records=3,
+        Expect(3),
     ),
     # Fuel mix
-    ParserCase(
+    FUEL_MIX.parses(
         "caiso-fuel-outlook-dst-days",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         inline("caiso_outlook_fuelsource_dst_pub20241105T120000Z.csv", outlook_fuel_dst),
-        expected_records=13 * (276 + 300),
-        complete_days=DST_DAYS,
-        expect_negative=True,
-        expected_interval_minutes=5,
+        Expect(13 * (276 + 300), DST_DAYS, NEGATIVE, minutes=5),
     ),
-    ParserCase(
+    FUEL_MIX.parses(
         "caiso-fuel-outlook-daily-old-spelling",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         inline("caiso_outlook_20190615_fuelsource.csv", OUTLOOK_FUEL_DAILY),
-        expected_records=13 * 3,
-        expect_negative=True,
+        Expect(13 * 3, shows=NEGATIVE),
     ),
-    ParserCase(
+    FUEL_MIX.parses(
         "caiso-fuel-renewables-watch-spring-recorded",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         shared_file("caiso", "caiso_DailyRenewablesWatch_20170312_dst_spring.txt"),
-        expected_records=11 * 23,
-        complete_days=(date(2017, 3, 12),),
-        expected_interval_minutes=60,
+        Expect(11 * 23, (date(2017, 3, 12),), minutes=60),
     ),
 ]
 
@@ -687,14 +626,17 @@ def with_fields(header: str, line: str, **changes: str) -> str:
     return ",".join(fields.values())
 
 
+def one_row(header: str, line: str, **changes: str) -> bytes:
+    """A CSV of `header` and the one row `line`, some of its fields changed."""
+    return csv_text(header, [with_fields(header, line, **changes)]).encode()
+
+
 DAM_ROW = lmp_lines(SPRING, 60, ("TH_NP15_GEN-APND",))[0]  # the LMP row of 00:00 PST
 
 
 def dam_member(**changes: str) -> Callable[[], bytes]:
     """A zip of one PRC_LMP member with that single row, its fields changed as given."""
-    return zipped(
-        ("prc_lmp.csv", csv_text(LMP_DAM_HEADER, [with_fields(LMP_DAM_HEADER, DAM_ROW, **changes)]))
-    )
+    return zipped(("prc_lmp.csv", one_row(LMP_DAM_HEADER, DAM_ROW, **changes).decode()))
 
 
 def error_zip(code: str, description: str) -> Callable[[], bytes]:
@@ -716,326 +658,202 @@ RT5_ROWS = RT5_BARE.splitlines()
 AS_ROW = as_dam_lines(SPRING)[0]
 SLD_ROW = sld_lines(SPRING, "SYS_FCST_ACT_MW", ("CA ISO-TAC",))[0]
 
+# OASIS answers with an error document in a zip, whichever report is asked for.
+BUSY = ("1015", "GroupZip DownLoad is in Processing")
+INVALID = ("1001", "Invalid Parameters")
+OASIS_ERRORS = [
+    feed.rejects(
+        f"caiso-{kind}-oasis-error-document",
+        inline(name, error_zip(code, description)),
+        f"ERR_CODE {code}: {description}",
+    )
+    for feed, kind, name, (code, description) in (
+        (LMP_DA, "lmp-da", "prc_lmp.zip", BUSY),
+        (LMP_RT15, "lmp-rt15", "prc_rtpd_lmp.zip", INVALID),
+        (LMP_RT5, "lmp-rt5", "prc_intvl_lmp.zip", BUSY),
+        (AS_PRICES, "as", "prc_as.zip", INVALID),
+        (LOAD, "load", "sld_fcst.zip", BUSY),
+    )
+]
 
-MALFORMED: list[MalformedCase] = [
-    # LMP, day-ahead
-    MalformedCase(
-        "caiso-lmp-da-value-column-renamed",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline(
-            "prc_lmp.zip",
+MALFORMED = [
+    *OASIS_ERRORS,
+    *LMP_DA.rejects_each(
+        "prc_lmp.zip",
+        (
+            "caiso-lmp-da-value-column-renamed",
             zipped(("prc_lmp.csv", csv_text(LMP_DAM_HEADER.replace(",MW,", ",PRICE,"), [DAM_ROW]))),
+            r"missing column\(s\) MW",
         ),
-        match=r"missing column\(s\) MW",
-    ),
-    MalformedCase(
-        "caiso-lmp-da-price-not-a-number",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline("prc_lmp.zip", dam_member(MW="n/a")),
-        match=r"row 1: .*LMP is not a number: 'n/a'",
-    ),
-    MalformedCase(
-        "caiso-lmp-da-oasis-error-document",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline("prc_lmp.zip", error_zip("1015", "GroupZip DownLoad is in Processing")),
-        match=r"ERR_CODE 1015: GroupZip DownLoad is in Processing",
-    ),
-    MalformedCase(
-        "caiso-lmp-da-unknown-lmp-type",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline("prc_lmp.zip", dam_member(LMP_TYPE="MCX")),
-        match=r"unknown LMP_TYPE 'MCX'",
-    ),
-    MalformedCase(
-        "caiso-lmp-da-other-market-run",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline("prc_lmp.zip", dam_member(MARKET_RUN_ID="RUC")),
-        match=r"MARKET_RUN_ID 'RUC' where DAM was expected",
-    ),
-    MalformedCase(
-        "caiso-lmp-da-components-without-lmp",
-        Iso.CAISO,
-        Dataset.LMP_DA_HOURLY,
-        inline("prc_lmp.zip", dam_member(LMP_TYPE="MCE", XML_DATA_ITEM="LMP_ENE_PRC")),
-        match=r"has components but no LMP row",
-    ),
-    # LMP, 15-minute
-    MalformedCase(
-        "caiso-lmp-rt15-value-column-renamed",
-        Iso.CAISO,
-        Dataset.LMP_RT_15MIN,
-        inline(
-            "prc_rtpd_lmp.csv", csv_text(LMP_RT_HEADER.format(value="VALUE"), RT15_ROW[:5]).encode()
+        (
+            "caiso-lmp-da-price-not-a-number",
+            dam_member(MW="n/a"),
+            r"row 1: .*LMP is not a number: 'n/a'",
         ),
-        match=r"missing column\(s\) PRC",
-    ),
-    MalformedCase(
-        "caiso-lmp-rt15-price-not-a-number",
-        Iso.CAISO,
-        Dataset.LMP_RT_15MIN,
-        inline(
-            "prc_rtpd_lmp.csv",
-            csv_text(RT15_HEADER, [with_fields(RT15_HEADER, RT15_ROW[0], PRC="#N/A")]).encode(),
+        ("caiso-lmp-da-unknown-lmp-type", dam_member(LMP_TYPE="MCX"), r"unknown LMP_TYPE 'MCX'"),
+        (
+            "caiso-lmp-da-other-market-run",
+            dam_member(MARKET_RUN_ID="RUC"),
+            r"MARKET_RUN_ID 'RUC' where DAM was expected",
         ),
-        match=r"is not a number",
-    ),
-    MalformedCase(
-        "caiso-lmp-rt15-five-minute-interval",
-        Iso.CAISO,
-        Dataset.LMP_RT_15MIN,
-        inline(
-            "prc_rtpd_lmp.csv",
-            csv_text(
-                RT15_HEADER,
-                [
-                    with_fields(
-                        RT15_HEADER, RT15_ROW[0], INTERVALENDTIME_GMT="2024-03-10T08:05:00-00:00"
-                    )
-                ],
-            ).encode(),
+        (
+            "caiso-lmp-da-components-without-lmp",
+            dam_member(LMP_TYPE="MCE", XML_DATA_ITEM="LMP_ENE_PRC"),
+            r"has components but no LMP row",
         ),
-        match=r"a 5-minute interval where 15 was expected",
     ),
-    MalformedCase(
-        "caiso-lmp-rt15-oasis-error-document",
-        Iso.CAISO,
-        Dataset.LMP_RT_15MIN,
-        inline("prc_rtpd_lmp.zip", error_zip("1001", "Invalid Parameters")),
-        match=r"ERR_CODE 1001: Invalid Parameters",
+    *LMP_RT15.rejects_each(
+        "prc_rtpd_lmp.csv",
+        (
+            "caiso-lmp-rt15-value-column-renamed",
+            csv_text(LMP_RT_HEADER.format(value="VALUE"), RT15_ROW[:5]).encode(),
+            r"missing column\(s\) PRC",
+        ),
+        (
+            "caiso-lmp-rt15-price-not-a-number",
+            one_row(RT15_HEADER, RT15_ROW[0], PRC="#N/A"),
+            r"is not a number",
+        ),
+        (
+            "caiso-lmp-rt15-five-minute-interval",
+            one_row(RT15_HEADER, RT15_ROW[0], INTERVALENDTIME_GMT="2024-03-10T08:05:00-00:00"),
+            r"a 5-minute interval where 15 was expected",
+        ),
     ),
-    # LMP, 5-minute
-    MalformedCase(
-        "caiso-lmp-rt5-lmp-type-missing",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
-        inline("prc_intvl_lmp.csv", RT5_BARE.replace(",LMP_TYPE,", ",TYPE,").encode()),
-        match=r"missing column\(s\) LMP_TYPE",
-    ),
-    MalformedCase(
-        "caiso-lmp-rt5-value-not-a-number",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
-        inline(
-            "prc_intvl_lmp.csv",
+    *LMP_RT5.rejects_each(
+        "prc_intvl_lmp.csv",
+        (
+            "caiso-lmp-rt5-lmp-type-missing",
+            RT5_BARE.replace(",LMP_TYPE,", ",TYPE,").encode(),
+            r"missing column\(s\) LMP_TYPE",
+        ),
+        (
+            "caiso-lmp-rt5-value-not-a-number",
             csv_text(RT5_ROWS[0], [RT5_ROWS[1].replace(",-12.5,", ",-12.5.1,")]).encode(),
+            r"row 1: LMP is not a number: '-12.5.1'",
         ),
-        match=r"row 1: LMP is not a number: '-12.5.1'",
-    ),
-    MalformedCase(
-        "caiso-lmp-rt5-two-values-for-one-row",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
-        inline(
-            "prc_intvl_lmp.csv",
+        (
+            "caiso-lmp-rt5-two-values-for-one-row",
             csv_text(
                 RT5_ROWS[0], [RT5_ROWS[1], RT5_ROWS[1].replace(",-12.5,", ",-11.5,")]
             ).encode(),
+            r"row 2: two values of LMP_TYPE LMP for TH_NP15_GEN-APND at 2024-07-03T16:50",
         ),
-        match=r"row 2: two values of LMP_TYPE LMP for TH_NP15_GEN-APND at 2024-07-03T16:50",
     ),
-    MalformedCase(
-        "caiso-lmp-rt5-oasis-error-document",
-        Iso.CAISO,
-        Dataset.LMP_RT_5MIN,
-        inline("prc_intvl_lmp.zip", error_zip("1015", "GroupZip DownLoad is in Processing")),
-        match=r"ERR_CODE 1015",
-    ),
-    # Ancillary services
-    MalformedCase(
-        "caiso-as-type-column-renamed",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline(
-            "prc_as.csv", csv_text(AS_DAM_HEADER.replace("ANC_TYPE", "ANC_TYP"), [AS_ROW]).encode()
+    *AS_PRICES.rejects_each(
+        "prc_as.csv",
+        (
+            "caiso-as-price-not-a-number",
+            one_row(AS_DAM_HEADER, AS_ROW, MW="--"),
+            r"row 1: MW is not a number: '--'",
         ),
-        match=r"missing column\(s\) ANC_TYPE",
-    ),
-    MalformedCase(
-        "caiso-as-price-not-a-number",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline(
-            "prc_as.csv",
-            csv_text(AS_DAM_HEADER, [with_fields(AS_DAM_HEADER, AS_ROW, MW="--")]).encode(),
+        (
+            "caiso-as-unknown-product",
+            one_row(AS_DAM_HEADER, AS_ROW, ANC_TYPE="FRU", XML_DATA_ITEM="FRU_CLR_PRC"),
+            r"unknown ANC_TYPE 'FRU'",
         ),
-        match=r"row 1: MW is not a number: '--'",
-    ),
-    MalformedCase(
-        "caiso-as-unknown-product",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline(
-            "prc_as.csv",
-            csv_text(
-                AS_DAM_HEADER,
-                [with_fields(AS_DAM_HEADER, AS_ROW, ANC_TYPE="FRU", XML_DATA_ITEM="FRU_CLR_PRC")],
-            ).encode(),
+        (
+            "caiso-as-item-of-another-type",
+            one_row(AS_DAM_HEADER, AS_ROW, XML_DATA_ITEM="RD_CLR_PRC"),
+            r"'RD_CLR_PRC' is not the clearing price of ANC_TYPE RU",
         ),
-        match=r"unknown ANC_TYPE 'FRU'",
-    ),
-    MalformedCase(
-        "caiso-as-item-of-another-type",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline(
-            "prc_as.csv",
-            csv_text(
-                AS_DAM_HEADER, [with_fields(AS_DAM_HEADER, AS_ROW, XML_DATA_ITEM="RD_CLR_PRC")]
-            ).encode(),
+        (
+            "caiso-as-type-column-renamed",
+            csv_text(AS_DAM_HEADER.replace("ANC_TYPE", "ANC_TYP"), [AS_ROW]).encode(),
+            r"missing column\(s\) ANC_TYPE",
         ),
-        match=r"'RD_CLR_PRC' is not the clearing price of ANC_TYPE RU",
     ),
-    MalformedCase(
-        "caiso-as-oasis-error-document",
-        Iso.CAISO,
-        Dataset.AS_PRICES,
-        inline("prc_as.zip", error_zip("1001", "Invalid Parameters")),
-        match=r"ERR_CODE 1001",
-    ),
-    # Load
-    MalformedCase(
-        "caiso-load-area-column-renamed",
-        Iso.CAISO,
-        Dataset.LOAD,
-        inline(
-            "sld_fcst.csv",
+    *LOAD.rejects_each(
+        "sld_fcst.csv",
+        (
+            "caiso-load-area-column-renamed",
             csv_text(SLD_HEADER.replace("TAC_AREA_NAME", "TAC_ZONE_NAME"), [SLD_ROW]).encode(),
+            r"missing column\(s\) TAC_AREA_NAME",
         ),
-        match=r"missing column\(s\) TAC_AREA_NAME",
+        (
+            "caiso-load-unknown-data-item",
+            one_row(SLD_HEADER, SLD_ROW, XML_DATA_ITEM="SYS_FCST_3DA_MW"),
+            r"unknown data item 'SYS_FCST_3DA_MW'",
+        ),
     ),
-    MalformedCase(
+    LOAD.rejects(
         "caiso-load-value-not-a-number",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline(
-            "sld_fcst.zip",
-            zipped(
-                ("sld.csv", csv_text(SLD_HEADER, [with_fields(SLD_HEADER, SLD_ROW, MW="2O000")]))
-            ),
+            "sld_fcst.zip", zipped(("sld.csv", one_row(SLD_HEADER, SLD_ROW, MW="2O000").decode()))
         ),
-        match=r"sld.csv: MW is not a number: '2O000'",
+        r"sld.csv: MW is not a number: '2O000'",
     ),
-    MalformedCase(
-        "caiso-load-unknown-data-item",
-        Iso.CAISO,
-        Dataset.LOAD,
-        inline(
-            "sld_fcst.csv",
-            csv_text(
-                SLD_HEADER, [with_fields(SLD_HEADER, SLD_ROW, XML_DATA_ITEM="SYS_FCST_3DA_MW")]
-            ).encode(),
-        ),
-        match=r"unknown data item 'SYS_FCST_3DA_MW'",
-    ),
-    MalformedCase(
-        "caiso-load-oasis-error-document",
-        Iso.CAISO,
-        Dataset.LOAD,
-        inline("sld_fcst.zip", error_zip("1015", "GroupZip DownLoad is in Processing")),
-        match=r"ERR_CODE 1015",
-    ),
-    MalformedCase(
+    LOAD.rejects(
         "caiso-load-xml-not-well-formed-recorded",
-        Iso.CAISO,
-        Dataset.LOAD,
         shared_file("caiso", "caiso_oasis_xml_ENE_SLRS_DAM_2013-09-19_excerpt.xml"),
-        match=r"not well-formed XML",
+        r"not well-formed XML",
         notes="a recorded excerpt trimmed without its closing REPORT_ITEM",
     ),
-    MalformedCase(
+    *LOAD.rejects_each(
+        "caiso_outlook_20241103_demand.csv",
+        (
+            "caiso-load-outlook-collapsed-fall-back-hour",
+            _outlook_collapsed_fall(OUTLOOK_DEMAND_HEADER, "21000,20950,20990,"),
+            r"row 13: .*appears once on 2024-11-03, a 25-hour day",
+        ),
+    ),
+    LOAD.rejects(
         "caiso-load-outlook-demand-column-missing",
-        Iso.CAISO,
-        Dataset.LOAD,
         inline(
             "caiso_outlook_20240704_demand.csv",
             OUTLOOK_DEMAND_DAILY.replace(b"Current demand", b"Demand now"),
         ),
-        match=r"missing column Current demand or Demand",
+        r"missing column Current demand or Demand",
     ),
-    MalformedCase(
-        "caiso-load-outlook-collapsed-fall-back-hour",
-        Iso.CAISO,
-        Dataset.LOAD,
-        inline(
-            "caiso_outlook_20241103_demand.csv",
-            _outlook_collapsed_fall(OUTLOOK_DEMAND_HEADER, "21000,20950,20990,"),
-        ),
-        match=r"row 13: .*appears once on 2024-11-03, a 25-hour day",
-    ),
-    # Fuel mix
-    MalformedCase(
-        "caiso-fuel-unknown-fuel-column",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
-        inline(
-            "caiso_outlook_20190615_fuelsource.csv",
+    *FUEL_MIX.rejects_each(
+        "caiso_outlook_20190615_fuelsource.csv",
+        (
+            "caiso-fuel-unknown-fuel-column",
             OUTLOOK_FUEL_DAILY.replace(b"Other", b"Hydrogen"),
+            r"unknown fuel column 'Hydrogen'",
         ),
-        match=r"unknown fuel column 'Hydrogen'",
-    ),
-    MalformedCase(
-        "caiso-fuel-time-column-renamed",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
-        inline("caiso_outlook_20190615_fuelsource.csv", b"Hour" + OUTLOOK_FUEL_DAILY[4:]),
-        match=r"first column 'Hour' where Time was expected",
-    ),
-    MalformedCase(
-        "caiso-fuel-value-not-a-number",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
-        inline(
-            "caiso_outlook_20190615_fuelsource.csv",
+        (
+            "caiso-fuel-time-column-renamed",
+            b"Hour" + OUTLOOK_FUEL_DAILY[4:],
+            r"first column 'Hour' where Time was expected",
+        ),
+        (
+            "caiso-fuel-value-not-a-number",
             OUTLOOK_FUEL_DAILY.replace(b",4105,", b",n.a.,"),
+            r"row 2: Wind is not a number: 'n.a.'",
         ),
-        match=r"row 2: Wind is not a number: 'n.a.'",
     ),
-    MalformedCase(
+    FUEL_MIX.rejects(
         "caiso-fuel-outlook-collapsed-fall-back-hour",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         inline(
             "caiso_outlook_20241103_fuelsource.csv",
             _outlook_collapsed_fall(f"Time,{FUELS}", FUEL_VALUES),
         ),
-        match=r"appears once on 2024-11-03, a 25-hour day",
+        r"appears once on 2024-11-03, a 25-hour day",
     ),
-    MalformedCase(
+    FUEL_MIX.rejects(
         "caiso-fuel-outlook-values-in-spring-gap",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         inline(
             "caiso_outlook_20240310_fuelsource.csv",
             csv_text(f"Time,{FUELS}", [f"01:55,{FUEL_VALUES}", f"02:00,{FUEL_VALUES}"]).encode(),
         ),
-        match=r"row 2: 02:00 does not exist on 2024-03-10",
+        r"row 2: 02:00 does not exist on 2024-03-10",
     ),
-    MalformedCase(
+    FUEL_MIX.rejects(
         "caiso-fuel-outlook-day-unknown",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         inline("fuelsource.csv", OUTLOOK_FUEL_DAILY),
-        match=r"times without a date need the day in the response name",
+        r"times without a date need the day in the response name",
     ),
-    MalformedCase(
+    FUEL_MIX.rejects(
         "caiso-fuel-renewables-watch-fall-recorded",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         shared_file("caiso", "caiso_DailyRenewablesWatch_20171105_dst_fall.txt"),
-        match=r"hour ending 2 appears once on 2017-11-05, a 25-hour day",
+        r"hour ending 2 appears once on 2017-11-05, a 25-hour day",
         notes="24 hourly rows on a 25-hour day: the repeated hour cannot be placed",
     ),
-    MalformedCase(
+    FUEL_MIX.rejects(
         "caiso-fuel-renewables-report-html-recorded",
-        Iso.CAISO,
-        Dataset.FUEL_MIX,
         shared_file("caiso", "caiso_daily_renewables_report_20251102_dst_fall.html"),
-        match=r"an HTML page \('Daily Renewable Report",
+        r"an HTML page \('Daily Renewable Report",
         notes="the renewables web page is not a fuel-mix payload",
     ),
 ]

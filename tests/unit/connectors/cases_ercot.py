@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from schemas.catalog import Dataset, Iso
-from tests.unit.connectors.contract import MalformedCase, ParserCase, inline, shared_file
+from tests.unit.connectors.contract import Expect, Feed, Shows, inline, shared_file
 
 ERCOT = Iso.ERCOT
 SPRING, FALL = date(2024, 3, 10), date(2024, 11, 3)
@@ -47,6 +47,11 @@ def cdr(report_type_id: int, stamp: str, doc: str) -> str:
     return f"cdr.{report_type_id:08d}.0000000000000000.{stamp}.{doc}.csv"
 
 
+def postings(report_type_id: int, doc: str, *documents: tuple[str, bytes]) -> bytes:
+    """A zip of postings of one document: (local posting time, content) each."""
+    return zipped(*((cdr(report_type_id, stamp, doc), data) for stamp, data in documents))
+
+
 def _lines(header: str, rows: list[str]) -> bytes:
     return (header + "\n" + "\n".join(rows) + "\n").encode()
 
@@ -66,8 +71,6 @@ def dam_dst_days() -> bytes:
     return _lines(DAM_HEADER, rows)
 
 
-DAM_POSTED = cdr(12331, "20240714.133012", "DAMSPNP4190")
-DAM_CORRECTED = cdr(12331, "20240716.091500", "DAMSPNP4190")
 DAM_FIRST = (
     DAM_HEADER.encode() + b"\n"
     b"07/15/2024,17:00,HB_NORTH, 48.20,N\n"  # ERCOT pads prices with a space
@@ -84,9 +87,11 @@ DAM_SECOND = (
 
 def dam_reposted() -> bytes:
     """A bulk archive download: a zip holding the first posting's zip and the correction's."""
+    first = cdr(12331, "20240714.133012", "DAMSPNP4190")
+    correction = cdr(12331, "20240716.091500", "DAMSPNP4190")
     return zipped(
-        (DAM_POSTED.replace(".csv", "_csv.zip"), zipped((DAM_POSTED, DAM_FIRST))),
-        (DAM_CORRECTED.replace(".csv", "_csv.zip"), zipped((DAM_CORRECTED, DAM_SECOND))),
+        (first.replace(".csv", "_csv.zip"), zipped((first, DAM_FIRST))),
+        (correction.replace(".csv", "_csv.zip"), zipped((correction, DAM_SECOND))),
     )
 
 
@@ -108,9 +113,6 @@ def rt_dst_days() -> bytes:
     return _lines(RT_HEADER, rows)
 
 
-RT_POSTED = cdr(12301, "20241103.011730", "SPPHLZNP6905_20241103_0115")
-RT_REPEATED = cdr(12301, "20241103.011730", "SPPHLZNP6905_20241103_0115xhr")
-RT_CORRECTED = cdr(12301, "20241103.093000", "SPPHLZNP6905_20241103_0115")
 RT_FIRST = (
     RT_HEADER.encode() + b"\n"
     b"11/03/2024,2,1,HB_NORTH,HU,22.10,N\n"  # 01:00 CDT quarter of the fall-back day
@@ -132,6 +134,16 @@ RT_CORRECTION = (
     RT_HEADER.encode() + b"\n"
     b"11/03/2024,2,1,HB_NORTH,HU,22.35,N\n"  # the CDT quarter corrected that morning: a revision
 )
+
+
+def rt_postings() -> bytes:
+    """The 01:15 interval posted, posted again for the repeated hour, and corrected."""
+    name = "SPPHLZNP6905_20241103_0115"
+    return zipped(
+        (cdr(12301, "20241103.011730", name), RT_FIRST),
+        (cdr(12301, "20241103.011730", name + "xhr"), RT_SECOND_PASS),
+        (cdr(12301, "20241103.093000", name), RT_CORRECTION),
+    )
 
 
 # --- NP6-788-CD LMPs by Resource Nodes, Load Zones and Trading Hubs ----------------------------
@@ -175,8 +187,6 @@ def mcpc_dst_days() -> bytes:
     return _lines(MCPC_HEADER, rows)
 
 
-MCPC_POSTED = cdr(12329, "20240714.123221", "DAMCPCNP4188")
-MCPC_CORRECTED = cdr(12329, "20240715.101500", "DAMCPCNP4188")
 MCPC_FIRST = (
     MCPC_HEADER.encode() + b"\n"
     b"07/15/2024,18:00,REGUP,12.50,N\n"
@@ -186,6 +196,9 @@ MCPC_FIRST = (
     b"07/15/2024,18:00,ECRS,30.40,N\n"  # ERCOT Contingency Reserve (since June 2023)
 )
 MCPC_SECOND = MCPC_HEADER.encode() + b"\n07/15/2024,18:00,RRS,24.10,N\n"  # a correction
+MCPC_POSTINGS = postings(
+    12329, "DAMCPCNP4188", ("20240714.123221", MCPC_FIRST), ("20240715.101500", MCPC_SECOND)
+)
 
 
 # --- NP6-345-CD Actual System Load by Weather Zone (and NP3-561-CD forecasts) -----------------
@@ -204,8 +217,6 @@ def load_dst_days() -> bytes:
     return _lines(LOAD_HEADER, rows)
 
 
-LOAD_POSTED = cdr(13101, "20240716.055000", "ACTUALSYSLOADWZNP6345")
-LOAD_REPOSTED = cdr(13101, "20240717.055000", "ACTUALSYSLOADWZNP6345")
 LOAD_FIRST = (
     LOAD_HEADER.encode() + b"\n"
     b"07/15/2024,17:00,21000.50,2100.10,6400.00,1600.25,24000.00,5100.00,11000.00,1800.75,"
@@ -215,6 +226,12 @@ LOAD_SECOND = (
     LOAD_HEADER.encode() + b"\n"
     b"07/15/2024,17:00,21010.50,2100.10,6400.00,1600.25,24000.00,5100.00,11000.00,1800.75,"
     b"73212.60,N\n"  # re-posted with COAST (and so TOTAL) settled 10 MW higher
+)
+LOAD_POSTINGS = postings(
+    13101,
+    "ACTUALSYSLOADWZNP6345",
+    ("20240716.055000", LOAD_FIRST),
+    ("20240717.055000", LOAD_SECOND),
 )
 
 
@@ -260,426 +277,281 @@ FUEL_MIX_SMALL = (
 
 # --- the cases ----------------------------------------------------------------------------------
 
-CASES: list[ParserCase] = [
+NP4_190 = Feed(ERCOT, Dataset.LMP_DA_HOURLY)
+NP6_905 = Feed(ERCOT, Dataset.LMP_RT_15MIN)
+NP6_788 = Feed(ERCOT, Dataset.LMP_RT_5MIN)
+NP4_188 = Feed(ERCOT, Dataset.AS_PRICES)
+NP6_345 = Feed(ERCOT, Dataset.LOAD)  # and NP3-561-CD, the load forecasts
+DASHBOARD = Feed(ERCOT, Dataset.FUEL_MIX)
+NEGATIVE, REVISIONS = Shows.NEGATIVE, Shows.REVISIONS
+
+# The MIS reports: feed, id, document name, and both DST days in the report's layout (payload
+# builder, records, what the parse must show).
+REPORTS = (
+    (NP4_190, "np4-190", "DAMSPNP4190", dam_dst_days, 2 * 48, NEGATIVE),
+    (NP6_905, "np6-905", "SPPHLZNP6905", rt_dst_days, 2 * 4 * 48, NEGATIVE),
+    (NP6_788, "np6-788", "LMPSROSNODENP6788", sced_dst_days, 2 * 12 * 48, NEGATIVE),
+    (NP4_188, "np4-188", "DAMCPCNP4188", mcpc_dst_days, 5 * 48 + 1, NEGATIVE),
+    (NP6_345, "np6-345", "ACTUALSYSLOADWZNP6345", load_dst_days, 9 * 48, Shows.NOTHING),
+)
+
+CASES = [
     # recorded payloads
-    ParserCase(
-        id="ercot-np6-345-actual-load-recorded",
-        iso=ERCOT,
-        dataset=Dataset.LOAD,
-        load=shared_file(
-            "ercot", "ercot_mis_np6-345-cd_ACTUALSYSLOADWZNP6345_opday_2023-11-17.zip"
-        ),
-        expected_records=24 * 9,
-        complete_days=(date(2023, 11, 17),),
-        expected_interval_minutes=60,
+    NP6_345.parses(
+        "ercot-np6-345-actual-load-recorded",
+        shared_file("ercot", "ercot_mis_np6-345-cd_ACTUALSYSLOADWZNP6345_opday_2023-11-17.zip"),
+        Expect(24 * 9, (date(2023, 11, 17),), minutes=60),
     ),
-    ParserCase(
-        id="ercot-np3-561-load-forecast-recorded",
-        iso=ERCOT,
-        dataset=Dataset.LOAD,
-        load=shared_file(
-            "ercot", "ercot_mis_np3-561-cd_LFCWEATHERNP3561_posted_2023-11-19_2330.zip"
-        ),
-        expected_records=8 * 24 * 9,
-        complete_days=tuple(date(2023, 11, d) for d in range(19, 27)),
+    NP6_345.parses(
+        "ercot-np3-561-load-forecast-recorded",
+        shared_file("ercot", "ercot_mis_np3-561-cd_LFCWEATHERNP3561_posted_2023-11-19_2330.zip"),
+        Expect(8 * 24 * 9, tuple(date(2023, 11, d) for d in range(19, 27))),
     ),
-    ParserCase(
-        id="ercot-np6-788-sced-excerpt-recorded",
-        iso=ERCOT,
-        dataset=Dataset.LMP_RT_5MIN,
-        load=shared_file(
+    NP6_788.parses(
+        "ercot-np6-788-sced-excerpt-recorded",
+        shared_file(
             "ercot", "ercot_mis_np6-788-cd_LMPSROSNODENP6788_sced_2026-06-25_004018_EXCERPT.csv"
         ),
-        expected_records=28,
-        expect_negative=True,
+        Expect(28, shows=NEGATIVE),
     ),
-    # NP4-190-CD
-    ParserCase(
-        id="ercot-np4-190-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.LMP_DA_HOURLY,
-        load=inline("DAMSPNP4190_dst_days.csv", dam_dst_days),
-        expected_records=2 * 48,
-        complete_days=DST_DAYS,
-        expect_negative=True,
+    *(
+        feed.parses(
+            f"ercot-{report}-dst-days",
+            inline(f"{document}_dst_days.csv", build),
+            Expect(records, DST_DAYS, shows),
+        )
+        for feed, report, document, build, records, shows in REPORTS
     ),
-    ParserCase(
-        id="ercot-np4-190-bulk-zip-with-correction",
-        iso=ERCOT,
-        dataset=Dataset.LMP_DA_HOURLY,
-        load=inline("np4-190-cd_bulk.zip", dam_reposted),
-        expected_records=4 + 1,
-        expect_negative=True,
-        expect_revisions=True,
+    DASHBOARD.parses(
+        "ercot-fuel-mix-dst-days",
+        inline("fuel-mix_dst_days.json", fuel_mix_dst_days),
+        Expect((276 + 300) * 8, DST_DAYS, NEGATIVE, minutes=5),
     ),
-    # NP6-905-CD
-    ParserCase(
-        id="ercot-np6-905-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.LMP_RT_15MIN,
-        load=inline("SPPHLZNP6905_dst_days.csv", rt_dst_days),
-        expected_records=2 * 4 * 48,
-        complete_days=DST_DAYS,
-        expect_negative=True,
+    # postings: corrections, re-runs, the repeated hour
+    NP4_190.parses(
+        "ercot-np4-190-bulk-zip-with-correction",
+        inline("np4-190-cd_bulk.zip", dam_reposted),
+        Expect(4 + 1, shows=NEGATIVE | REVISIONS),
     ),
-    ParserCase(
-        id="ercot-np6-905-types-and-repeated-hour",
-        iso=ERCOT,
-        dataset=Dataset.LMP_RT_15MIN,
-        load=inline(
-            "np6-905-cd_three_postings.zip",
-            lambda: zipped(
-                (RT_POSTED, RT_FIRST), (RT_REPEATED, RT_SECOND_PASS), (RT_CORRECTED, RT_CORRECTION)
-            ),
-        ),
-        expected_records=10 + 1 + 1,
-        expect_negative=True,
-        expect_revisions=True,
+    NP6_905.parses(
+        "ercot-np6-905-types-and-repeated-hour",
+        inline("np6-905-cd_three_postings.zip", rt_postings),
+        Expect(10 + 1 + 1, shows=NEGATIVE | REVISIONS),
     ),
-    # NP6-788-CD
-    ParserCase(
-        id="ercot-np6-788-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.LMP_RT_5MIN,
-        load=inline("LMPSROSNODENP6788_dst_days.csv", sced_dst_days),
-        expected_records=2 * 12 * 48,
-        complete_days=DST_DAYS,
-        expect_negative=True,
+    NP6_788.parses(
+        "ercot-np6-788-sced-rerun",
+        inline(cdr(12300, "20240715.174020", "LMPSROSNODENP6788_20240715_174018"), SCED_RERUN),
+        Expect(3, shows=NEGATIVE | REVISIONS),
     ),
-    ParserCase(
-        id="ercot-np6-788-sced-rerun",
-        iso=ERCOT,
-        dataset=Dataset.LMP_RT_5MIN,
-        load=inline(cdr(12300, "20240715.174020", "LMPSROSNODENP6788_20240715_174018"), SCED_RERUN),
-        expected_records=3,
-        expect_negative=True,
-        expect_revisions=True,
+    NP4_188.parses(
+        "ercot-np4-188-correction",
+        inline("np4-188-cd_two_postings.zip", MCPC_POSTINGS),
+        Expect(5 + 1, shows=REVISIONS),
     ),
-    # NP4-188-CD
-    ParserCase(
-        id="ercot-np4-188-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.AS_PRICES,
-        load=inline("DAMCPCNP4188_dst_days.csv", mcpc_dst_days),
-        expected_records=5 * 48 + 1,
-        complete_days=DST_DAYS,
-        expect_negative=True,
+    NP6_345.parses(
+        "ercot-np6-345-reposted",
+        inline("np6-345-cd_two_postings.zip", LOAD_POSTINGS),
+        Expect(2 * 9, shows=REVISIONS),
     ),
-    ParserCase(
-        id="ercot-np4-188-correction",
-        iso=ERCOT,
-        dataset=Dataset.AS_PRICES,
-        load=inline(
-            "np4-188-cd_two_postings.zip",
-            lambda: zipped((MCPC_POSTED, MCPC_FIRST), (MCPC_CORRECTED, MCPC_SECOND)),
-        ),
-        expected_records=5 + 1,
-        expect_revisions=True,
-    ),
-    # NP6-345-CD
-    ParserCase(
-        id="ercot-np6-345-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.LOAD,
-        load=inline("ACTUALSYSLOADWZNP6345_dst_days.csv", load_dst_days),
-        expected_records=9 * 48,
-        complete_days=DST_DAYS,
-    ),
-    ParserCase(
-        id="ercot-np6-345-reposted",
-        iso=ERCOT,
-        dataset=Dataset.LOAD,
-        load=inline(
-            "np6-345-cd_two_postings.zip",
-            lambda: zipped((LOAD_POSTED, LOAD_FIRST), (LOAD_REPOSTED, LOAD_SECOND)),
-        ),
-        expected_records=2 * 9,
-        expect_revisions=True,
-    ),
-    # the fuel-mix dashboard
-    ParserCase(
-        id="ercot-fuel-mix-dst-days",
-        iso=ERCOT,
-        dataset=Dataset.FUEL_MIX,
-        load=inline("fuel-mix_dst_days.json", fuel_mix_dst_days),
-        expected_records=(276 + 300) * 8,
-        complete_days=DST_DAYS,
-        expect_negative=True,
-        expected_interval_minutes=5,
-    ),
-    ParserCase(
-        id="ercot-fuel-mix-stamps-off-the-tick",
-        iso=ERCOT,
-        dataset=Dataset.FUEL_MIX,
-        load=inline("fuel-mix.json", FUEL_MIX_SMALL),
-        expected_records=6,
-        expect_negative=True,
+    DASHBOARD.parses(
+        "ercot-fuel-mix-stamps-off-the-tick",
+        inline("fuel-mix.json", FUEL_MIX_SMALL),
+        Expect(6, shows=NEGATIVE),
     ),
 ]
 
 
-def _bad(
-    id: str, dataset: Dataset, name: str, data: bytes, match: str, notes: str = ""
-) -> MalformedCase:
-    return MalformedCase(
-        id=id, iso=ERCOT, dataset=dataset, load=inline(name, data), match=match, notes=notes
-    )
+def one_row(header: str, row: str) -> bytes:
+    """A document of `header` and the one `row`."""
+    return _lines(header, [row])
 
 
 API_ERROR = b'{"statusCode": 401, "message": "Access denied due to invalid subscription key."}'
 XML_VARIANT = zipped(
     ("cdr.00012331.0000000000000000.20240714.133012.DAMSPNP4190.xml", b'<?xml version="1.0"?><x/>')
 )
-
-MALFORMED: list[MalformedCase] = [
-    # NP4-190-CD
-    _bad(
-        "ercot-np4-190-renamed-column",
-        Dataset.LMP_DA_HOURLY,
-        "dam.csv",
-        b"DeliveryDate,HourEnding,SettlementPointName,SettlementPointPrice,DSTFlag\n"
-        b"07/15/2024,17:00,HB_NORTH,48.20,N\n",
-        r"missing column\(s\) SettlementPoint;",
-    ),
-    _bad(
-        "ercot-np4-190-price-not-a-number",
-        Dataset.LMP_DA_HOURLY,
-        "dam.csv",
-        DAM_HEADER.encode() + b"\n07/15/2024,17:00,HB_NORTH,N/A,N\n",
-        r"row 1: SettlementPointPrice is not a number",
-    ),
-    _bad(
-        "ercot-np4-190-spring-hour-ending-03",
-        Dataset.LMP_DA_HOURLY,
-        "dam.csv",
-        DAM_HEADER.encode() + b"\n03/10/2024,03:00,HB_NORTH,20.00,N\n",
-        r"row 1: hour ending 03:00 on 03/10/2024 does not exist",
-    ),
-    _bad(
-        "ercot-np4-190-flag-on-an-ordinary-hour",
-        Dataset.LMP_DA_HOURLY,
-        "dam.csv",
-        DAM_HEADER.encode() + b"\n11/03/2024,05:00,HB_NORTH,20.00,Y\n",
-        r"DSTFlag Y marks hour ending 05:00 on 11/03/2024, which is not repeated",
-    ),
-    _bad(
-        "ercot-np4-190-repeated-hour-without-flag",
-        Dataset.LMP_DA_HOURLY,
-        "dam.csv",
-        DAM_HEADER.encode() + b"\n11/03/2024,02:00,HB_NORTH,20.00,N\n"
-        b"11/03/2024,02:00,HB_NORTH,19.00,N\n",
-        r"row 2: two rows for HB_NORTH .* second pass needs DSTFlag Y",
-    ),
-    _bad(
-        "ercot-np4-190-api-error-document",
-        Dataset.LMP_DA_HOURLY,
-        "np4-190-cd.zip",
-        API_ERROR,
+# The public API answers a bad key with a JSON error document, whichever report is asked for.
+API_ERROR_CASES = [
+    feed.rejects(
+        f"ercot-{report}-api-error-document",
+        inline(f"{report}-cd.zip", API_ERROR),
         r"error document instead of data \(status 401\)",
+    )
+    for feed, report, *_ in REPORTS
+]
+
+MALFORMED = [
+    *API_ERROR_CASES,
+    *NP4_190.rejects_each(
+        "dam.csv",
+        (
+            "ercot-np4-190-renamed-column",
+            b"DeliveryDate,HourEnding,SettlementPointName,SettlementPointPrice,DSTFlag\n"
+            b"07/15/2024,17:00,HB_NORTH,48.20,N\n",
+            r"missing column\(s\) SettlementPoint;",
+        ),
+        (
+            "ercot-np4-190-price-not-a-number",
+            one_row(DAM_HEADER, "07/15/2024,17:00,HB_NORTH,N/A,N"),
+            r"row 1: SettlementPointPrice is not a number",
+        ),
+        (
+            "ercot-np4-190-spring-hour-ending-03",
+            one_row(DAM_HEADER, "03/10/2024,03:00,HB_NORTH,20.00,N"),
+            r"row 1: hour ending 03:00 on 03/10/2024 does not exist",
+        ),
+        (
+            "ercot-np4-190-flag-on-an-ordinary-hour",
+            one_row(DAM_HEADER, "11/03/2024,05:00,HB_NORTH,20.00,Y"),
+            r"DSTFlag Y marks hour ending 05:00 on 11/03/2024, which is not repeated",
+        ),
+        (
+            "ercot-np4-190-repeated-hour-without-flag",
+            _lines(
+                DAM_HEADER,
+                ["11/03/2024,02:00,HB_NORTH,20.00,N", "11/03/2024,02:00,HB_NORTH,19.00,N"],
+            ),
+            r"row 2: two rows for HB_NORTH .* second pass needs DSTFlag Y",
+        ),
     ),
-    _bad(
-        "ercot-np4-190-xml-variant",
-        Dataset.LMP_DA_HOURLY,
-        "DAMSPNP4190_xml.zip",
-        XML_VARIANT,
-        r"_xml variant",
+    NP4_190.rejects(
+        "ercot-np4-190-xml-variant", inline("DAMSPNP4190_xml.zip", XML_VARIANT), r"_xml variant"
     ),
-    # NP6-905-CD
-    _bad(
-        "ercot-np6-905-missing-interval-column",
-        Dataset.LMP_RT_15MIN,
+    *NP6_905.rejects_each(
         "rt.csv",
-        b"DeliveryDate,DeliveryHour,SettlementPointName,SettlementPointType,"
-        b"SettlementPointPrice,DSTFlag\n07/15/2024,17,HB_NORTH,HU,40.00,N\n",
-        r"missing column\(s\) DeliveryInterval",
+        (
+            "ercot-np6-905-missing-interval-column",
+            b"DeliveryDate,DeliveryHour,SettlementPointName,SettlementPointType,"
+            b"SettlementPointPrice,DSTFlag\n07/15/2024,17,HB_NORTH,HU,40.00,N\n",
+            r"missing column\(s\) DeliveryInterval",
+        ),
+        (
+            "ercot-np6-905-price-not-a-number",
+            one_row(RT_HEADER, "07/15/2024,17,1,HB_NORTH,HU,--,N"),
+            r"row 1: SettlementPointPrice is not a number",
+        ),
+        (
+            "ercot-np6-905-unknown-point-type",
+            one_row(RT_HEADER, "07/15/2024,17,1,HB_NORTH,HUB,40.00,N"),
+            r"row 1: unknown SettlementPointType 'HUB'",
+        ),
+        (
+            "ercot-np6-905-fifth-quarter",
+            one_row(RT_HEADER, "07/15/2024,17,5,HB_NORTH,HU,40.00,N"),
+            r"DeliveryInterval must be 1..4",
+        ),
     ),
-    _bad(
-        "ercot-np6-905-price-not-a-number",
-        Dataset.LMP_RT_15MIN,
-        "rt.csv",
-        RT_HEADER.encode() + b"\n07/15/2024,17,1,HB_NORTH,HU,--,N\n",
-        r"row 1: SettlementPointPrice is not a number",
-    ),
-    _bad(
-        "ercot-np6-905-unknown-point-type",
-        Dataset.LMP_RT_15MIN,
-        "rt.csv",
-        RT_HEADER.encode() + b"\n07/15/2024,17,1,HB_NORTH,HUB,40.00,N\n",
-        r"row 1: unknown SettlementPointType 'HUB'",
-    ),
-    _bad(
-        "ercot-np6-905-fifth-quarter",
-        Dataset.LMP_RT_15MIN,
-        "rt.csv",
-        RT_HEADER.encode() + b"\n07/15/2024,17,5,HB_NORTH,HU,40.00,N\n",
-        r"DeliveryInterval must be 1..4",
-    ),
-    _bad(
-        "ercot-np6-905-api-error-document",
-        Dataset.LMP_RT_15MIN,
-        "np6-905-cd.zip",
-        API_ERROR,
-        r"error document",
-    ),
-    # NP6-788-CD
-    _bad(
-        "ercot-np6-788-renamed-lmp",
-        Dataset.LMP_RT_5MIN,
+    *NP6_788.rejects_each(
         "sced.csv",
-        b"SCEDTimestamp,RepeatedHourFlag,SettlementPoint,Price\n"
-        b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n",
-        r"missing column\(s\) LMP",
+        (
+            "ercot-np6-788-renamed-lmp",
+            b"SCEDTimestamp,RepeatedHourFlag,SettlementPoint,Price\n"
+            b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n",
+            r"missing column\(s\) LMP",
+        ),
+        (
+            "ercot-np6-788-lmp-not-a-number",
+            one_row(SCED_HEADER, "07/15/2024 17:40:18,N,HB_NORTH,    nan"),
+            r"row 1: LMP is not a finite number",
+        ),
+        (
+            "ercot-np6-788-run-in-the-spring-gap",
+            one_row(SCED_HEADER, "03/10/2024 02:30:12,N,HB_NORTH,20.00"),
+            r"03/10/2024 02:30:12 does not exist",
+        ),
+        (
+            "ercot-np6-788-repeated-flag-outside-the-hour",
+            one_row(SCED_HEADER, "11/03/2024 03:30:12,Y,HB_NORTH,20.00"),
+            r"RepeatedHourFlag Y on 11/03/2024 03:30:12, outside the repeated hour",
+        ),
     ),
-    _bad(
-        "ercot-np6-788-lmp-not-a-number",
-        Dataset.LMP_RT_5MIN,
-        "sced.csv",
-        SCED_HEADER.encode() + b"\n07/15/2024 17:40:18,N,HB_NORTH,    nan\n",
-        r"row 1: LMP is not a finite number",
-    ),
-    _bad(
-        "ercot-np6-788-run-in-the-spring-gap",
-        Dataset.LMP_RT_5MIN,
-        "sced.csv",
-        SCED_HEADER.encode() + b"\n03/10/2024 02:30:12,N,HB_NORTH,20.00\n",
-        r"03/10/2024 02:30:12 does not exist",
-    ),
-    _bad(
-        "ercot-np6-788-repeated-flag-outside-the-hour",
-        Dataset.LMP_RT_5MIN,
-        "sced.csv",
-        SCED_HEADER.encode() + b"\n11/03/2024 03:30:12,Y,HB_NORTH,20.00\n",
-        r"RepeatedHourFlag Y on 11/03/2024 03:30:12, outside the repeated hour",
-    ),
-    _bad(
-        "ercot-np6-788-api-error-document",
-        Dataset.LMP_RT_5MIN,
-        "np6-788-cd.zip",
-        API_ERROR,
-        r"error document",
-    ),
-    # NP4-188-CD
-    _bad(
-        "ercot-np4-188-renamed-column",
-        Dataset.AS_PRICES,
+    *NP4_188.rejects_each(
         "mcpc.csv",
-        b"DeliveryDate,HourEnding,AncillaryService,MCPC,DSTFlag\n07/15/2024,18:00,RRS,25,N\n",
-        r"missing column\(s\) AncillaryType",
+        (
+            "ercot-np4-188-renamed-column",
+            b"DeliveryDate,HourEnding,AncillaryService,MCPC,DSTFlag\n07/15/2024,18:00,RRS,25,N\n",
+            r"missing column\(s\) AncillaryType",
+        ),
+        (
+            "ercot-np4-188-price-not-a-number",
+            one_row(MCPC_HEADER, "07/15/2024,18:00,RRS,twenty,N"),
+            r"row 1: MCPC is not a number",
+        ),
+        (
+            "ercot-np4-188-unknown-type",
+            one_row(MCPC_HEADER, "07/15/2024,18:00,SPIN,25,N"),
+            r"row 1: unknown AncillaryType 'SPIN'",
+        ),
     ),
-    _bad(
-        "ercot-np4-188-price-not-a-number",
-        Dataset.AS_PRICES,
-        "mcpc.csv",
-        MCPC_HEADER.encode() + b"\n07/15/2024,18:00,RRS,twenty,N\n",
-        r"row 1: MCPC is not a number",
-    ),
-    _bad(
-        "ercot-np4-188-unknown-type",
-        Dataset.AS_PRICES,
-        "mcpc.csv",
-        MCPC_HEADER.encode() + b"\n07/15/2024,18:00,SPIN,25,N\n",
-        r"row 1: unknown AncillaryType 'SPIN'",
-    ),
-    _bad(
-        "ercot-np4-188-api-error-document",
-        Dataset.AS_PRICES,
-        "np4-188-cd.zip",
-        API_ERROR,
-        r"error document",
-    ),
-    # NP6-345-CD / NP3-561-CD
-    _bad(
-        "ercot-np6-345-renamed-zone",
-        Dataset.LOAD,
+    *NP6_345.rejects_each(
         "load.csv",
-        LOAD_HEADER.replace("FAR_WEST", "FARWEST").encode() + LOAD_FIRST[LOAD_FIRST.index(b"\n") :],
-        r"missing column\(s\) FAR_WEST",
+        (
+            "ercot-np6-345-renamed-zone",
+            LOAD_HEADER.replace("FAR_WEST", "FARWEST").encode()
+            + LOAD_FIRST[LOAD_FIRST.index(b"\n") :],
+            r"missing column\(s\) FAR_WEST",
+        ),
+        (
+            "ercot-np6-345-load-not-a-number",
+            LOAD_FIRST.replace(b"2100.10", b"21OO.1O"),  # letters O for zeros
+            r"row 1: EAST is not a number",
+        ),
+        (
+            "ercot-np6-345-hour-ending-25-with-a-flag",
+            LOAD_FIRST.replace(b"07/15/2024,17:00", b"11/03/2024,25:00"),
+            r"hour ending 25 is outside 01:00..24:00",
+        ),
+        (
+            "ercot-load-unknown-layout",
+            b"Date,Hour,Load\n07/15/2024,17,73000\n",
+            r"neither an NP6-345 actual load .* nor an NP3-561 forecast",
+        ),
     ),
-    _bad(
-        "ercot-np6-345-load-not-a-number",
-        Dataset.LOAD,
-        "load.csv",
-        LOAD_FIRST.replace(b"2100.10", b"21OO.1O"),  # letters O for zeros
-        r"row 1: EAST is not a number",
-    ),
-    _bad(
-        "ercot-np6-345-hour-ending-25-with-a-flag",
-        Dataset.LOAD,
-        "load.csv",
-        LOAD_FIRST.replace(b"07/15/2024,17:00", b"11/03/2024,25:00"),
-        r"hour ending 25 is outside 01:00..24:00",
-    ),
-    _bad(
-        "ercot-load-unknown-layout",
-        Dataset.LOAD,
-        "load.csv",
-        b"Date,Hour,Load\n07/15/2024,17,73000\n",
-        r"neither an NP6-345 actual load .* nor an NP3-561 forecast",
-    ),
-    _bad(
+    NP6_345.rejects(
         "ercot-np3-561-forecast-without-posting-time",
-        Dataset.LOAD,
-        "forecast.csv",
-        b"DeliveryDate,HourEnding,Coast,East,FarWest,North,NorthCentral,SouthCentral,Southern,"
-        b"West,SystemTotal,DSTFlag\n11/19/2023,1:00,1,1,1,1,1,1,1,1,8,N\n",
+        inline(
+            "forecast.csv",
+            b"DeliveryDate,HourEnding,Coast,East,FarWest,North,NorthCentral,SouthCentral,Southern,"
+            b"West,SystemTotal,DSTFlag\n11/19/2023,1:00,1,1,1,1,1,1,1,1,8,N\n",
+        ),
         r"a load forecast without a posting time",
     ),
-    _bad(
-        "ercot-np6-345-api-error-document",
-        Dataset.LOAD,
-        "np6-345-cd.zip",
-        API_ERROR,
-        r"error document",
-    ),
-    # the fuel-mix dashboard
-    _bad(
-        "ercot-fuel-mix-renamed-data",
-        Dataset.FUEL_MIX,
+    *DASHBOARD.rejects_edits(
         "fuel-mix.json",
-        FUEL_MIX_SMALL.replace(b'"data"', b'"series"'),
-        r"not the fuel-mix dashboard",
+        FUEL_MIX_SMALL,
+        ("ercot-fuel-mix-renamed-data", '"data"', '"series"', r"not the fuel-mix dashboard"),
+        (
+            "ercot-fuel-mix-gen-not-a-number",
+            '{"gen": 6100.0}',
+            '{"gen": "6100"}',
+            r"row 2: Wind at 2024-07-15 17:00:02-0500: gen is not a number",
+        ),
+        ("ercot-fuel-mix-unknown-fuel", '"Wind"', '"Biomass"', r"unknown fuel 'Biomass'"),
+        (
+            "ercot-fuel-mix-stamp-off-the-tick",
+            "17:04:58",
+            "17:02:30",
+            r"more than a minute off a 5-minute tick",
+        ),
+        (
+            "ercot-fuel-mix-same-stamp-twice",
+            "17:04:58",
+            "17:00:02",
+            r"given twice with different values",
+        ),
     ),
-    _bad(
-        "ercot-fuel-mix-gen-not-a-number",
-        Dataset.FUEL_MIX,
+    *DASHBOARD.rejects_each(
         "fuel-mix.json",
-        FUEL_MIX_SMALL.replace(b'{"gen": 6100.0}', b'{"gen": "6100"}'),
-        r"row 2: Wind at 2024-07-15 17:00:02-0500: gen is not a number",
-    ),
-    _bad(
-        "ercot-fuel-mix-unknown-fuel",
-        Dataset.FUEL_MIX,
-        "fuel-mix.json",
-        FUEL_MIX_SMALL.replace(b'"Wind"', b'"Biomass"', 1),
-        r"unknown fuel 'Biomass'",
-    ),
-    _bad(
-        "ercot-fuel-mix-stamp-off-the-tick",
-        Dataset.FUEL_MIX,
-        "fuel-mix.json",
-        FUEL_MIX_SMALL.replace(b"17:04:58", b"17:02:30"),
-        r"more than a minute off a 5-minute tick",
-    ),
-    _bad(
-        "ercot-fuel-mix-same-stamp-twice",
-        Dataset.FUEL_MIX,
-        "fuel-mix.json",
-        FUEL_MIX_SMALL.replace(b"17:04:58", b"17:00:02"),
-        r"given twice with different values",
-    ),
-    _bad(
-        "ercot-fuel-mix-error-document",
-        Dataset.FUEL_MIX,
-        "fuel-mix.json",
-        b'{"statusCode": 403, "message": "Request blocked"}',
-        r"not the fuel-mix dashboard: an error document instead of data \(status 403\)",
-    ),
-    _bad(
-        "ercot-fuel-mix-csv-instead",
-        Dataset.FUEL_MIX,
-        "fuel-mix.json",
-        DAM_HEADER.encode() + b"\n",
-        r"a csv payload where json was expected",
+        (
+            "ercot-fuel-mix-error-document",
+            b'{"statusCode": 403, "message": "Request blocked"}',
+            r"not the fuel-mix dashboard: an error document instead of data \(status 403\)",
+        ),
+        (
+            "ercot-fuel-mix-csv-instead",
+            DAM_HEADER.encode() + b"\n",
+            r"a csv payload where json was expected",
+        ),
     ),
 ]
 

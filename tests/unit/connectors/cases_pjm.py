@@ -15,7 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from schemas.catalog import Dataset, Iso
-from tests.unit.connectors.contract import MalformedCase, ParserCase, inline, shared_file
+from tests.unit.connectors.contract import (
+    Expect,
+    Feed,
+    MalformedCase,
+    Shows,
+    edited,
+    inline,
+    shared_file,
+)
 
 EASTERN = ZoneInfo("America/New_York")
 SPRING = date(2024, 3, 10)
@@ -31,8 +39,12 @@ def us_time(instant: datetime) -> str:
     return f"{instant.month}/{instant.day}/{instant.year} {hour}:{instant.minute:02d}:{instant.second:02d} {half}"
 
 
+# The first two columns of every CSV export, and what both_clocks() writes in them.
+CLOCKS = "datetime_beginning_utc,datetime_beginning_ept"
+
+
 def both_clocks(instant_utc: datetime) -> str:
-    """`datetime_beginning_utc,datetime_beginning_ept` of a CSV line."""
+    """The CLOCKS of a CSV line."""
     return f"{us_time(instant_utc)},{us_time(instant_utc.astimezone(EASTERN))}"
 
 
@@ -52,11 +64,18 @@ def utc(
 
 
 def ordinary(
-    line: Callable[[datetime], str], minutes: int, written: Iterable[datetime]
+    minutes: int, written: Iterable[datetime], *series: Callable[[datetime], str]
 ) -> list[str]:
-    """Generated lines for both DST days, leaving out the intervals written by hand."""
+    """Generated CSV lines for both DST days, leaving out the intervals written by hand: one
+    line an interval for each of `series`, which gives the cells after the two clocks."""
     skip = set(written)
-    return [line(s) for day in DST_DAYS for s in day_starts(day, minutes) if s not in skip]
+    return [
+        f"{both_clocks(start)},{cells(start)}"
+        for day in DST_DAYS
+        for start in day_starts(day, minutes)
+        if start not in skip
+        for cells in series
+    ]
 
 
 def csv_payload(header: str, lines: Iterable[str]) -> bytes:
@@ -82,10 +101,11 @@ def iso_clock(instant: datetime, eastern: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- hourly LMPs
+DA = Feed(Iso.PJM, Dataset.LMP_DA_HOURLY)
+RT = Feed(Iso.PJM, Dataset.LMP_RT_HOURLY)
 LMP_HEADER = (
-    "datetime_beginning_utc,datetime_beginning_ept,pnode_id,pnode_name,voltage,equipment,type,"
-    "zone,system_energy_price_{m},total_lmp_{m},congestion_price_{m},marginal_loss_price_{m},"
-    "row_is_current,version_nbr"
+    CLOCKS + ",pnode_id,pnode_name,voltage,equipment,type,zone,system_energy_price_{m},"
+    "total_lmp_{m},congestion_price_{m},marginal_loss_price_{m},row_is_current,version_nbr"
 )
 DA_HEADER = LMP_HEADER.format(m="da")
 RT_HEADER = LMP_HEADER.format(m="rt")
@@ -97,16 +117,26 @@ HOURLY_BY_HAND = (
 )
 
 
-def hub_line(start: datetime) -> str:
-    """An ordinary hour at EASTERN HUB: energy + congestion + loss = total."""
-    energy = 20 + start.hour * 0.5
-    return f"{both_clocks(start)},51217,EASTERN HUB,,,HUB,,{energy:.2f},{energy + 0.31:.6f},0.250000,0.060000,True,1"
+EASTERN_HUB = "51217,EASTERN HUB,,,HUB,"  # pnode_id to zone
+PJM_RTO_ZONE = "1,PJM-RTO,,,ZONE,"
+
+
+def lmp_cells(pnode: str, energy: float, congestion: float, loss: float, decimals: int = 6) -> str:
+    """The cells of a current version 1 at `pnode` from the energy price on, energy written
+    with `decimals` decimals: energy + congestion + loss = total."""
+    total = energy + congestion + loss
+    return f"{pnode},{energy:.{decimals}f},{total:.6f},{congestion:.6f},{loss:.6f},True,1"
 
 
 DA_DST = csv_payload(
     DA_HEADER,
     [
-        *ordinary(hub_line, 60, HOURLY_BY_HAND),
+        # ordinary hours at EASTERN HUB
+        *ordinary(
+            60,
+            HOURLY_BY_HAND,
+            lambda start: lmp_cells(EASTERN_HUB, 20 + start.hour * 0.5, 0.25, 0.06, decimals=2),
+        ),
         # spring forward: 1 AM EST (06:00 UTC) is followed by 3 AM EDT (07:00 UTC), no 2 AM
         "3/10/2024 6:00:00 AM,3/10/2024 1:00:00 AM,51217,EASTERN HUB,,,HUB,,18.50,18.810000,0.250000,0.060000,True,1",
         "3/10/2024 7:00:00 AM,3/10/2024 3:00:00 AM,51217,EASTERN HUB,,,HUB,,19.00,19.310000,0.250000,0.060000,True,1",
@@ -164,6 +194,7 @@ RT_DST_PAGE = page(
 )
 
 # --------------------------------------------------------------------------- 5-minute LMPs
+FIVE = Feed(Iso.PJM, Dataset.LMP_RT_5MIN)
 FIVE_BY_HAND = (
     utc(2024, 3, 10, 6, 55),
     utc(2024, 3, 10, 7, 0),
@@ -172,16 +203,15 @@ FIVE_BY_HAND = (
 )
 
 
-def zone_five_line(start: datetime) -> str:
-    """An ordinary 5 minutes at PJM-RTO (pnode 1, a ZONE)."""
-    energy = 25 + start.minute * 0.1
-    return f"{both_clocks(start)},1,PJM-RTO,,,ZONE,,{energy:.6f},{energy + 0.01:.6f},0.002000,0.008000,True,1"
-
-
 FIVE_DST = csv_payload(
     RT_HEADER,
     [
-        *ordinary(zone_five_line, 5, FIVE_BY_HAND),
+        # ordinary 5 minutes at PJM-RTO (pnode 1, a ZONE)
+        *ordinary(
+            5,
+            FIVE_BY_HAND,
+            lambda start: lmp_cells(PJM_RTO_ZONE, 25 + start.minute * 0.1, 0.002, 0.008),
+        ),
         # spring forward: the last 5 minutes of 1 AM EST, then 3:00 AM EDT five minutes later
         "3/10/2024 6:55:00 AM,3/10/2024 1:55:00 AM,1,PJM-RTO,,,ZONE,,30.000000,30.010000,0.002000,0.008000,True,1",
         "3/10/2024 7:00:00 AM,3/10/2024 3:00:00 AM,1,PJM-RTO,,,ZONE,,31.000000,31.010000,0.002000,0.008000,True,1",
@@ -225,21 +255,16 @@ UNVERIFIED_DST_PAGE = page(
 )
 
 # --------------------------------------------------------------------------- load
-METERED_HEADER = (
-    "datetime_beginning_utc,datetime_beginning_ept,nerc_region,mkt_region,zone,load_area,mw,"
-    "is_verified"
-)
-
-
-def metered_line(start: datetime) -> str:
-    """An ordinary verified hour of load area AE (a zone of its own)."""
-    return f"{both_clocks(start)},RFC,MIDATL,AE,AE,{900 + start.hour * 10:.3f},True"
-
+LOAD = Feed(Iso.PJM, Dataset.LOAD)
+METERED_HEADER = f"{CLOCKS},nerc_region,mkt_region,zone,load_area,mw,is_verified"
 
 METERED_DST = csv_payload(
     METERED_HEADER,
     [
-        *ordinary(metered_line, 60, HOURLY_BY_HAND),
+        # ordinary verified hours of load area AE (a zone of its own)
+        *ordinary(
+            60, HOURLY_BY_HAND, lambda start: f"RFC,MIDATL,AE,AE,{900 + start.hour * 10:.3f},True"
+        ),
         # spring forward: no 2 AM EPT
         "3/10/2024 6:00:00 AM,3/10/2024 1:00:00 AM,RFC,MIDATL,AE,AE,845.125,True",
         "3/10/2024 7:00:00 AM,3/10/2024 3:00:00 AM,RFC,MIDATL,AE,AE,838.500,True",
@@ -282,26 +307,19 @@ INST_DST_PAGE = page(
 )
 
 # --------------------------------------------------------------------------- fuel mix
-FUEL_HEADER = (
-    "datetime_beginning_utc,datetime_beginning_ept,fuel_type,mw,fuel_percentage_of_total,"
-    "is_renewable"
-)
-
-
-def fuel_lines(start: datetime) -> str:
-    """An ordinary hour of the two fuels of this payload."""
-    return "\r\n".join(
-        [
-            f"{both_clocks(start)},Gas,{40_000 + start.hour * 100:.3f},0.45,False",
-            f"{both_clocks(start)},Storage,{10 + start.hour:.3f},0.0001,False",
-        ]
-    )
-
+FUEL = Feed(Iso.PJM, Dataset.FUEL_MIX)
+FUEL_HEADER = f"{CLOCKS},fuel_type,mw,fuel_percentage_of_total,is_renewable"
 
 FUEL_DST = csv_payload(
     FUEL_HEADER,
     [
-        *ordinary(fuel_lines, 60, HOURLY_BY_HAND),
+        # ordinary hours of the two fuels of this payload
+        *ordinary(
+            60,
+            HOURLY_BY_HAND,
+            lambda start: f"Gas,{40_000 + start.hour * 100:.3f},0.45,False",
+            lambda start: f"Storage,{10 + start.hour:.3f},0.0001,False",
+        ),
         # spring forward
         "3/10/2024 6:00:00 AM,3/10/2024 1:00:00 AM,Gas,35100.000,0.44,False",
         "3/10/2024 6:00:00 AM,3/10/2024 1:00:00 AM,Storage,-120.500,-0.0015,False",
@@ -318,26 +336,23 @@ FUEL_DST = csv_payload(
 )
 
 # --------------------------------------------------------------------------- reserve prices
+RESERVES = Feed(Iso.PJM, Dataset.AS_PRICES)
 RESERVE_HEADER = (
-    "datetime_beginning_utc,datetime_beginning_ept,locale,service,mcp,mcp_capped,reg_ccp,"
-    "reg_pcp,as_req_mw,total_mw,as_mw,ss_mw,tier1_mw,ircmwt2,dsr_as_mw,nsr_mw,regd_mw"
+    f"{CLOCKS},locale,service,mcp,mcp_capped,reg_ccp,reg_pcp,as_req_mw,total_mw,as_mw,ss_mw,"
+    "tier1_mw,ircmwt2,dsr_as_mw,nsr_mw,regd_mw"
 )
-
-
-def reserve_lines(start: datetime) -> str:
-    """An ordinary 5 minutes of RTO regulation and Mid-Atlantic/Dominion synchronized reserve."""
-    return "\r\n".join(
-        [
-            f"{both_clocks(start)},PJM_RTO,REG,21.50,21.50,17.20,4.30,525,540,530,10,,,0,,160",
-            f"{both_clocks(start)},MAD,SR,{1 + start.minute / 100:.2f},1.05,,,1500,1620,1600,20,,,0,0,",
-        ]
-    )
-
 
 RESERVE_DST = csv_payload(
     RESERVE_HEADER,
     [
-        *ordinary(reserve_lines, 5, FIVE_BY_HAND),
+        # ordinary 5 minutes of RTO regulation (one price all day) and Mid-Atlantic/Dominion
+        # synchronized reserve
+        *ordinary(
+            5,
+            FIVE_BY_HAND,
+            lambda _: "PJM_RTO,REG,21.50,21.50,17.20,4.30,525,540,530,10,,,0,,160",
+            lambda start: f"MAD,SR,{1 + start.minute / 100:.2f},1.05,,,1500,1620,1600,20,,,0,0,",
+        ),
         # spring forward: 1:55 AM EST, then 3:00 AM EDT
         "3/10/2024 6:55:00 AM,3/10/2024 1:55:00 AM,PJM_RTO,REG,18.00,18.00,14.40,3.60,525,540,530,10,,,0,,160",
         "3/10/2024 6:55:00 AM,3/10/2024 1:55:00 AM,MAD,SR,0.00,0.00,,,1500,1620,1600,20,,,0,0,",
@@ -373,164 +388,90 @@ def hourly_reserve_items() -> list[dict[str, object]]:
     return items
 
 
-CASES: list[ParserCase] = [
+COMPONENTS, NEGATIVE, REVISIONS = Shows.COMPONENTS, Shows.NEGATIVE, Shows.REVISIONS
+MAY_2025 = (date(2025, 5, 1), date(2025, 5, 2))
+
+
+CASES = [
     # recorded Data Miner 2 CSV exports
-    ParserCase(
+    DA.parses(
         "pjm-da-12hubs",
-        Iso.PJM,
-        Dataset.LMP_DA_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_da_hrl_lmps_12hubs_2025-05-01_to_05-02.csv"),
-        expected_records=576,
-        complete_days=(date(2025, 5, 1), date(2025, 5, 2)),
-        has_components=True,
+        Expect(576, MAY_2025, COMPONENTS),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-12hubs-negative",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_rt_hrl_lmps_12hubs_2025-05-01_to_05-02.csv"),
-        expected_records=576,
-        complete_days=(date(2025, 5, 1), date(2025, 5, 2)),
-        has_components=True,
-        expect_negative=True,
+        Expect(576, MAY_2025, COMPONENTS | NEGATIVE),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-rto-dst-spring",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_rt_hrl_lmps_PJM-RTO_2024-03-10_dst_spring.csv"),
-        expected_records=23,
-        complete_days=(SPRING,),
-        has_components=True,
+        Expect(23, (SPRING,), COMPONENTS),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-rto-dst-fall",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_rt_hrl_lmps_PJM-RTO_2024-11-03_dst_fall.csv"),
-        expected_records=25,
-        complete_days=(FALL,),
-        has_components=True,
+        Expect(25, (FALL,), COMPONENTS),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-rto-revisions",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_rt_hrl_lmps_PJM-RTO_2024-03-05_revisions_v1_v2.csv"),
-        expected_records=48,
-        complete_days=(date(2024, 3, 5),),
-        has_components=True,
-        expect_revisions=True,
+        Expect(48, (date(2024, 3, 5),), COMPONENTS | REVISIONS),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-rto-negative",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         shared_file(PJM, "pjm_dataminer_csv_rt_hrl_lmps_PJM-RTO_2024-06-16_negative.csv"),
-        expected_records=24,
-        complete_days=(date(2024, 6, 16),),
-        has_components=True,
-        expect_negative=True,
+        Expect(24, (date(2024, 6, 16),), COMPONENTS | NEGATIVE),
     ),
     # written here, in PJM's formats
-    ParserCase(
+    DA.parses(
         "pjm-da-dst-csv",
-        Iso.PJM,
-        Dataset.LMP_DA_HOURLY,
         inline("da_hrl_lmps_2024_dst.csv", DA_DST),
-        expected_records=23 + 25 + 1,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
+        Expect(23 + 25 + 1, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS),
     ),
-    ParserCase(
+    RT.parses(
         "pjm-rt-hourly-dst-json",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         inline("rt_hrl_lmps_2024_dst_p001.json", RT_DST_PAGE),
-        expected_records=23 + 25 + 1,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
+        Expect(23 + 25 + 1, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS),
     ),
-    ParserCase(
+    FIVE.parses(
         "pjm-5min-verified-dst-csv",
-        Iso.PJM,
-        Dataset.LMP_RT_5MIN,
         inline("rt_fivemin_hrl_lmps_2024_dst.csv", FIVE_DST),
-        expected_records=276 + 300 + 1,
-        complete_days=DST_DAYS,
-        has_components=True,
-        expect_negative=True,
-        expect_revisions=True,
+        Expect(276 + 300 + 1, DST_DAYS, COMPONENTS | NEGATIVE | REVISIONS),
     ),
-    ParserCase(
+    FIVE.parses(
         "pjm-5min-unverified-dst-json",
-        Iso.PJM,
-        Dataset.LMP_RT_5MIN,
         inline("rt_unverified_fivemin_lmps_2024_dst_p001.json", UNVERIFIED_DST_PAGE),
-        expected_records=276 + 300,
-        complete_days=DST_DAYS,
-        has_components=True,  # energy derived: total - congestion - loss
-        expect_negative=True,
+        # energy derived: total - congestion - loss
+        Expect(276 + 300, DST_DAYS, COMPONENTS | NEGATIVE),
     ),
-    ParserCase(
+    LOAD.parses(
         "pjm-load-metered-dst-csv",
-        Iso.PJM,
-        Dataset.LOAD,
         inline("hrl_load_metered_2024_dst.csv", METERED_DST),
-        expected_records=23 + 25 + 1,
-        complete_days=DST_DAYS,
-        expect_revisions=True,
-        expected_interval_minutes=60,
+        Expect(23 + 25 + 1, DST_DAYS, REVISIONS, minutes=60),
     ),
-    ParserCase(
+    LOAD.parses(
         "pjm-load-inst-dst-json",
-        Iso.PJM,
-        Dataset.LOAD,
         inline("inst_load_2024_dst_p001.json", INST_DST_PAGE),
-        expected_records=276 + 300 + 1,
-        complete_days=DST_DAYS,
-        expect_revisions=True,
-        expected_interval_minutes=5,
+        Expect(276 + 300 + 1, DST_DAYS, REVISIONS, minutes=5),
     ),
-    ParserCase(
+    FUEL.parses(
         "pjm-fuel-dst-csv",
-        Iso.PJM,
-        Dataset.FUEL_MIX,
         inline("gen_by_fuel_2024_dst_pub20241105T120000Z.csv", FUEL_DST),
-        expected_records=2 * (23 + 25),
-        complete_days=DST_DAYS,
-        expect_negative=True,
-        expected_interval_minutes=60,
+        Expect(2 * (23 + 25), DST_DAYS, NEGATIVE, minutes=60),
     ),
-    ParserCase(
+    RESERVES.parses(
         "pjm-reserves-dst-csv",
-        Iso.PJM,
-        Dataset.AS_PRICES,
         inline("reserve_market_results_2024_dst.csv", RESERVE_DST),
-        expected_records=2 * (276 + 300),
-        complete_days=DST_DAYS,
-        expected_interval_minutes=5,
+        Expect(2 * (276 + 300), DST_DAYS, minutes=5),
     ),
-    ParserCase(
+    RESERVES.parses(
         "pjm-reserves-hourly-2021-dst-json",
-        Iso.PJM,
-        Dataset.AS_PRICES,
         inline("reserve_market_results_2021_dst_p001.json", lambda: page(hourly_reserve_items())),
-        expected_records=2 * (23 + 25),
-        complete_days=(RESERVE_SPRING_2021, RESERVE_FALL_2021),
-        expected_interval_minutes=60,
+        Expect(2 * (23 + 25), (RESERVE_SPRING_2021, RESERVE_FALL_2021), minutes=60),
     ),
 ]
-
-
-def _edit(data: bytes, old: str, new: str) -> bytes:
-    """`data` with the first `old` replaced; fails loudly if the payload lacks it."""
-    assert old.encode() in data, f"{old!r} not in the payload"
-    return data.replace(old.encode(), new.encode(), 1)
 
 
 ERRORS_DOCUMENT = json.dumps(
@@ -540,22 +481,21 @@ GATEWAY_DOCUMENT = json.dumps(
     {"statusCode": 401, "message": "Access denied due to missing subscription key."}
 ).encode()
 RT_DST = DA_DST.replace(b"_da", b"_rt")  # the same export, of rt_hrl_lmps
+# Each feed's CSV export, the column renamed in it, and a number as the cell's text, what
+# replaces it and the message that names it.
 CSV_OF = {
-    Dataset.LMP_DA_HOURLY: (DA_DST, "total_lmp_da"),
-    Dataset.LMP_RT_HOURLY: (RT_DST, "total_lmp_rt"),
-    Dataset.LMP_RT_5MIN: (FIVE_DST, "total_lmp_rt"),
-    Dataset.LOAD: (METERED_DST, "mw"),
-    Dataset.FUEL_MIX: (FUEL_DST, "mw"),
-    Dataset.AS_PRICES: (RESERVE_DST, "mcp"),
-}
-# a number as the cell's text, and what replaces it
-BAD_NUMBER = {
-    Dataset.LMP_DA_HOURLY: ("18.810000", "n/a", "total_lmp_da is not a number"),
-    Dataset.LMP_RT_HOURLY: ("18.810000", "n/a", "total_lmp_rt is not a number"),
-    Dataset.LMP_RT_5MIN: ("30.010000", "#VALUE!", "total_lmp_rt is not a number"),
-    Dataset.LOAD: ("845.125", "--", "mw is not a number"),
-    Dataset.FUEL_MIX: ("35100.000", "NaN", "mw is not a finite number"),
-    Dataset.AS_PRICES: ("PJM_RTO,REG,18.00", "PJM_RTO,REG,eighteen", "mcp is not a number"),
+    DA: (DA_DST, "total_lmp_da", "18.810000", "n/a", "total_lmp_da is not a number"),
+    RT: (RT_DST, "total_lmp_rt", "18.810000", "n/a", "total_lmp_rt is not a number"),
+    FIVE: (FIVE_DST, "total_lmp_rt", "30.010000", "#VALUE!", "total_lmp_rt is not a number"),
+    LOAD: (METERED_DST, "mw", "845.125", "--", "mw is not a number"),
+    FUEL: (FUEL_DST, "mw", "35100.000", "NaN", "mw is not a finite number"),
+    RESERVES: (
+        RESERVE_DST,
+        "mcp",
+        "PJM_RTO,REG,18.00",
+        "PJM_RTO,REG,eighteen",
+        "mcp is not a number",
+    ),
 }
 
 
@@ -566,173 +506,139 @@ def _without_first_column(payload: bytes) -> bytes:
 
 def _per_dataset() -> list[MalformedCase]:
     cases: list[MalformedCase] = []
-    for dataset, (payload, column) in CSV_OF.items():
-        name = dataset.value
+    for feed, (payload, column, number, bad_number, number_error) in CSV_OF.items():
+        name = feed.dataset.value
         header_end = payload.index(b"\r\n")
         header = payload[:header_end].decode()
         renamed = header.replace(f",{column},", f",{column}_x,", 1)
         assert renamed != header
         cases += [
-            MalformedCase(
+            feed.rejects(
                 f"pjm-{name}-renamed-column",
-                Iso.PJM,
-                dataset,
                 inline(f"{name}_renamed.csv", renamed.encode() + payload[header_end:]),
-                match=rf"missing column\(s\) {column}\b",
+                rf"missing column\(s\) {column}\b",
                 notes="a column renamed upstream is reported by name, not read as empty",
             ),
-            MalformedCase(
+            feed.rejects(
                 f"pjm-{name}-not-a-number",
-                Iso.PJM,
-                dataset,
-                inline(f"{name}_bad_number.csv", _edit(payload, *BAD_NUMBER[dataset][:2])),
-                match=r", row \d+: " + BAD_NUMBER[dataset][2],
+                inline(f"{name}_bad_number.csv", edited(payload, number, bad_number)),
+                r", row \d+: " + number_error,
             ),
-            MalformedCase(
+            feed.rejects(
                 f"pjm-{name}-errors-document",
-                Iso.PJM,
-                dataset,
                 inline(f"{name}_p001.json", ERRORS_DOCUMENT),
-                match="an error document in place of data: .*Invalid date range",
+                "an error document in place of data: .*Invalid date range",
                 notes="Data Miner's error answer is not an empty result",
             ),
-            MalformedCase(
+            feed.rejects(
                 f"pjm-{name}-gateway-document",
-                Iso.PJM,
-                dataset,
                 inline(f"{name}_p001.json", GATEWAY_DOCUMENT),
-                match="an error document in place of data: 401 Access denied",
+                "an error document in place of data: 401 Access denied",
             ),
-            MalformedCase(
+            feed.rejects(
                 f"pjm-{name}-ept-only",
-                Iso.PJM,
-                dataset,
                 inline(f"{name}_ept_only.csv", _without_first_column(payload)),
-                match=r"missing column\(s\) datetime_beginning_utc",
+                r"missing column\(s\) datetime_beginning_utc",
                 notes="EPT alone cannot tell the two 1 AMs of a fall-back day apart",
             ),
         ]
     return cases
 
 
-MALFORMED: list[MalformedCase] = [
+MALFORMED = [
     *_per_dataset(),
-    MalformedCase(
+    RT.rejects(
         "pjm-ept-disagrees-with-utc",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         # the fall-back 06:00 UTC hour labelled 2 AM: the EPT label is checked, never trusted
         inline(
             "rt_bad_ept.csv",
-            _edit(
+            edited(
                 RT_DST,
                 "11/3/2024 6:00:00 AM,11/3/2024 1:00:00 AM",
                 "11/3/2024 6:00:00 AM,11/3/2024 2:00:00 AM",
             ),
         ),
-        match=r", row 48: datetime_beginning_ept '11/3/2024 2:00:00 AM' is not",
+        r", row 48: datetime_beginning_ept '11/3/2024 2:00:00 AM' is not",
     ),
-    MalformedCase(
+    DA.rejects(
         "pjm-unknown-pnode-type",
-        Iso.PJM,
-        Dataset.LMP_DA_HOURLY,
-        inline("da_bad_type.csv", _edit(DA_DST, ",EASTERN HUB,,,HUB,", ",EASTERN HUB,,,HUBB,")),
-        match=r", row 1: unknown pnode type 'HUBB'",
+        inline("da_bad_type.csv", edited(DA_DST, ",EASTERN HUB,,,HUB,", ",EASTERN HUB,,,HUBB,")),
+        r", row 1: unknown pnode type 'HUBB'",
     ),
-    MalformedCase(
+    FIVE.rejects(
         "pjm-5min-misaligned",
-        Iso.PJM,
-        Dataset.LMP_RT_5MIN,
         inline(
             "rt_fivemin_misaligned.csv",
-            _edit(
+            edited(
                 FIVE_DST,
                 "3/10/2024 6:55:00 AM,3/10/2024 1:55:00 AM",
                 "3/10/2024 6:57:00 AM,3/10/2024 1:57:00 AM",
             ),
         ),
-        match="is not on a 5-minute boundary",
+        "is not on a 5-minute boundary",
     ),
-    MalformedCase(
+    FIVE.rejects(
         "pjm-5min-renamed-energy",
-        Iso.PJM,
-        Dataset.LMP_RT_5MIN,
         # a verified export (it has version_nbr) is never taken for the unverified feed
         inline(
             "rt_fivemin_no_energy.csv",
-            _edit(FIVE_DST, "system_energy_price_rt", "system_energy_rt"),
+            edited(FIVE_DST, "system_energy_price_rt", "system_energy_rt"),
         ),
-        match=r"missing column\(s\) system_energy_price_rt",
+        r"missing column\(s\) system_energy_price_rt",
     ),
-    MalformedCase(
+    FIVE.rejects(
         "pjm-5min-conflicting-duplicate",
-        Iso.PJM,
-        Dataset.LMP_RT_5MIN,
         inline(
             "rt_fivemin_conflict.csv",
             FIVE_DST
             + b"3/10/2024 7:00:00 AM,3/10/2024 3:00:00 AM,1,PJM-RTO,,,ZONE,,31.500000,31.510000,0.002000,0.008000,True,1\r\n",
         ),
-        match=r"same observation as row \d+ with different values",
+        r"same observation as row \d+ with different values",
     ),
-    MalformedCase(
+    FUEL.rejects(
         "pjm-unknown-fuel",
-        Iso.PJM,
-        Dataset.FUEL_MIX,
-        inline("gen_by_fuel_bad.csv", _edit(FUEL_DST, ",Storage,", ",Fusion,")),
-        match="unknown fuel_type 'Fusion'",
+        inline("gen_by_fuel_bad.csv", edited(FUEL_DST, ",Storage,", ",Fusion,")),
+        "unknown fuel_type 'Fusion'",
     ),
-    MalformedCase(
+    RESERVES.rejects(
         "pjm-unknown-reserve-service",
-        Iso.PJM,
-        Dataset.AS_PRICES,
-        inline("reserve_bad.csv", _edit(RESERVE_DST, ",MAD,SR,", ",MAD,DASR,")),
-        match="unknown reserve service 'DASR'",
+        inline("reserve_bad.csv", edited(RESERVE_DST, ",MAD,SR,", ",MAD,DASR,")),
+        "unknown reserve service 'DASR'",
     ),
-    MalformedCase(
+    RESERVES.rejects(
         "pjm-reserve-hourly-not-on-the-hour",
-        Iso.PJM,
-        Dataset.AS_PRICES,
         inline(
             "reserve_2021_p001.json",
-            lambda: _edit(
+            lambda: edited(
                 page(hourly_reserve_items()),
                 '2021-03-14T05:00:00", "datetime_beginning_ept": "2021-03-14T00:00:00"',
                 '2021-03-14T05:05:00", "datetime_beginning_ept": "2021-03-14T00:05:00"',
             ),
         ),
-        match="is not on an hour before 5-minute pricing",
+        "is not on an hour before 5-minute pricing",
     ),
-    MalformedCase(
+    LOAD.rejects(
         "pjm-load-verified-not-a-flag",
-        Iso.PJM,
-        Dataset.LOAD,
-        inline("hrl_load_metered_bad.csv", _edit(METERED_DST, "845.125,True", "845.125,Maybe")),
-        match="is_verified is not a flag: 'Maybe'",
+        inline("hrl_load_metered_bad.csv", edited(METERED_DST, "845.125,True", "845.125,Maybe")),
+        "is_verified is not a flag: 'Maybe'",
     ),
-    MalformedCase(
+    LOAD.rejects(
         "pjm-json-item-missing-a-field",
-        Iso.PJM,
-        Dataset.LOAD,
         inline(
             "inst_load_p001.json",
             page([inst_item(utc(2024, 11, 3, 5, 59, 57)), {"area": "PJM RTO"}]),
         ),
-        match=r", row 2: missing field\(s\) datetime_beginning_utc, ",
+        r", row 2: missing field\(s\) datetime_beginning_utc, ",
     ),
-    MalformedCase(
+    DA.rejects(
         "pjm-json-without-items",
-        Iso.PJM,
-        Dataset.LMP_DA_HOURLY,
         inline("da_p001.json", b'{"links": [], "totalRows": 0}'),
-        match="a JSON object without items",
+        "a JSON object without items",
     ),
-    MalformedCase(
+    RT.rejects(
         "pjm-zip-in-place-of-a-page",
-        Iso.PJM,
-        Dataset.LMP_RT_HOURLY,
         inline("rt_hrl_lmps.zip", b"PK\x03\x04" + b"\x00" * 40),
-        match="a zip payload where json or csv was expected",
+        "a zip payload where json or csv was expected",
     ),
 ]
 

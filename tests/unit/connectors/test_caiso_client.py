@@ -124,35 +124,49 @@ def test_a_response_without_content_disposition_gets_a_name_of_its_window() -> N
     assert name == "caiso_PRC_INTVL_LMP_RTM_20240703T1650Z_20240703T1700Z.zip"
 
 
-def test_no_data_for_the_whole_window_raises_no_data_error() -> None:
-    empty = error_zip("1000", "No data returned for the specified selection")
-    caiso, seen = client(lambda _: httpx.Response(200, content=empty()))
+NO_DATA = error_zip("1000", "No data returned for the specified selection")
+
+
+@pytest.mark.parametrize(
+    ("error", "dataset", "days", "raised", "match"),
+    [
+        (
+            NO_DATA,
+            Dataset.LMP_RT_15MIN,
+            2,
+            NoDataError,
+            r"CAISO lmp_rt_15min: no data for 2024-07-03T07:00Z",
+        ),
+        (
+            error_zip("1015", "GroupZip DownLoad is in Processing"),
+            Dataset.LMP_DA_HOURLY,
+            1,
+            FetchError,
+            r"ERR_CODE 1015: GroupZip DownLoad is in Processing",
+        ),
+    ],
+    ids=["no-data-for-the-whole-window-is-no-data", "another-error-code-is-a-fetch-error"],
+)
+def test_an_oasis_error_document_in_every_window_raises(
+    error: Callable[[], bytes], dataset: Dataset, days: int, raised: type[Exception], match: str
+) -> None:
+    caiso, seen = client(lambda _: httpx.Response(200, content=error()))
     start = datetime(2024, 7, 3, 7, tzinfo=UTC)
-    with pytest.raises(NoDataError, match=r"CAISO lmp_rt_15min: no data for 2024-07-03T07:00Z"):
-        list(caiso.fetch(Dataset.LMP_RT_15MIN, start, start + timedelta(days=2)))
-    assert len(seen) == 2  # every window was asked
+    with pytest.raises(raised, match=match):
+        list(caiso.fetch(dataset, start, start + timedelta(days=days)))
+    assert len(seen) == days  # every (day-long) window was asked
 
 
 def test_windows_without_data_are_skipped_when_others_have_data() -> None:
-    empty = error_zip("1000", "No data returned for the specified selection")
-
     def handler(request: httpx.Request) -> httpx.Response:
         if params(request)["startdatetime"].startswith("20240703"):
             return rt5_zip(request)
-        return httpx.Response(200, content=empty())
+        return httpx.Response(200, content=NO_DATA())
 
     caiso, _ = client(handler)
     start = datetime(2024, 7, 3, 7, tzinfo=UTC)
     responses = list(caiso.fetch(Dataset.LMP_RT_5MIN, start, start + timedelta(days=2)))
     assert len(responses) == 1
-
-
-def test_another_oasis_error_code_is_a_fetch_error() -> None:
-    busy = error_zip("1015", "GroupZip DownLoad is in Processing")
-    caiso, _ = client(lambda _: httpx.Response(200, content=busy()))
-    start = datetime(2024, 7, 3, 7, tzinfo=UTC)
-    with pytest.raises(FetchError, match=r"ERR_CODE 1015: GroupZip DownLoad is in Processing"):
-        list(caiso.fetch(Dataset.LMP_DA_HOURLY, start, start + timedelta(days=1)))
 
 
 def test_as_prices_ask_for_both_markets_and_every_region() -> None:

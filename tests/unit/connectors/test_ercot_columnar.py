@@ -150,6 +150,40 @@ ANSWERED = [
     ),
 ]
 
+# The rows of one document that send it to the row loop, under DAM's header or SCED's.
+DAM_ROWS_DECLINED = {
+    "one-hour-spelled-two-ways-twice": (  # the same hour twice
+        b"07/15/2024,01:00,HB_NORTH,20.00,N\n07/15/2024,1:00,HB_NORTH,20.00,N\n"
+    ),
+    "padded-name-repeats-a-point": (
+        b"07/15/2024,01:00,HB_NORTH,20.00,N\n07/15/2024,01:00, HB_NORTH,21.00,N\n"
+    ),
+    "tab-padded-price": b"07/15/2024,01:00,HB_NORTH,\t20.00,N\n",
+    "empty-price": b"07/15/2024,01:00,HB_NORTH,,N\n",
+    "infinite-price": b"07/15/2024,01:00,HB_NORTH,inf,N\n",
+    "underscored-price": b"07/15/2024,01:00,HB_NORTH,1_000,N\n",
+    "quoted-thousands": b'07/15/2024,01:00,HB_NORTH,"1,000.5",N\n',
+    "empty-flag": b"07/15/2024,01:00,HB_NORTH,20.00,\n",
+    "flag-on-an-unrepeated-hour": b"07/15/2024,01:00,HB_NORTH,20.00,Y\n",
+    "skipped-spring-hour": b"03/10/2024,03:00,HB_NORTH,20.00,N\n",
+    "not-a-date": b"2024-07-15,01:00,HB_NORTH,20.00,N\n",
+    "cp1252": b"07/15/2024,01:00,HB_NORTH\xe9,20.00,N\n",
+    "cell-beyond-the-csv-field-limit": (
+        b"07/15/2024,01:00,HB_" + b"N" * (csv.field_size_limit() + 10) + b",20.00,N\n"
+    ),
+}
+SCED_ROWS_DECLINED = {
+    "sced-rerun-verbatim": (
+        b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n07/15/2024 17:40:18,N,HB_NORTH,41.20\n"
+    ),
+    "sced-same-run-two-spellings": (
+        b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n07/15/2024 17:40:18 ,N,HB_NORTH,41.25\n"
+    ),
+    "sced-flag-outside-the-repeated-hour": b"07/15/2024 17:40:18,Y,HB_NORTH,41.20\n",
+    "sced-spring-gap": b"03/10/2024 02:10:00,N,HB_NORTH,41.20\n",
+    "sced-not-a-stamp": b"07/15/2024 17:40,N,HB_NORTH,41.20\n",
+}
+
 # Payloads the columnar path leaves to the row loop, which reads or rejects them.
 DECLINED = [
     (
@@ -213,56 +247,12 @@ DECLINED = [
         ),
     ),
     (
-        "one-hour-spelled-two-ways-twice",
-        Dataset.LMP_DA_HOURLY,  # the same hour twice
-        DAM + b"07/15/2024,01:00,HB_NORTH,20.00,N\n07/15/2024,1:00,HB_NORTH,20.00,N\n",
-    ),
-    (
-        "padded-name-repeats-a-point",
-        Dataset.LMP_DA_HOURLY,
-        DAM + b"07/15/2024,01:00,HB_NORTH,20.00,N\n07/15/2024,01:00, HB_NORTH,21.00,N\n",
-    ),
-    ("tab-padded-price", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH,\t20.00,N\n"),
-    ("empty-price", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH,,N\n"),
-    ("infinite-price", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH,inf,N\n"),
-    ("underscored-price", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH,1_000,N\n"),
-    ("quoted-thousands", Dataset.LMP_DA_HOURLY, DAM + b'07/15/2024,01:00,HB_NORTH,"1,000.5",N\n'),
-    ("empty-flag", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH,20.00,\n"),
-    (
-        "flag-on-an-unrepeated-hour",
-        Dataset.LMP_DA_HOURLY,
-        DAM + b"07/15/2024,01:00,HB_NORTH,20.00,Y\n",
-    ),
-    ("skipped-spring-hour", Dataset.LMP_DA_HOURLY, DAM + b"03/10/2024,03:00,HB_NORTH,20.00,N\n"),
-    ("not-a-date", Dataset.LMP_DA_HOURLY, DAM + b"2024-07-15,01:00,HB_NORTH,20.00,N\n"),
-    (
         "missing-column",
         Dataset.LMP_DA_HOURLY,
         b"DeliveryDate,HourEnding,SettlementPoint\n07/15/2024,01:00,HB_NORTH\n",
     ),
-    ("cp1252", Dataset.LMP_DA_HOURLY, DAM + b"07/15/2024,01:00,HB_NORTH\xe9,20.00,N\n"),
-    (
-        "cell-beyond-the-csv-field-limit",
-        Dataset.LMP_DA_HOURLY,
-        DAM + b"07/15/2024,01:00,HB_" + b"N" * (csv.field_size_limit() + 10) + b",20.00,N\n",
-    ),
-    (
-        "sced-rerun-verbatim",
-        Dataset.LMP_RT_5MIN,
-        SCED + b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n07/15/2024 17:40:18,N,HB_NORTH,41.20\n",
-    ),
-    (
-        "sced-same-run-two-spellings",
-        Dataset.LMP_RT_5MIN,
-        SCED + b"07/15/2024 17:40:18,N,HB_NORTH,41.20\n07/15/2024 17:40:18 ,N,HB_NORTH,41.25\n",
-    ),
-    (
-        "sced-flag-outside-the-repeated-hour",
-        Dataset.LMP_RT_5MIN,
-        SCED + b"07/15/2024 17:40:18,Y,HB_NORTH,41.20\n",
-    ),
-    ("sced-spring-gap", Dataset.LMP_RT_5MIN, SCED + b"03/10/2024 02:10:00,N,HB_NORTH,41.20\n"),
-    ("sced-not-a-stamp", Dataset.LMP_RT_5MIN, SCED + b"07/15/2024 17:40,N,HB_NORTH,41.20\n"),
+    *((name, Dataset.LMP_DA_HOURLY, DAM + rows) for name, rows in DAM_ROWS_DECLINED.items()),
+    *((name, Dataset.LMP_RT_5MIN, SCED + rows) for name, rows in SCED_ROWS_DECLINED.items()),
 ]
 
 

@@ -12,10 +12,11 @@ import pytest
 
 from connectors.ercot.parse import PARSERS
 from connectors.ercot.simulate import intended, settlement_points, simulate
-from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
+from connectors.records import FuelMixRecord, LmpRecord, Record
 from connectors.simulate import Faults, SimRequest, price
 from schemas.catalog import ISO_DATASETS, Dataset, Iso
 from schemas.timeutil import day_bounds_utc, expected_intervals, to_micros
+from tests.unit.connectors.readings import reading, value
 
 DATASETS = ISO_DATASETS[Iso.ERCOT]
 SPRING, FALL = date(2024, 3, 10), date(2024, 11, 3)
@@ -29,31 +30,12 @@ def parsed(request: SimRequest) -> list[Record]:
     return [record for name, data in simulate(request) for record in parser(data, name)]
 
 
-def series(record: Record) -> str:
-    if isinstance(record, LmpRecord):
-        return record.location_id
-    if isinstance(record, AsPriceRecord):
-        return record.product_native
-    if isinstance(record, LoadRecord):
-        return record.area_id
-    return record.fuel_type_native
-
-
-def value(record: Record) -> float:
-    if isinstance(record, LmpRecord):
-        return record.lmp_usd_per_mwh
-    if isinstance(record, AsPriceRecord):
-        return record.price_usd_per_mw_hour
-    if isinstance(record, LoadRecord):
-        return record.load_mw
-    return record.generation_mw
-
-
 def published(records: list[Record]) -> dict[tuple[str, datetime], tuple[float, ...]]:
     """(series, interval start) -> values, lowest revision first."""
     found: dict[tuple[str, datetime], list[tuple[int, float]]] = defaultdict(list)
     for r in records:
-        found[(series(r), r.interval_start_utc)].append((r.revision, value(r)))
+        name, number = reading(r)
+        found[(name, r.interval_start_utc)].append((r.revision, number))
     return {key: tuple(v for _, v in sorted(values)) for key, values in found.items()}
 
 
@@ -81,7 +63,7 @@ def test_dst_days_come_out_complete(dataset: Dataset, day: date) -> None:
     records = parsed(SimRequest(dataset, start, end, locations=3))
     starts: dict[str, set[datetime]] = defaultdict(set)
     for r in records:
-        starts[series(r)].add(r.interval_start_utc)
+        starts[reading(r)[0]].add(r.interval_start_utc)
     (minutes,) = {r.interval_minutes for r in records}
     expected = expected_intervals("ERCOT", day, minutes)
     assert len(expected) * minutes == (23 if day == SPRING else 25) * 60

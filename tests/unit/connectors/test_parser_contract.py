@@ -11,25 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors import records as rec
 from connectors.errors import ParseError
 from connectors.parsing import parser_for
-from connectors.records import (
-    AS_PRODUCTS,
-    FUEL_TYPES,
-    LOCATION_TYPES,
-    MARKETS,
-    PUBLISH_TIME,
-    VERSION,
-    AsPriceRecord,
-    FuelMixRecord,
-    LmpRecord,
-    LoadRecord,
-    Record,
-)
+from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.tabular import sniff
 from schemas.catalog import ISO_DATASETS, Dataset
 from schemas.timeutil import day_bounds_utc, expected_intervals
-from tests.unit.connectors.contract import MalformedCase, ParserCase
+from tests.unit.connectors.contract import MalformedCase, ParserCase, Shows
+from tests.unit.connectors.readings import value
 
 CASE_MODULES = ("cases_pjm", "cases_caiso", "cases_ercot")
 CASES: list[ParserCase] = []
@@ -74,16 +64,6 @@ def by_id(case: ParserCase | MalformedCase) -> str:
     return case.id
 
 
-def price(record: Record) -> float:
-    if isinstance(record, LmpRecord):
-        return record.lmp_usd_per_mwh
-    if isinstance(record, AsPriceRecord):
-        return record.price_usd_per_mw_hour
-    if isinstance(record, LoadRecord):
-        return record.load_mw
-    return record.generation_mw
-
-
 def series(record: Record) -> tuple[object, ...]:
     """The natural key without its time: one series of intervals."""
     if isinstance(record, LoadRecord):
@@ -101,15 +81,15 @@ def test_every_iso_dataset_has_a_case() -> None:
 def test_records_are_typed_and_counted(case: ParserCase) -> None:
     source, records = parsed(case)
     assert records, f"{case.id}: no records"
-    if case.expected_records is not None:
-        assert len(records) == case.expected_records
+    if case.expect.records is not None:
+        assert len(records) == case.expect.records
     kind = KIND[case.dataset]
     assert {type(r) for r in records} == {kind}
     assert {r.iso for r in records} == {case.iso.value.upper()}
     assert all(r.source_file == source for r in records)
     assert all(r.source_row >= 1 for r in records)
-    assert {r.revision_kind for r in records} <= {VERSION, PUBLISH_TIME}
-    assert all(math.isfinite(price(r)) for r in records)
+    assert {r.revision_kind for r in records} <= {rec.VERSION, rec.PUBLISH_TIME}
+    assert all(math.isfinite(value(r)) for r in records)
 
 
 @pytest.mark.parametrize("case", CASES, ids=by_id)
@@ -124,8 +104,8 @@ def test_times_are_aligned_utc_interval_starts(case: ParserCase) -> None:
         assert seconds % (r.interval_minutes * 60) == 0, (
             f"{start} not on a {r.interval_minutes}-min boundary"
         )
-    if case.expected_interval_minutes is not None:
-        assert {r.interval_minutes for r in records} == {case.expected_interval_minutes}
+    if case.expect.minutes is not None:
+        assert {r.interval_minutes for r in records} == {case.expect.minutes}
     if case.dataset in MARKET_OF:
         market, minutes = MARKET_OF[case.dataset]
         assert {r.market for r in records if isinstance(r, LmpRecord)} == {market}
@@ -137,13 +117,13 @@ def test_vocabularies_are_canonical(case: ParserCase) -> None:
     _, records = parsed(case)
     for r in records:
         if isinstance(r, LmpRecord):
-            assert r.market in MARKETS, r
-            assert r.location_type in LOCATION_TYPES, r
+            assert r.market in rec.MARKETS, r
+            assert r.location_type in rec.LOCATION_TYPES, r
         elif isinstance(r, FuelMixRecord):
-            assert r.fuel_type in FUEL_TYPES, r
+            assert r.fuel_type in rec.FUEL_TYPES, r
         elif isinstance(r, AsPriceRecord):
-            assert r.product in AS_PRODUCTS, r
-            assert r.market in MARKETS, r
+            assert r.product in rec.AS_PRODUCTS, r
+            assert r.market in rec.MARKETS, r
         else:
             assert r.load_kind in ("ACTUAL", "FORECAST"), r
             assert (r.forecast_made_at_utc is None) == (r.load_kind == "ACTUAL"), r
@@ -156,7 +136,7 @@ def test_no_observation_appears_twice(case: ParserCase) -> None:
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.complete_days], ids=by_id)
+@pytest.mark.parametrize("case", [c for c in CASES if c.expect.days], ids=by_id)
 def test_dst_and_ordinary_days_are_complete(case: ParserCase) -> None:
     """Every series has every interval of each listed local day exactly once (23/24/25 hours)."""
     _, records = parsed(case)
@@ -166,7 +146,7 @@ def test_dst_and_ordinary_days_are_complete(case: ParserCase) -> None:
         revisions = latest[series(r)]
         revisions[r.interval_start_utc] = max(revisions.get(r.interval_start_utc, -1), r.revision)
         minutes[series(r)] = r.interval_minutes
-    for day in case.complete_days:
+    for day in case.expect.days:
         start, end = day_bounds_utc(case.iso.value.upper(), day)
         for key, starts in latest.items():
             expected = expected_intervals(case.iso.value.upper(), day, minutes[key])
@@ -182,21 +162,21 @@ def test_components_are_consistent_with_the_total(case: ParserCase) -> None:
     for r in records:
         assert isinstance(r, LmpRecord)
         components = (r.energy_usd_per_mwh, r.congestion_usd_per_mwh, r.loss_usd_per_mwh)
-        if not case.has_components:
+        if Shows.COMPONENTS not in case.expect.shows:
             assert components == (None, None, None), r
             continue
         assert None not in components, r
         total = sum(c for c in components if c is not None)
-        assert abs(total - r.lmp_usd_per_mwh) <= case.component_tolerance, r
+        assert abs(total - r.lmp_usd_per_mwh) <= case.expect.component_tolerance, r
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.expect_negative], ids=by_id)
+@pytest.mark.parametrize("case", [c for c in CASES if Shows.NEGATIVE in c.expect.shows], ids=by_id)
 def test_negative_prices_are_kept(case: ParserCase) -> None:
     _, records = parsed(case)
-    assert any(price(r) < 0 for r in records)
+    assert any(value(r) < 0 for r in records)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.expect_revisions], ids=by_id)
+@pytest.mark.parametrize("case", [c for c in CASES if Shows.REVISIONS in c.expect.shows], ids=by_id)
 def test_revisions_are_kept(case: ParserCase) -> None:
     _, records = parsed(case)
     versions: dict[object, set[int]] = defaultdict(set)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors import records as rec
 from connectors.errors import NoDataError, ParseError
 from connectors.pjm.parse import (
     parse_as_prices,
@@ -20,15 +21,7 @@ from connectors.pjm.parse import (
     parse_load,
 )
 from connectors.pjm.table import nearest_five_minutes, read_table, wall_time
-from connectors.records import (
-    PUBLISH_TIME,
-    VERSION,
-    AsPriceRecord,
-    FuelMixRecord,
-    LmpRecord,
-    LoadRecord,
-    Record,
-)
+from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.tabular import sniff
 from tests.unit.connectors import cases_pjm as cases
 from tests.unit.connectors.contract import shared_file
@@ -152,7 +145,7 @@ def test_instantaneous_load_on_the_fall_back_day() -> None:
     ]
     assert {r.area_id for r in records} == {"INST/PJM RTO"}
     assert {(r.area_type, r.revision_kind, r.interval_minutes) for r in records} == {
-        ("RTO", PUBLISH_TIME, 5)
+        ("RTO", rec.PUBLISH_TIME, 5)
     }
 
 
@@ -167,7 +160,7 @@ def test_every_version_of_an_hour_is_its_own_record() -> None:
         by_hour.setdefault(r.interval_start_utc, {})[r.revision] = r.lmp_usd_per_mwh
     assert len(by_hour) == 24
     assert all(set(v) == {1, 2} for v in by_hour.values())
-    assert {r.revision_kind for r in records} == {VERSION}
+    assert {r.revision_kind for r in records} == {rec.VERSION}
     # hour ending 23 was corrected from version 1 to version 2
     corrected = [v for v in by_hour.values() if v[1] != v[2]]
     assert corrected
@@ -176,7 +169,7 @@ def test_every_version_of_an_hour_is_its_own_record() -> None:
 
 def test_the_unverified_feed_ranks_below_every_verified_version() -> None:
     records = lmps(parse_lmp_rt_5min(cases.UNVERIFIED_DST_PAGE, "u.json"))
-    assert {(r.revision, r.revision_kind) for r in records} == {(0, PUBLISH_TIME)}
+    assert {(r.revision, r.revision_kind) for r in records} == {(0, rec.PUBLISH_TIME)}
     first = records[0]
     # energy is derived: total - congestion - loss, to PJM's 6 decimals
     assert first.energy_usd_per_mwh == 26.125
@@ -191,7 +184,9 @@ def test_metered_load_is_preliminary_then_verified() -> None:
     records = loads(parse_load(cases.METERED_DST, "m.csv"))
     hour = [r for r in records if r.interval_start_utc == datetime(2024, 11, 3, 6, tzinfo=UTC)]
     assert sorted((r.revision, r.load_mw) for r in hour) == [(1, 790.0), (2, 792.25)]
-    assert {(r.area_id, r.area_type, r.revision_kind) for r in records} == {("AE", "ZONE", VERSION)}
+    assert {(r.area_id, r.area_type, r.revision_kind) for r in records} == {
+        ("AE", "ZONE", rec.VERSION)
+    }
 
 
 def test_feeds_without_a_version_take_the_publish_time_from_the_name() -> None:
@@ -202,7 +197,7 @@ def test_feeds_without_a_version_take_the_publish_time_from_the_name() -> None:
         int(datetime(2024, 11, 4, 6, tzinfo=UTC).timestamp()) * 1_000_000
     }
     assert {r.revision for r in later} == {{r.revision for r in first}.pop() + 86_400_000_000}
-    assert {(r.revision, r.revision_kind) for r in unnamed} == {(0, PUBLISH_TIME)}
+    assert {(r.revision, r.revision_kind) for r in unnamed} == {(0, rec.PUBLISH_TIME)}
     reserves = parse_as_prices(cases.RESERVE_DST, "reserve_market_results_pub20241104T060000Z.csv")
     assert {r.revision for r in reserves} == {r.revision for r in first}
 

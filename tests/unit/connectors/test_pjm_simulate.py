@@ -10,6 +10,7 @@ from typing import Literal
 
 import pytest
 
+from connectors import records as rec
 from connectors.errors import NoDataError
 from connectors.pjm.parse import PARSERS
 from connectors.pjm.simulate import (
@@ -24,15 +25,7 @@ from connectors.pjm.simulate import (
     reserve_price,
     simulate,
 )
-from connectors.records import (
-    PUBLISH_TIME,
-    VERSION,
-    AsPriceRecord,
-    FuelMixRecord,
-    LmpRecord,
-    LoadRecord,
-    Record,
-)
+from connectors.records import AsPriceRecord, FuelMixRecord, LmpRecord, LoadRecord, Record
 from connectors.simulate import Faults, Payload, SimRequest, price
 from schemas.catalog import Dataset
 from schemas.timeutil import day_bounds_utc, expected_intervals
@@ -99,7 +92,7 @@ def test_lmps_parse_back_to_the_model_on_both_dst_days(
             )
             assert (r.lmp_usd_per_mwh, r.energy_usd_per_mwh) == (point.lmp, point.energy)
             assert (r.congestion_usd_per_mwh, r.loss_usd_per_mwh) == (point.congestion, point.loss)
-            assert (r.revision, r.revision_kind, r.market) == (1, VERSION, market)
+            assert (r.revision, r.revision_kind, r.market) == (1, rec.VERSION, market)
 
 
 def test_the_fall_back_day_prints_1_am_twice_in_ept() -> None:
@@ -124,7 +117,7 @@ def test_the_unverified_feed_has_no_energy_column_and_revision_0() -> None:
             7, "PJM", r.location_id != "51217", r.interval_start_utc, "RT_5MIN", faults=CALM
         )
         assert r.energy_usd_per_mwh == pytest.approx(point.energy, abs=1e-9)
-        assert (r.revision, r.revision_kind) == (0, PUBLISH_TIME)
+        assert (r.revision, r.revision_kind) == (0, rec.PUBLISH_TIME)
 
 
 def test_load_feeds_parse_back_to_the_model() -> None:

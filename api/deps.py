@@ -9,11 +9,11 @@ raises its own exception (psycopg's, redis'), which `api.errors` answers as a 50
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 import redis
@@ -140,3 +140,28 @@ SettingsDep = Annotated[ApiSettings, Depends(settings)]
 PostgresDep = Annotated[Pool, Depends(postgres)]
 RedisDep = Annotated[redis.Redis, Depends(redis_client)]
 LiveHubDep = Annotated[LiveHub, Depends(live_hub)]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class ReadModels:
+    """The read models, for a route that answers from one query of `projections.reads`."""
+
+    def __init__(self, pool: PostgresDep, settings: SettingsDep) -> None:
+        self.pool, self.schema = pool, settings.schema
+
+    def read(
+        self,
+        query: Callable[Concatenate[psycopg.Connection[Any], str, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """`query(conn, schema, *args, **kwargs)` on a pooled connection, taken only now (after
+        the route checked its parameters)."""
+        with self.pool.connection() as conn:
+            return query(conn, self.schema, *args, **kwargs)
+
+
+ReadModelsDep = Annotated[ReadModels, Depends()]

@@ -17,7 +17,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api import params
-from api.deps import ApiSettings, Pool
+from api.deps import Pool, PostgresDep, SettingsDep
 from api.problems import bad_parameter
 from api.rows import ENVELOPE_COLUMNS, jsonable, record
 from projections import reads
@@ -76,13 +76,19 @@ DATASETS = {
     ),
 }
 
+# filters that name a code of the vocabulary, in any case
+CODES = {"iso": params.iso, "market": params.market}
+
 
 class HistoryQuery:
-    """The parameters every history route shares."""
+    """The parameters every history route shares, with the read models' pool and the settings
+    that answer them."""
 
     def __init__(
         self,
         request: Request,
+        pool: PostgresDep,
+        settings: SettingsDep,
         start: Annotated[
             str | None, Query(description="Inclusive start, ISO-8601 (UTC or offset) or a date.")
         ] = None,
@@ -114,6 +120,7 @@ class HistoryQuery:
             str | None, Query(description="json or csv (else the Accept header decides).")
         ] = None,
     ) -> None:
+        self.pool, self.settings = pool, settings
         self.start, self.end, self.as_of_text = start, end, as_of
         self.resample_text, self.agg = resample, agg
         if timezone not in (None, "utc", "market"):
@@ -122,8 +129,7 @@ class HistoryQuery:
         self.columns_text, self.lineage = columns, lineage
         self.limit = params.limit(limit)
         self.cursor = cursor
-        if format not in (None, "json", "csv"):
-            raise bad_parameter("format", f"{format!r}; json or csv")
+        params.choice(format, "format", "json", "csv")
         self.csv = (
             format == "csv"
             if format is not None
@@ -134,12 +140,13 @@ class HistoryQuery:
 HistoryQueryDep = Annotated[HistoryQuery, Depends()]
 
 
-def answer(
-    pool: Pool, settings: ApiSettings, name: str, query: HistoryQuery, filters: dict[str, Any]
-) -> Response:
-    """The rows of history route `name` as asked: resampled buckets in one answer, else one
-    page (JSON) or every row (CSV) streamed, holding a pooled connection until the last row."""
+def answer(query: HistoryQuery, name: str, filters: dict[str, Any]) -> Response:
+    """The rows of history route `name` as asked (`filters` by column, the `CODES` among them
+    checked first): resampled buckets in one answer, else one page (JSON) or every row (CSV)
+    streamed, holding a pooled connection until the last row."""
+    pool, settings = query.pool, query.settings
     dataset = DATASETS[name]
+    filters = {k: CODES[k](v) if k in CODES else v for k, v in filters.items()}
     window = params.time_range(query.start, query.end, settings.max_range)
     as_of = params.instant(query.as_of_text, "as_of")
     chosen = {k: v for k, v in filters.items() if v not in (None, [])}

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,22 +26,31 @@ AGGREGATES = ("mean", "min", "max", "sum")
 MAX_LIMIT = 50_000
 
 
-def iso(value: str | None, name: str = "iso") -> str | None:
-    if value is None:
-        return None
-    upper = value.upper()
-    if upper not in ISOS:
-        raise bad_parameter(name, f"unknown ISO {value!r}; one of {', '.join(ISOS)}")
-    return upper
+def _code(name: str, what: str, codes: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    """The parser of query parameter `name`: the wire code it names in any case, or None when
+    absent; an unknown code is refused."""
+
+    def parse(value: str | None) -> str | None:
+        if value is None:
+            return None
+        upper = value.upper()
+        if upper not in codes:
+            raise bad_parameter(name, f"unknown {what} {value!r}; one of {', '.join(codes)}")
+        return upper
+
+    return parse
 
 
-def market(value: str | None, name: str = "market") -> str | None:
-    if value is None:
-        return None
-    upper = value.upper()
-    if upper not in MARKETS:
-        raise bad_parameter(name, f"unknown market {value!r}; one of {', '.join(MARKETS)}")
-    return upper
+iso = _code("iso", "ISO", ISOS)
+market = _code("market", "market", MARKETS)
+
+
+def choice(value: str | None, name: str, *allowed: str) -> str | None:
+    """`value` when absent or one of `allowed`; else refused, naming them ("a, b or c")."""
+    if value is not None and value not in allowed:
+        listed = " or ".join((", ".join(allowed[:-1]), allowed[-1]))
+        raise bad_parameter(name, f"{value!r}; {listed}")
+    return value
 
 
 def instant(value: str | None, name: str) -> datetime | None:

@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+from projections import tables
 from projections.errors import FoldError
-from projections.tables import (
-    AS_PRICES,
-    BACKFILL_OUTCOMES,
-    BACKFILL_REQUESTS,
-    CONNECTOR_RUNS,
-    FRESHNESS,
-    FUEL_MIX,
-    GAPS,
-    KPIS,
-    LMP,
-    LOAD,
-    LOCATIONS,
-    SERIES_STATUS,
-    TableSpec,
-)
+from projections.tables import TableSpec
 from schemas.envelope import envelope
 from schemas.vocabulary import ISOS, MARKET_DATASET, MARKETS
 
@@ -45,78 +32,110 @@ HORIZON_END = datetime(2100, 1, 1, tzinfo=UTC)
 _DEAD_LETTER_IDS = uuid.UUID("6d1f8c3e-36a4-5c55-9a43-2b8f5f0c6e10")
 
 
-def _getter(spec: TableSpec) -> Callable[[Event], Row]:
+Check = Callable[[Event], None]  # raises FoldError, naming the field, for an event it refuses
+
+
+def _fold(spec: TableSpec, *checks: Check) -> Fold:
+    """The fold of an event that carries each column of `spec` under the column's name: the
+    checks in order, then the row in the table's column order."""
     get = itemgetter(*spec.column_names)
 
-    def row(event: Event) -> Row:
+    def fold(event: Event, topic: str) -> Row:
+        for check in checks:
+            check(event)
         try:
             return tuple(get(event))
         except KeyError as exc:
             raise FoldError("MISSING_FIELD", f"{spec.name}: event has no field {exc}") from None
 
-    return row
+    return fold
 
 
-def _iso(value: Any) -> None:
-    if value not in ISOS:
-        raise FoldError("UNKNOWN_ISO", f"iso {value!r} is not one of {sorted(ISOS)}")
+def _member(name: str, allowed: Collection[Any], code: str, says: str = "is unknown") -> Check:
+    """Field `name` is one of `allowed`; else FoldError `code`: "<name> <value> <says>"."""
+
+    def check(event: Event) -> None:
+        if event.get(name) not in allowed:
+            raise FoldError(code, f"{name} {event.get(name)!r} {says}")
+
+    return check
 
 
-def _market(value: Any) -> None:
-    if value not in MARKETS:
-        raise FoldError("UNKNOWN_MARKET", f"market {value!r} is not one of {sorted(MARKETS)}")
+def _one_of(name: str, allowed: Collection[Any], code: str) -> Check:
+    return _member(name, allowed, code, f"is not one of {sorted(allowed)}")
 
 
-def _minutes(value: Any) -> None:
-    if value not in INTERVAL_MINUTES:
-        raise FoldError(
-            "BAD_INTERVAL", f"interval_minutes {value!r} is not one of {sorted(INTERVAL_MINUTES)}"
-        )
+def _time(name: str) -> Check:
+    def check(event: Event) -> None:
+        value = event.get(name)
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise FoldError("BAD_TIME", f"{name} {value!r} is not a UTC timestamp")
+        if not HORIZON_START <= value < HORIZON_END:
+            raise FoldError("BAD_TIME", f"{name} {value.isoformat()} is outside 2000..2100")
+
+    return check
 
 
-def _time(name: str, value: Any) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise FoldError("BAD_TIME", f"{name} {value!r} is not a UTC timestamp")
-    if not HORIZON_START <= value < HORIZON_END:
-        raise FoldError("BAD_TIME", f"{name} {value.isoformat()} is outside 2000..2100")
+def _finite(name: str, nullable: bool = False) -> Check:
+    def check(event: Event) -> None:
+        value = event.get(name)
+        if value is None and nullable:
+            return
+        if not isinstance(value, float | int) or not math.isfinite(value):
+            raise FoldError("NON_FINITE_VALUE", f"{name} {value!r} is not a finite number")
+
+    return check
 
 
-def _finite(name: str, value: Any, nullable: bool = False) -> None:
-    if value is None and nullable:
-        return
-    if not isinstance(value, float | int) or not math.isfinite(value):
-        raise FoldError("NON_FINITE_VALUE", f"{name} {value!r} is not a finite number")
+def _text(name: str) -> Check:
+    def check(event: Event) -> None:
+        value = event.get(name)
+        if not isinstance(value, str) or not value:
+            raise FoldError("EMPTY_FIELD", f"{name} {value!r} is empty")
+
+    return check
 
 
-def _text(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise FoldError("EMPTY_FIELD", f"{name} {value!r} is empty")
-
-
-def _revision(value: Any) -> None:
+def _revision(event: Event) -> None:
+    value = event.get("revision")
     if not isinstance(value, int) or value < 0:
         raise FoldError("BAD_REVISION", f"revision {value!r} is not a non-negative integer")
 
 
-_lmp_row = _getter(LMP)
+def _window_ends_after_start(event: Event) -> None:
+    if event["window_end_utc"] <= event["window_start_utc"]:
+        raise FoldError(
+            "BAD_WINDOW",
+            f"window_end_utc {event['window_end_utc'].isoformat()} is not after"
+            f" window_start_utc {event['window_start_utc'].isoformat()}",
+        )
 
 
-def fold_lmp(event: Event, topic: str) -> Row:
-    """LmpPublished -> a row of `lmp` (and of `lmp_revisions`)."""
-    _iso(event.get("iso"))
-    _market(event.get("market"))
-    _text("location_id", event.get("location_id"))
-    _time("interval_start_utc", event.get("interval_start_utc"))
-    _minutes(event.get("interval_minutes"))
-    _finite("lmp_usd_per_mwh", event.get("lmp_usd_per_mwh"))
-    for component in ("energy_usd_per_mwh", "congestion_usd_per_mwh", "loss_usd_per_mwh"):
-        _finite(component, event.get(component), nullable=True)
-    _revision(event.get("revision"))
-    return _lmp_row(event)
+_iso = _one_of("iso", ISOS, "UNKNOWN_ISO")
+_market = _one_of("market", MARKETS, "UNKNOWN_MARKET")
+# the interval of a market-data event
+_interval = (
+    _time("interval_start_utc"),
+    _one_of("interval_minutes", INTERVAL_MINUTES, "BAD_INTERVAL"),
+)
+
+# LmpPublished -> a row of `lmp` (and of `lmp_revisions`)
+fold_lmp = _fold(
+    tables.LMP,
+    _iso,
+    _market,
+    _text("location_id"),
+    *_interval,
+    _finite("lmp_usd_per_mwh"),
+    _finite("energy_usd_per_mwh", nullable=True),
+    _finite("congestion_usd_per_mwh", nullable=True),
+    _finite("loss_usd_per_mwh", nullable=True),
+    _revision,
+)
 
 
 _ISO, _MARKET, _LOCATION, _START, _MINUTES, _PRICE, _ENERGY, _CONGESTION, _LOSS, _REVISION = (
-    LMP.index(c)
+    tables.LMP.index(c)
     for c in (
         "iso",
         "market",
@@ -152,135 +171,106 @@ def lmp_row_fits(row: Row) -> bool:
     )
 
 
-_load_row = _getter(LOAD)
+# LoadPublished -> a row of `load` (and of `load_revisions`)
+fold_load = _fold(
+    tables.LOAD,
+    _iso,
+    _text("area_id"),
+    _member("load_kind", ("ACTUAL", "FORECAST"), "BAD_LOAD_KIND"),
+    *_interval,
+    _finite("load_mw"),
+    _revision,
+)
 
+# FuelMixPublished -> a row of `fuel_mix` (and of `fuel_mix_revisions`)
+fold_fuel_mix = _fold(
+    tables.FUEL_MIX,
+    _iso,
+    _text("fuel_type_native"),
+    *_interval,
+    _finite("generation_mw"),
+    _revision,
+)
 
-def fold_load(event: Event, topic: str) -> Row:
-    """LoadPublished -> a row of `load` (and of `load_revisions`)."""
-    _iso(event.get("iso"))
-    _text("area_id", event.get("area_id"))
-    if event.get("load_kind") not in ("ACTUAL", "FORECAST"):
-        raise FoldError("BAD_LOAD_KIND", f"load_kind {event.get('load_kind')!r} is unknown")
-    _time("interval_start_utc", event.get("interval_start_utc"))
-    _minutes(event.get("interval_minutes"))
-    _finite("load_mw", event.get("load_mw"))
-    _revision(event.get("revision"))
-    return _load_row(event)
+# AncillaryPricePublished -> a row of `as_prices` (and of `as_prices_revisions`)
+fold_as_price = _fold(
+    tables.AS_PRICES,
+    _iso,
+    _market,
+    _text("region_id"),
+    _text("product_native"),
+    *_interval,
+    _finite("price_usd_per_mw_hour"),
+    _revision,
+)
 
+# LocationDiscovered -> a row of `locations` (the earliest sighting stays)
+fold_location = _fold(
+    tables.LOCATIONS, _iso, _market, _text("location_id"), _time("first_interval_start_utc")
+)
 
-_fuel_row = _getter(FUEL_MIX)
+# KpiComputed -> a row of `kpis` (and of `kpis_revisions`)
+fold_kpi = _fold(
+    tables.KPIS,
+    _iso,
+    _market,
+    _text("location_id"),
+    _text("kpi"),
+    _member("window_kind", WINDOW_KINDS, "BAD_WINDOW"),
+    _time("window_start_utc"),
+    _time("window_end_utc"),
+    _window_ends_after_start,
+    _finite("value", nullable=True),
+    _revision,
+)
 
+# GapDetected -> a row of `gaps` (a later announcement of a gap replaces the earlier)
+fold_gap = _fold(
+    tables.GAPS, _iso, _text("gap_id"), _time("missing_start_utc"), _time("missing_end_utc")
+)
 
-def fold_fuel_mix(event: Event, topic: str) -> Row:
-    """FuelMixPublished -> a row of `fuel_mix` (and of `fuel_mix_revisions`)."""
-    _iso(event.get("iso"))
-    _text("fuel_type_native", event.get("fuel_type_native"))
-    _time("interval_start_utc", event.get("interval_start_utc"))
-    _minutes(event.get("interval_minutes"))
-    _finite("generation_mw", event.get("generation_mw"))
-    _revision(event.get("revision"))
-    return _fuel_row(event)
+# SeriesStatusChanged -> the row of `series_status` for its series (latest change wins)
+fold_series_status = _fold(
+    tables.SERIES_STATUS,
+    _iso,
+    _text("series_key"),
+    _member("status", ("RETIRED", "ACTIVE"), "BAD_STATUS", "is not RETIRED or ACTIVE"),
+    _time("last_interval_start_utc"),
+)
 
+# BackfillRequested -> a row of `backfill_requests`
+fold_backfill_request = _fold(
+    tables.BACKFILL_REQUESTS,
+    _iso,
+    _text("request_id"),
+    _time("window_start_utc"),
+    _time("window_end_utc"),
+)
 
-_as_row = _getter(AS_PRICES)
+# BackfillCompleted -> a row of `backfill_outcomes`
+fold_backfill_outcome = _fold(
+    tables.BACKFILL_OUTCOMES,
+    _iso,
+    _text("request_id"),
+    _member("outcome", ("FILLED", "EMPTY", "UNRECOVERABLE", "FAILED"), "BAD_OUTCOME"),
+)
 
+# ConnectorRunCompleted -> a row of `connector_runs`
+fold_connector_run = _fold(
+    tables.CONNECTOR_RUNS, _iso, _text("run_id"), _finite("publish_latency_seconds", nullable=True)
+)
 
-def fold_as_price(event: Event, topic: str) -> Row:
-    """AncillaryPricePublished -> a row of `as_prices` (and of `as_prices_revisions`)."""
-    _iso(event.get("iso"))
-    _market(event.get("market"))
-    _text("region_id", event.get("region_id"))
-    _text("product_native", event.get("product_native"))
-    _time("interval_start_utc", event.get("interval_start_utc"))
-    _minutes(event.get("interval_minutes"))
-    _finite("price_usd_per_mw_hour", event.get("price_usd_per_mw_hour"))
-    _revision(event.get("revision"))
-    return _as_row(event)
+# FreshnessUpdated -> the row of `freshness` for its ISO dataset (the latest run wins)
+fold_freshness = _fold(
+    tables.FRESHNESS,
+    _iso,
+    _text("dataset"),
+    _time("last_run_finished_utc"),
+    _finite("arrival_latency_seconds", nullable=True),
+    _finite("last_day_completeness_share", nullable=True),
+)
 
-
-_location_row = _getter(LOCATIONS)
-
-
-def fold_location(event: Event, topic: str) -> Row:
-    """LocationDiscovered -> a row of `locations` (the earliest sighting stays)."""
-    _iso(event.get("iso"))
-    _market(event.get("market"))
-    _text("location_id", event.get("location_id"))
-    _time("first_interval_start_utc", event.get("first_interval_start_utc"))
-    return _location_row(event)
-
-
-_kpi_row = _getter(KPIS)
-
-
-def fold_kpi(event: Event, topic: str) -> Row:
-    """KpiComputed -> a row of `kpis` (and of `kpis_revisions`)."""
-    _iso(event.get("iso"))
-    _market(event.get("market"))
-    _text("location_id", event.get("location_id"))
-    _text("kpi", event.get("kpi"))
-    if event.get("window_kind") not in WINDOW_KINDS:
-        raise FoldError("BAD_WINDOW", f"window_kind {event.get('window_kind')!r} is unknown")
-    _time("window_start_utc", event.get("window_start_utc"))
-    _time("window_end_utc", event.get("window_end_utc"))
-    if event["window_end_utc"] <= event["window_start_utc"]:
-        raise FoldError(
-            "BAD_WINDOW",
-            f"window_end_utc {event['window_end_utc'].isoformat()} is not after"
-            f" window_start_utc {event['window_start_utc'].isoformat()}",
-        )
-    _finite("value", event.get("value"), nullable=True)
-    _revision(event.get("revision"))
-    return _kpi_row(event)
-
-
-_gap_row = _getter(GAPS)
-
-
-def fold_gap(event: Event, topic: str) -> Row:
-    """GapDetected -> a row of `gaps` (a later announcement of a gap replaces the earlier)."""
-    _iso(event.get("iso"))
-    _text("gap_id", event.get("gap_id"))
-    _time("missing_start_utc", event.get("missing_start_utc"))
-    _time("missing_end_utc", event.get("missing_end_utc"))
-    return _gap_row(event)
-
-
-_series_status_row = _getter(SERIES_STATUS)
-
-
-def fold_series_status(event: Event, topic: str) -> Row:
-    """SeriesStatusChanged -> the row of `series_status` for its series (latest change wins)."""
-    _iso(event.get("iso"))
-    _text("series_key", event.get("series_key"))
-    if event.get("status") not in ("RETIRED", "ACTIVE"):
-        raise FoldError("BAD_STATUS", f"status {event.get('status')!r} is not RETIRED or ACTIVE")
-    _time("last_interval_start_utc", event.get("last_interval_start_utc"))
-    return _series_status_row(event)
-
-
-_request_row = _getter(BACKFILL_REQUESTS)
-
-
-def fold_backfill_request(event: Event, topic: str) -> Row:
-    """BackfillRequested -> a row of `backfill_requests`."""
-    _iso(event.get("iso"))
-    _text("request_id", event.get("request_id"))
-    _time("window_start_utc", event.get("window_start_utc"))
-    _time("window_end_utc", event.get("window_end_utc"))
-    return _request_row(event)
-
-
-_outcome_row = _getter(BACKFILL_OUTCOMES)
-
-
-def fold_backfill_outcome(event: Event, topic: str) -> Row:
-    """BackfillCompleted -> a row of `backfill_outcomes`."""
-    _iso(event.get("iso"))
-    _text("request_id", event.get("request_id"))
-    if event.get("outcome") not in ("FILLED", "EMPTY", "UNRECOVERABLE", "FAILED"):
-        raise FoldError("BAD_OUTCOME", f"outcome {event.get('outcome')!r} is unknown")
-    return _outcome_row(event)
+_original_topic = _text("original_topic")
 
 
 def fold_dead_letter(event: Event, topic: str) -> Row:
@@ -289,7 +279,7 @@ def fold_dead_letter(event: Event, topic: str) -> Row:
     value = event.get("original_value")
     if not isinstance(value, bytes):
         raise FoldError("MISSING_FIELD", "original_value is not bytes")
-    _text("original_topic", event.get("original_topic"))
+    _original_topic(event)
     return (
         event["original_topic"],
         event["original_partition"],
@@ -306,31 +296,6 @@ def fold_dead_letter(event: Event, topic: str) -> Row:
         event["recorded_at_utc"],
         event["source"],
     )
-
-
-_run_row = _getter(CONNECTOR_RUNS)
-
-
-def fold_connector_run(event: Event, topic: str) -> Row:
-    """ConnectorRunCompleted -> a row of `connector_runs`."""
-    _iso(event.get("iso"))
-    _text("run_id", event.get("run_id"))
-    _finite("publish_latency_seconds", event.get("publish_latency_seconds"), nullable=True)
-    return _run_row(event)
-
-
-_freshness_row = _getter(FRESHNESS)
-
-
-def fold_freshness(event: Event, topic: str) -> Row:
-    """FreshnessUpdated -> the row of `freshness` for its ISO dataset (the latest run wins)."""
-    _iso(event.get("iso"))
-    _text("dataset", event.get("dataset"))
-    _time("last_run_finished_utc", event.get("last_run_finished_utc"))
-    _finite("arrival_latency_seconds", event.get("arrival_latency_seconds"), nullable=True)
-    share = event.get("last_day_completeness_share")
-    _finite("last_day_completeness_share", share, nullable=True)
-    return _freshness_row(event)
 
 
 def dataset_of(event: Event | None, key: bytes | None, fallback: str) -> str:

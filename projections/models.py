@@ -49,12 +49,15 @@ class TopicSource:
     """One topic a projector reads: the event it carries, its fold and the table it feeds."""
 
     topic: TopicSpec
-    full_name: str
     table: TableSpec
     fold: Fold
     # a fast gate for rows read straight from the contract's bytes (see projections.rowdecode):
     # True only where `fold` would accept the event and return that very row
     fits: Callable[[Row], bool] | None = None
+    full_name: str = field(init=False)  # the event's Avro full name: the topic's value schema
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "full_name", self.topic.value_schema)
 
 
 @dataclass(frozen=True)
@@ -119,22 +122,26 @@ def _freshness_order(row: Row) -> tuple[int, ...]:
     return (_micros(row[FRESHNESS.index("last_run_finished_utc")]),)
 
 
-def _one(
-    topic: Callable[[TopicCatalog], TopicSpec],
+def _single(
+    topic: Callable[[TopicCatalog, str], TopicSpec],
     table: TableSpec,
     fold: Fold,
+    doc: str,
+    *,
     fits: Callable[[Row], bool] | None = None,
-) -> Callable[[TopicCatalog], list[TopicSource]]:
-    return lambda catalog: [
-        TopicSource(topic(catalog), topic(catalog).value_schema, table, fold, fits)
-    ]
+    latest: Latest | None = None,
+) -> ReadModel:
+    """The read model of one table, fed by the topic of the same name (`TopicCatalog.core` or
+    `.ingest`)."""
+
+    def sources(catalog: TopicCatalog) -> list[TopicSource]:
+        return [TopicSource(topic(catalog, table.name), table, fold, fits)]
+
+    return ReadModel(table.name, (table,), sources, latest, doc)
 
 
 def _kpi_sources(catalog: TopicCatalog) -> list[TopicSource]:
-    return [
-        TopicSource(catalog.kpi(name), catalog.kpi(name).value_schema, KPIS, fold_kpi)
-        for name in ("lmp_hourly", "lmp_daily")
-    ]
+    return [TopicSource(catalog.kpi(name), KPIS, fold_kpi) for name in ("lmp_hourly", "lmp_daily")]
 
 
 def _gap_sources(catalog: TopicCatalog) -> list[TopicSource]:
@@ -144,28 +151,27 @@ def _gap_sources(catalog: TopicCatalog) -> list[TopicSource]:
         ("backfill_requests", BACKFILL_REQUESTS, fold_backfill_request),
         ("backfill_completed", BACKFILL_OUTCOMES, fold_backfill_outcome),
     )
-    return [
-        TopicSource(catalog.ingest(name), catalog.ingest(name).value_schema, table, fold)
-        for name, table, fold in pairs
-    ]
+    return [TopicSource(catalog.ingest(name), table, fold) for name, table, fold in pairs]
 
 
 def _dead_letter_sources(catalog: TopicCatalog) -> list[TopicSource]:
     """Every dead-letter topic of the stream workers and of the other projectors."""
     own = catalog.projection_dlq("dead_letters").name
     return [
-        TopicSource(t, t.value_schema, DEAD_LETTERS, fold_dead_letter)
+        TopicSource(t, DEAD_LETTERS, fold_dead_letter)
         for t in catalog
         if t.value_schema.endswith(".RecordDeadLettered") and t.name != own
     ]
 
 
 READ_MODEL_LIST = (
-    ReadModel(
-        "lmp",
-        (LMP,),
-        _one(lambda c: c.core("lmp"), LMP, fold_lmp, lmp_row_fits),
-        Latest(
+    _single(
+        TopicCatalog.core,
+        LMP,
+        fold_lmp,
+        "Canonical LMP per (iso, market, location_id, interval_start_utc), revisions kept.",
+        fits=lmp_row_fits,
+        latest=Latest(
             LMP,
             _constant("lmp"),
             _joined(LMP, "iso", "market", "location_id"),
@@ -173,32 +179,26 @@ READ_MODEL_LIST = (
             "SELECT DISTINCT ON (iso, market, location_id) * FROM {table}"
             " ORDER BY iso, market, location_id, interval_start_utc DESC",
         ),
-        doc="Canonical LMP per (iso, market, location_id, interval_start_utc), revisions kept.",
     ),
-    ReadModel(
-        "load",
-        (LOAD,),
-        _one(lambda c: c.core("load"), LOAD, fold_load),
-        doc="Canonical load per (iso, area_id, load_kind, interval_start_utc), revisions kept.",
+    _single(
+        TopicCatalog.core,
+        LOAD,
+        fold_load,
+        "Canonical load per (iso, area_id, load_kind, interval_start_utc), revisions kept.",
     ),
-    ReadModel(
-        "fuel_mix",
-        (FUEL_MIX,),
-        _one(lambda c: c.core("fuel_mix"), FUEL_MIX, fold_fuel_mix),
-        doc="Generation by fuel per (iso, fuel_type_native, interval_start_utc), revisions kept.",
+    _single(
+        TopicCatalog.core,
+        FUEL_MIX,
+        fold_fuel_mix,
+        "Generation by fuel per (iso, fuel_type_native, interval_start_utc), revisions kept.",
     ),
-    ReadModel(
-        "as_prices",
-        (AS_PRICES,),
-        _one(lambda c: c.core("as_prices"), AS_PRICES, fold_as_price),
-        doc="Ancillary service prices per (iso, market, region_id, product_native, interval).",
+    _single(
+        TopicCatalog.core,
+        AS_PRICES,
+        fold_as_price,
+        "Ancillary service prices per (iso, market, region_id, product_native, interval).",
     ),
-    ReadModel(
-        "locations",
-        (LOCATIONS,),
-        _one(lambda c: c.core("locations"), LOCATIONS, fold_location),
-        doc="Every location seen, first sighting.",
-    ),
+    _single(TopicCatalog.core, LOCATIONS, fold_location, "Every location seen, first sighting."),
     ReadModel(
         "kpis",
         (KPIS,),
@@ -225,24 +225,19 @@ READ_MODEL_LIST = (
         _dead_letter_sources,
         doc="Every dead-lettered record (and the dead_letter_summary view).",
     ),
-    ReadModel(
-        "connector_runs",
-        (CONNECTOR_RUNS,),
-        _one(lambda c: c.ingest("connector_runs"), CONNECTOR_RUNS, fold_connector_run),
-        doc="One row per connector run.",
-    ),
-    ReadModel(
-        "freshness",
-        (FRESHNESS,),
-        _one(lambda c: c.ingest("freshness"), FRESHNESS, fold_freshness),
-        Latest(
+    _single(TopicCatalog.ingest, CONNECTOR_RUNS, fold_connector_run, "One row per connector run."),
+    _single(
+        TopicCatalog.ingest,
+        FRESHNESS,
+        fold_freshness,
+        "Freshness per ISO dataset (latest connector run).",
+        latest=Latest(
             FRESHNESS,
             _constant("freshness"),
             _joined(FRESHNESS, "iso", "dataset"),
             _freshness_order,
             "SELECT * FROM {table}",
         ),
-        doc="Freshness per ISO dataset (latest connector run).",
     ),
 )
 

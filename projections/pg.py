@@ -444,6 +444,17 @@ class PgWriter:
             )
 
         key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in spec.key
+        )
+        # the names the statements below are written with
+        names: dict[str, sql.Composable] = {
+            "table": table,
+            "stage": stage_table,
+            "columns": columns,
+            "key": key,
+            "m": matches,
+        }
         action: sql.Composable
         if spec.guard is None:
             action = sql.SQL("DO NOTHING")
@@ -468,24 +479,13 @@ class PgWriter:
         upsert = sql.SQL(
             "INSERT INTO {table} AS t ({columns}) SELECT {latest}{columns} FROM {stage}{order}"
             " ON CONFLICT ({key}) {action}"
-        ).format(
-            table=table,
-            columns=columns,
-            latest=latest,
-            stage=stage_table,
-            order=order,
-            key=key,
-            action=action,
-        )
-        matches = sql.SQL(" AND ").join(
-            sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in spec.key
-        )
+        ).format(**names, latest=latest, order=order, action=action)
         stored = sql.SQL(
             "SELECT EXISTS (SELECT FROM {stage} s WHERE EXISTS (SELECT FROM {table} t WHERE {m}))"
-        ).format(stage=stage_table, table=table, m=matches)
+        ).format(**names)
         supersede = keep_superseded = None
         if spec.revisions:
-            superseded = self._table(spec.superseded_name)
+            names["superseded"] = self._table(spec.superseded_name)
             stored_columns = sql.SQL(", ").join(
                 sql.SQL("t.{}").format(sql.Identifier(c)) for c in spec.column_names
             )
@@ -494,24 +494,14 @@ class PgWriter:
                 "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
                 " FROM (SELECT {key}, max(revision) AS revision FROM {stage} GROUP BY {key}) s"
                 " JOIN {table} t ON {m} AND t.revision < s.revision ON CONFLICT DO NOTHING"
-            ).format(
-                superseded=superseded,
-                columns=columns,
-                stored_columns=stored_columns,
-                key=key,
-                stage=stage_table,
-                table=table,
-                m=matches,
-            )
+            ).format(**names, stored_columns=stored_columns)
             # once upserted, every staged revision but its key's current one (which the table
             # holds, be it this batch's or the stored one brought again)
             keep_superseded = sql.SQL(
                 "INSERT INTO {superseded} ({columns}) SELECT {columns} FROM {stage} s"
                 " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision = s.revision)"
                 " ON CONFLICT DO NOTHING"
-            ).format(
-                superseded=superseded, columns=columns, stage=stage_table, table=table, m=matches
-            )
+            ).format(**names)
         return _Statements(
             stage=copy_into(stage_table),
             copy=copy_into(table),

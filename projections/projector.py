@@ -161,6 +161,16 @@ class _BatchWriter:
         self._thread.join()
         self._raise()
 
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """Wait for the writes to end; on an error, abort them instead (the error goes on)."""
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
     def abort(self) -> None:
         """Stop after the batch being written (no waiting out an outage), dropping the rest."""
         self._halt.set()
@@ -394,27 +404,6 @@ class Projector:
     ) -> None:
         if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
             sys.setswitchinterval(_SWITCH_INTERVAL_S)
-        writer = _BatchWriter(self.model.name, self._flush, stop)
-        try:
-            self._consume(consumer, positions, ends, stop, until_end, on_progress, writer)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
-        if on_progress is not None:
-            self.progress.lag = self._lag(consumer, positions, ends)
-            on_progress(self.progress)
-
-    def _consume(
-        self,
-        consumer: Consumer,
-        positions: dict[TopicPartitionKey, int],
-        ends: dict[TopicPartitionKey, int],
-        stop: threading.Event,
-        until_end: bool,
-        on_progress: Callable[[Progress], None] | None,
-        writer: _BatchWriter,
-    ) -> None:
         config = self.config
         batch = Batch()
         records: list[_Record] = []
@@ -424,32 +413,38 @@ class Projector:
         def done() -> bool:
             return until_end and all(positions[tp] >= end for tp, end in ends.items())
 
-        while not stop.is_set() and not done():
-            wait = config.batch_max_wait_s - (time.monotonic() - opened) if batch.events else 1.0
-            messages = consumer.consume(
-                min(1000, config.batch_max_events - batch.events), max(wait, 0.0)
-            )
-            take = self._take
-            for message in messages:
-                take(message, batch, records, positions, stop)
-            now = time.monotonic()
-            full = batch.events >= config.batch_max_events
-            due = batch.events and now - opened >= config.batch_max_wait_s
-            if full or due or (batch.events and done()):
+        with _BatchWriter(self.model.name, self._flush, stop) as writer:
+            while not stop.is_set() and not done():
+                wait = (
+                    config.batch_max_wait_s - (time.monotonic() - opened) if batch.events else 1.0
+                )
+                messages = consumer.consume(
+                    min(1000, config.batch_max_events - batch.events), max(wait, 0.0)
+                )
+                take = self._take
+                for message in messages:
+                    take(message, batch, records, positions, stop)
+                now = time.monotonic()
+                full = batch.events >= config.batch_max_events
+                due = batch.events and now - opened >= config.batch_max_wait_s
+                if full or due or (batch.events and done()):
+                    self._events.inc(batch.events)
+                    writer.put(batch, records)
+                    batch, records = Batch(), []
+                if not batch.events:
+                    opened = time.monotonic()
+                if now - last_lag >= 1.0 or done():
+                    last_lag = now
+                    self.progress.lag = self._lag(consumer, positions, ends)
+                    LAG.labels(self.model.name).set(self.progress.lag)
+                    if on_progress is not None:
+                        on_progress(self.progress)
+            if batch.events:
                 self._events.inc(batch.events)
                 writer.put(batch, records)
-                batch, records = Batch(), []
-            if not batch.events:
-                opened = time.monotonic()
-            if now - last_lag >= 1.0 or done():
-                last_lag = now
-                self.progress.lag = self._lag(consumer, positions, ends)
-                LAG.labels(self.model.name).set(self.progress.lag)
-                if on_progress is not None:
-                    on_progress(self.progress)
-        if batch.events:
-            self._events.inc(batch.events)
-            writer.put(batch, records)
+        if on_progress is not None:
+            self.progress.lag = self._lag(consumer, positions, ends)
+            on_progress(self.progress)
 
     @staticmethod
     def _lag(

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params
 from psycopg.rows import dict_row
 
 from projections.errors import ProjectionError
@@ -23,6 +24,14 @@ BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 def has_timescale(conn: psycopg.Connection[Any]) -> bool:
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
     return row is not None
+
+
+def _rows(
+    conn: psycopg.Connection[Any], query: sql.Composed, params: Params | None = None
+) -> list[dict[str, Any]]:
+    """Every row `query` answers, as dicts by column name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
 
 
 def bucket_sql(conn: psycopg.Connection[Any], column: str) -> sql.Composed:
@@ -179,8 +188,7 @@ def resampled(
         v=sql.Identifier(value_column),
         s=source,
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, [*bucket_params, *params]).fetchall()
+    return _rows(conn, query, [*bucket_params, *params])
 
 
 def coverage(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]:
@@ -207,8 +215,7 @@ def coverage(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]
             )
         )
     query = sql.SQL(" UNION ALL ").join(parts) + sql.SQL(" ORDER BY 2, 1, 3")
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query).fetchall()
+    return _rows(conn, query)
 
 
 def locations(
@@ -226,8 +233,7 @@ def locations(
         "SELECT iso, market, location_id, location_name, location_type,"
         " first_interval_start_utc FROM {t} WHERE {w} ORDER BY iso, location_id, market"
     ).format(t=sql.Identifier(schema, "locations"), w=sql.SQL(" AND ").join(conditions))
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
+    return _rows(conn, query, params)
 
 
 def table_rows(
@@ -240,8 +246,7 @@ def table_rows(
     query = sql.SQL("SELECT * FROM {t} {w} ORDER BY {k}").format(
         t=sql.Identifier(schema, table), w=where, k=key
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, [iso] if iso else []).fetchall()
+    return _rows(conn, query, [iso] if iso else [])
 
 
 def gaps(
@@ -279,8 +284,7 @@ def gaps(
         requests=sql.Identifier(schema, "backfill_requests"),
         outcomes=sql.Identifier(schema, "backfill_outcomes"),
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {"status": status, "iso": iso}).fetchall()
+    return _rows(conn, query, {"status": status, "iso": iso})
 
 
 def series_status(
@@ -294,8 +298,7 @@ def series_status(
         "   AND (%(iso)s::text IS NULL OR iso = %(iso)s)"
         " ORDER BY iso, dataset, series_key"
     ).format(t=sql.Identifier(schema, "series_status"))
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {"status": status, "iso": iso}).fetchall()
+    return _rows(conn, query, {"status": status, "iso": iso})
 
 
 def dead_letter_counts(
@@ -309,5 +312,4 @@ def dead_letter_counts(
         " WHERE (%(iso)s::text IS NULL OR iso = %(iso)s)"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC"
     ).format(t=sql.Identifier(schema, "dead_letters"))
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {"iso": iso}).fetchall()
+    return _rows(conn, query, {"iso": iso})

@@ -78,94 +78,66 @@ class TableSpec:
         return self.column_names.index(column)
 
 
-LMP = TableSpec(
+def _market_data(
+    name: str,
+    series: tuple[tuple[str, PgType], ...],
+    values: tuple[tuple[str, PgType], ...],
+    *,
+    supersedes: bool = False,
+) -> TableSpec:
+    """A market-data table: one row per series (`series`, the leading key columns) and
+    interval at its current revision, every revision kept. `series` and `values` (the columns
+    after the interval) are in column order; `supersedes` adds the revision a row replaces."""
+    return TableSpec(
+        name,
+        (
+            *series,
+            ("interval_start_utc", "timestamptz"),
+            ("interval_minutes", "int4"),
+            *values,
+            ("revision", "int8"),
+            *((("supersedes_revision", "int8"),) if supersedes else ()),
+            ("run_id", "text"),
+            ("source_dataset", "text"),
+            *ENVELOPE,
+        ),
+        key=(*(column for column, _ in series), "interval_start_utc"),
+        guard="revision",
+        time_column="interval_start_utc",
+        revisions=True,
+    )
+
+
+LMP = _market_data(
     "lmp",
+    (("iso", "text"), ("market", "text"), ("location_id", "text")),
     (
-        ("iso", "text"),
-        ("market", "text"),
-        ("location_id", "text"),
-        ("interval_start_utc", "timestamptz"),
-        ("interval_minutes", "int4"),
         ("location_name", "text"),
         ("location_type", "text"),
         ("lmp_usd_per_mwh", "float8"),
         ("energy_usd_per_mwh", "float8"),
         ("congestion_usd_per_mwh", "float8"),
         ("loss_usd_per_mwh", "float8"),
-        ("revision", "int8"),
-        ("supersedes_revision", "int8"),
-        ("run_id", "text"),
-        ("source_dataset", "text"),
-        *ENVELOPE,
     ),
-    key=("iso", "market", "location_id", "interval_start_utc"),
-    guard="revision",
-    time_column="interval_start_utc",
-    revisions=True,
+    supersedes=True,
 )
 
-LOAD = TableSpec(
+LOAD = _market_data(
     "load",
-    (
-        ("iso", "text"),
-        ("area_id", "text"),
-        ("load_kind", "text"),
-        ("interval_start_utc", "timestamptz"),
-        ("interval_minutes", "int4"),
-        ("area_type", "text"),
-        ("load_mw", "float8"),
-        ("forecast_made_at_utc", "timestamptz"),
-        ("revision", "int8"),
-        ("run_id", "text"),
-        ("source_dataset", "text"),
-        *ENVELOPE,
-    ),
-    key=("iso", "area_id", "load_kind", "interval_start_utc"),
-    guard="revision",
-    time_column="interval_start_utc",
-    revisions=True,
+    (("iso", "text"), ("area_id", "text"), ("load_kind", "text")),
+    (("area_type", "text"), ("load_mw", "float8"), ("forecast_made_at_utc", "timestamptz")),
 )
 
-FUEL_MIX = TableSpec(
+FUEL_MIX = _market_data(
     "fuel_mix",
-    (
-        ("iso", "text"),
-        ("fuel_type_native", "text"),
-        ("interval_start_utc", "timestamptz"),
-        ("interval_minutes", "int4"),
-        ("fuel_type", "text"),
-        ("generation_mw", "float8"),
-        ("revision", "int8"),
-        ("run_id", "text"),
-        ("source_dataset", "text"),
-        *ENVELOPE,
-    ),
-    key=("iso", "fuel_type_native", "interval_start_utc"),
-    guard="revision",
-    time_column="interval_start_utc",
-    revisions=True,
+    (("iso", "text"), ("fuel_type_native", "text")),
+    (("fuel_type", "text"), ("generation_mw", "float8")),
 )
 
-AS_PRICES = TableSpec(
+AS_PRICES = _market_data(
     "as_prices",
-    (
-        ("iso", "text"),
-        ("market", "text"),
-        ("region_id", "text"),
-        ("product_native", "text"),
-        ("interval_start_utc", "timestamptz"),
-        ("interval_minutes", "int4"),
-        ("product", "text"),
-        ("price_usd_per_mw_hour", "float8"),
-        ("revision", "int8"),
-        ("run_id", "text"),
-        ("source_dataset", "text"),
-        *ENVELOPE,
-    ),
-    key=("iso", "market", "region_id", "product_native", "interval_start_utc"),
-    guard="revision",
-    time_column="interval_start_utc",
-    revisions=True,
+    (("iso", "text"), ("market", "text"), ("region_id", "text"), ("product_native", "text")),
+    (("product", "text"), ("price_usd_per_mw_hour", "float8")),
 )
 
 LOCATIONS = TableSpec(
@@ -242,14 +214,19 @@ SERIES_STATUS = TableSpec(
     guard="occurred_at_utc",  # the latest change of a series (in event time) wins
 )
 
+# what a backfill request and its outcome share: the request and the window it asks for
+_BACKFILL: tuple[tuple[str, PgType], ...] = (
+    ("request_id", "text"),
+    ("iso", "text"),
+    ("dataset", "text"),
+    ("window_start_utc", "timestamptz"),
+    ("window_end_utc", "timestamptz"),
+)
+
 BACKFILL_REQUESTS = TableSpec(
     "backfill_requests",
     (
-        ("request_id", "text"),
-        ("iso", "text"),
-        ("dataset", "text"),
-        ("window_start_utc", "timestamptz"),
-        ("window_end_utc", "timestamptz"),
+        *_BACKFILL,
         ("gap_ids", "text[]"),
         ("attempt", "int4"),
         ("reason", "text"),
@@ -261,11 +238,7 @@ BACKFILL_REQUESTS = TableSpec(
 BACKFILL_OUTCOMES = TableSpec(
     "backfill_outcomes",
     (
-        ("request_id", "text"),
-        ("iso", "text"),
-        ("dataset", "text"),
-        ("window_start_utc", "timestamptz"),
-        ("window_end_utc", "timestamptz"),
+        *_BACKFILL,
         ("outcome", "text"),
         ("records_published", "int8"),
         ("reason", "text"),

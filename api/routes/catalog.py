@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import params
-from api.deps import PostgresDep, SettingsDep
+from api.deps import ReadModelsDep
 from api.models.catalog import (
     DatasetCoverage,
     DatasetList,
@@ -32,23 +32,19 @@ def isos() -> IsoList:
 
 
 @router.get("/v1/catalog/datasets", summary="The time range each covers", responses=problems(503))
-def datasets(pool: PostgresDep, settings: SettingsDep) -> DatasetList:
-    with pool.connection() as conn:
-        rows = reads.coverage(conn, settings.schema)
+def datasets(db: ReadModelsDep) -> DatasetList:
+    rows = db.read(reads.coverage)
     data = [DatasetCoverage.model_validate(record(r)) for r in rows]
     return DatasetList(data=data, next_cursor=None)
 
 
 @router.get("/v1/catalog/locations", summary="Locations with type", responses=problems(503))
 def locations(
-    pool: PostgresDep,
-    settings: SettingsDep,
+    db: ReadModelsDep,
     iso: str | None = None,
     location_type: Annotated[str | None, Query(description="HUB, ZONE, NODE, ...")] = None,
 ) -> LocationList:
-    code = params.iso(iso)
-    with pool.connection() as conn:
-        rows = reads.locations(conn, settings.schema, code, location_type)
+    rows = db.read(reads.locations, params.iso(iso), location_type)
     return LocationList(
         data=[LocationRow.model_validate(record(r)) for r in rows], next_cursor=None
     )

@@ -5,14 +5,15 @@ validate: each route names its page model for the document only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel
 
 from api import history, params
-from api.deps import PostgresDep, SettingsDep
 from api.history import HistoryQueryDep
 from api.models.history import (
     EXAMPLE_LMP,
@@ -23,7 +24,6 @@ from api.models.history import (
     LoadPage,
 )
 from api.openapi import problems
-from api.problems import bad_parameter
 
 router = APIRouter(tags=["history"], responses=problems(422, 500, 503))
 
@@ -40,96 +40,54 @@ def streamed(page: type[BaseModel], example: dict[str, Any] | None = None) -> di
     }
 
 
-@router.get(
-    "/v1/lmp",
-    summary="LMP history",
-    response_model=None,
-    responses=streamed(LmpPage, {"data": [EXAMPLE_LMP], "next_cursor": None}),
-)
+def history_route(
+    path: str, summary: str, page: type[BaseModel], example: dict[str, Any] | None = None
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """Registers a history route, its 200 answer documented as `page` (JSON) or CSV."""
+    return router.get(path, summary=summary, response_model=None, responses=streamed(page, example))
+
+
+@history_route("/v1/lmp", "LMP history", LmpPage, {"data": [EXAMPLE_LMP], "next_cursor": None})
 def lmp(
-    pool: PostgresDep,
-    settings: SettingsDep,
     query: HistoryQueryDep,
     iso: str | None = None,
     market: str | None = None,
     location_id: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
 ) -> Response:
-    filters = {
-        "iso": params.iso(iso),
-        "market": params.market(market),
-        "location_id": location_id,
-    }
-    return history.answer(pool, settings, "lmp", query, filters)
+    return history.answer(query, "lmp", {"iso": iso, "market": market, "location_id": location_id})
 
 
-@router.get(
-    "/v1/load",
-    summary="Load history (actual and forecast)",
-    response_model=None,
-    responses=streamed(LoadPage),
-)
+@history_route("/v1/load", "Load history (actual and forecast)", LoadPage)
 def load(
-    pool: PostgresDep,
-    settings: SettingsDep,
     query: HistoryQueryDep,
     iso: str | None = None,
     area_id: Annotated[list[str] | None, Query()] = None,
     load_kind: str | None = None,
 ) -> Response:
-    filters = {"iso": params.iso(iso), "area_id": area_id, "load_kind": load_kind}
-    return history.answer(pool, settings, "load", query, filters)
+    return history.answer(query, "load", {"iso": iso, "area_id": area_id, "load_kind": load_kind})
 
 
-@router.get(
-    "/v1/fuel-mix",
-    summary="Generation by fuel",
-    response_model=None,
-    responses=streamed(FuelMixPage),
-)
+@history_route("/v1/fuel-mix", "Generation by fuel", FuelMixPage)
 def fuel_mix(
-    pool: PostgresDep,
-    settings: SettingsDep,
-    query: HistoryQueryDep,
-    iso: str | None = None,
-    fuel_type: str | None = None,
+    query: HistoryQueryDep, iso: str | None = None, fuel_type: str | None = None
 ) -> Response:
-    filters = {"iso": params.iso(iso), "fuel_type": fuel_type}
-    return history.answer(pool, settings, "fuel-mix", query, filters)
+    return history.answer(query, "fuel-mix", {"iso": iso, "fuel_type": fuel_type})
 
 
-@router.get(
-    "/v1/ancillary-prices",
-    summary="Ancillary service prices",
-    response_model=None,
-    responses=streamed(AncillaryPricePage),
-)
+@history_route("/v1/ancillary-prices", "Ancillary service prices", AncillaryPricePage)
 def ancillary_prices(
-    pool: PostgresDep,
-    settings: SettingsDep,
     query: HistoryQueryDep,
     iso: str | None = None,
     market: str | None = None,
     region_id: str | None = None,
     product: str | None = None,
 ) -> Response:
-    filters = {
-        "iso": params.iso(iso),
-        "market": params.market(market),
-        "region_id": region_id,
-        "product": product,
-    }
-    return history.answer(pool, settings, "ancillary-prices", query, filters)
+    filters = {"iso": iso, "market": market, "region_id": region_id, "product": product}
+    return history.answer(query, "ancillary-prices", filters)
 
 
-@router.get(
-    "/v1/kpis",
-    summary="KPI history (hourly and daily windows)",
-    response_model=None,
-    responses=streamed(KpiPage),
-)
+@history_route("/v1/kpis", "KPI history (hourly and daily windows)", KpiPage)
 def kpis(
-    pool: PostgresDep,
-    settings: SettingsDep,
     query: HistoryQueryDep,
     iso: str | None = None,
     market: str | None = None,
@@ -137,13 +95,12 @@ def kpis(
     kpi: Annotated[list[str] | None, Query()] = None,
     window_kind: Annotated[str | None, Query(description="HOUR or DAY")] = None,
 ) -> Response:
-    if window_kind not in (None, "HOUR", "DAY"):
-        raise bad_parameter("window_kind", f"{window_kind!r}; HOUR or DAY")
+    params.choice(window_kind, "window_kind", "HOUR", "DAY")
     filters = {
-        "iso": params.iso(iso),
-        "market": params.market(market),
+        "iso": iso,
+        "market": market,
         "location_id": location_id,
         "kpi": kpi,
         "window_kind": window_kind,
     }
-    return history.answer(pool, settings, "kpis", query, filters)
+    return history.answer(query, "kpis", filters)

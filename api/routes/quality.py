@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import params
-from api.deps import PostgresDep, SettingsDep
+from api.deps import ReadModelsDep
 from api.models.quality import (
     DeadLetterCount,
     DeadLetterList,
@@ -20,7 +20,6 @@ from api.models.quality import (
     SeriesStatusRow,
 )
 from api.openapi import problems
-from api.problems import bad_parameter
 from api.rows import record, without_envelope
 from projections import reads
 
@@ -28,26 +27,20 @@ router = APIRouter(tags=["quality"], responses=problems(422, 500, 503))
 
 
 @router.get("/v1/quality/freshness", summary="Freshness per ISO dataset")
-def freshness(pool: PostgresDep, settings: SettingsDep, iso: str | None = None) -> FreshnessList:
-    code = params.iso(iso)
-    with pool.connection() as conn:
-        rows = reads.table_rows(conn, settings.schema, "freshness", code)
+def freshness(db: ReadModelsDep, iso: str | None = None) -> FreshnessList:
+    rows = db.read(reads.table_rows, "freshness", params.iso(iso))
     data = [FreshnessRow.model_validate(record(without_envelope(r))) for r in rows]
     return FreshnessList(data=data, next_cursor=None)
 
 
 @router.get("/v1/quality/gaps", summary="Gaps and whether backfill closed them")
 def gap_list(
-    pool: PostgresDep,
-    settings: SettingsDep,
+    db: ReadModelsDep,
     status: Annotated[str | None, Query(description="open, closed or unrecoverable")] = None,
     iso: str | None = None,
 ) -> GapList:
-    if status not in (None, "open", "closed", "unrecoverable"):
-        raise bad_parameter("status", f"{status!r}; open, closed or unrecoverable")
-    code = params.iso(iso)
-    with pool.connection() as conn:
-        rows = reads.gaps(conn, settings.schema, status, code)
+    params.choice(status, "status", "open", "closed", "unrecoverable")
+    rows = db.read(reads.gaps, status, params.iso(iso))
     return GapList(data=[GapRow.model_validate(record(r)) for r in rows], next_cursor=None)
 
 
@@ -56,27 +49,19 @@ def gap_list(
     summary="Series retired (silent past their dataset's retirement age) or active again",
 )
 def series_list(
-    pool: PostgresDep,
-    settings: SettingsDep,
+    db: ReadModelsDep,
     status: Annotated[str | None, Query(description="retired or active")] = None,
     iso: str | None = None,
 ) -> SeriesStatusList:
-    if status not in (None, "retired", "active"):
-        raise bad_parameter("status", f"{status!r}; retired or active")
+    params.choice(status, "status", "retired", "active")
     code = params.iso(iso)
-    wire = None if status is None else status.upper()
-    with pool.connection() as conn:
-        rows = reads.series_status(conn, settings.schema, wire, code)
+    rows = db.read(reads.series_status, None if status is None else status.upper(), code)
     data = [SeriesStatusRow.model_validate(record(r)) for r in rows]
     return SeriesStatusList(data=data, next_cursor=None)
 
 
 @router.get("/v1/quality/dead-letters", summary="Dead letters by reason")
-def dead_letters(
-    pool: PostgresDep, settings: SettingsDep, iso: str | None = None
-) -> DeadLetterList:
-    code = params.iso(iso)
-    with pool.connection() as conn:
-        rows = reads.dead_letter_counts(conn, settings.schema, code)
+def dead_letters(db: ReadModelsDep, iso: str | None = None) -> DeadLetterList:
+    rows = db.read(reads.dead_letter_counts, params.iso(iso))
     data = [DeadLetterCount.model_validate(record(r)) for r in rows]
     return DeadLetterList(data=data, next_cursor=None)

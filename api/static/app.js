@@ -22,7 +22,7 @@ import {
 import { KpiTable } from "./kpis.js";
 import { LatestTable, isHub, locationKey } from "./latest.js";
 import { LiveStream } from "./live.js";
-import { deadLetterTotal, deadLettersByReason, renderGeneric } from "./quality.js";
+import { deadLetterTotal, deadLettersByReason, qualitySection, renderGeneric } from "./quality.js";
 
 const CHART_SPAN_MS = 48 * HOUR_MS;
 const CHART_MAX_SPAN_MS = 96 * HOUR_MS; // when real time lags far behind day-ahead
@@ -430,16 +430,59 @@ async function loadKpis() {
 // ---- panel 4: data quality --------------------------------------------------------------------
 
 /**
- * Load one quality table; its section says how many rows and shows its own errors.
- * @param {string} id the section's id
- * @param {() => Promise<object[]>} fetchRows
- * @param {(rows: object[]) => string} count what the heading says
+ * The quality tables, in page order: the section of each (`quality-<name>`, titled `title`), how
+ * its rows are fetched, what its heading counts and what it says without rows.
+ * @type {{name: string, title: string, fetchRows: (paging: object) => Promise<object[]>,
+ *   count: (rows: object[]) => string, empty: string}[]}
  */
-async function loadQualitySection(id, fetchRows, count, empty) {
-  const section = document.getElementById(id);
+const QUALITY_TABLES = [
+  {
+    name: "freshness",
+    title: "Freshness",
+    fetchRows: async (paging) =>
+      (await getAll("v1/quality/freshness", {}, paging)).sort((a, b) => compareIso(a.iso, b.iso)),
+    count: (rows) => `${rows.length} datasets`,
+    empty: "No freshness reported yet.",
+  },
+  {
+    name: "gaps",
+    title: "Open gaps",
+    fetchRows: (paging) => getAll("v1/quality/gaps", { status: "open" }, paging),
+    count: (rows) => `${rows.length} open`,
+    empty: "No open gaps.",
+  },
+  {
+    name: "retired",
+    title: "Retired series",
+    fetchRows: (paging) => getAll("v1/quality/series", { status: "retired" }, paging),
+    count: (rows) => `${rows.length} retired`,
+    empty: "No retired series: every series is reporting.",
+  },
+  {
+    name: "dead-letters",
+    title: "Dead letters by reason",
+    fetchRows: async (paging) => {
+      const rows = await getAll("v1/quality/dead-letters", {}, paging);
+      const total = deadLetterTotal(rows);
+      return Object.assign(deadLettersByReason(rows), { total, truncated: rows.truncated });
+    },
+    count: (rows) => `${rows.total} records`,
+    empty: "No dead letters.",
+  },
+];
+
+$("#quality .quality-grid").append(...QUALITY_TABLES.map(({ name, title }) => qualitySection(name, title)));
+
+/**
+ * Load one quality table; its section says how many rows and shows its own errors.
+ * @param {(typeof QUALITY_TABLES)[number]} table
+ * @param {object} paging
+ */
+async function loadQualitySection({ name, fetchRows, count, empty }, paging) {
+  const section = document.getElementById(`quality-${name}`);
   const problem = section.querySelector(".problem");
   try {
-    const rows = await fetchRows();
+    const rows = await fetchRows(paging);
     renderGeneric(section.querySelector("table"), rows, empty);
     section.querySelector(".count").textContent = count(rows) + (rows.truncated ? "+" : "");
     showProblem(problem, "");
@@ -449,37 +492,8 @@ async function loadQualitySection(id, fetchRows, count, empty) {
 }
 
 function loadQuality() {
-  const partial = { partial: true, maxPages: QUALITY_MAX_PAGES };
-  return Promise.all([
-    loadQualitySection(
-      "quality-freshness",
-      async () => (await getAll("v1/quality/freshness", {}, partial)).sort((a, b) => compareIso(a.iso, b.iso)),
-      (rows) => `${rows.length} datasets`,
-      "No freshness reported yet.",
-    ),
-    loadQualitySection(
-      "quality-gaps",
-      () => getAll("v1/quality/gaps", { status: "open" }, partial),
-      (rows) => `${rows.length} open`,
-      "No open gaps.",
-    ),
-    loadQualitySection(
-      "quality-retired",
-      () => getAll("v1/quality/series", { status: "retired" }, partial),
-      (rows) => `${rows.length} retired`,
-      "No retired series: every series is reporting.",
-    ),
-    loadQualitySection(
-      "quality-dead-letters",
-      async () => {
-        const rows = await getAll("v1/quality/dead-letters", {}, partial);
-        const total = deadLetterTotal(rows);
-        return Object.assign(deadLettersByReason(rows), { total, truncated: rows.truncated });
-      },
-      (rows) => `${rows.total} records`,
-      "No dead letters.",
-    ),
-  ]);
+  const paging = { partial: true, maxPages: QUALITY_MAX_PAGES };
+  return Promise.all(QUALITY_TABLES.map((table) => loadQualitySection(table, paging)));
 }
 
 // ---- panel 5: status line ---------------------------------------------------------------------

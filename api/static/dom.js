@@ -1,6 +1,8 @@
 // Small DOM helpers. Text from the API only ever enters the page as text nodes or attribute
 // values, never as HTML.
 
+import { compareIso } from "./format.js";
+
 /**
  * Create an element: `h("td", {class: "num"}, "12.30")`. Attributes that are null, undefined
  * or false are left out; `true` sets an empty attribute.
@@ -25,6 +27,25 @@ function append(element, children) {
     if (Array.isArray(child)) append(element, child);
     else element.append(child instanceof Node ? child : String(child));
   }
+}
+
+/**
+ * Replace the bodies of a table grouped by ISO: one per ISO of `groups`, in ISO order, made by
+ * `body`; with no groups, one row across `columns` saying `empty`.
+ * @template T
+ * @param {HTMLTableElement} table
+ * @param {Map<string, T[]>} groups
+ * @param {number} columns
+ * @param {string} empty
+ * @param {(iso: string, items: T[]) => HTMLElement} body
+ */
+export function renderByIso(table, groups, columns, empty, body) {
+  for (const old of table.querySelectorAll("tbody")) old.remove();
+  if (!groups.size) {
+    table.append(h("tbody", {}, h("tr", { class: "empty" }, h("td", { colspan: columns }, empty))));
+    return;
+  }
+  for (const iso of [...groups.keys()].sort(compareIso)) table.append(body(iso, groups.get(iso)));
 }
 
 /** A `<time>` holding a UTC instant, its full value in the title. */

@@ -2,10 +2,9 @@
 // percentile within its ISO and market, and the ISO-wide medians (location `*`). Rows come from
 // `/v1/kpis?window_kind=DAY` and then one KPI at a time from the live stream.
 
-import { flash, h, patch } from "./dom.js";
+import { flash, h, patch, renderByIso } from "./dom.js";
 import {
   DASH,
-  compareIso,
   compareLocationId,
   compareMarket,
   formatLocalDay,
@@ -133,15 +132,8 @@ export class KpiTable {
       list.push(key);
       groups.set(iso, list);
     }
-    for (const body of this.table.querySelectorAll("tbody")) body.remove();
-    if (!groups.size) {
-      this.table.append(
-        h("tbody", {}, h("tr", { class: "empty" }, h("td", { colspan: COLUMNS }, "No daily KPIs yet."))),
-      );
-      return;
-    }
-    for (const iso of [...groups.keys()].sort(compareIso)) {
-      const keys = groups.get(iso).sort((a, b) => this.compareKeys(a, b));
+    renderByIso(this.table, groups, COLUMNS, "No daily KPIs yet.", (iso, keys) => {
+      keys.sort((a, b) => this.compareKeys(a, b));
       const ids = new Set(keys.map((key) => locationOfKey(key)).filter((id) => id !== ISO_WIDE));
       const heading = h(
         "th",
@@ -152,8 +144,8 @@ export class KpiTable {
       );
       const body = h("tbody", { "data-iso": iso }, h("tr", { class: "group" }, heading));
       for (const key of keys) body.append(this.rowElement(key));
-      this.table.append(body);
-    }
+      return body;
+    });
   }
 
   /** ISO medians first, then hubs, then by location id and market. */

@@ -1,7 +1,7 @@
 // Panel 1: the latest price of every series, grouped by ISO, hubs first. Rows come from
 // `/v1/lmp/latest` and then one at a time from the live stream.
 
-import { flash, h, patch, timeElement } from "./dom.js";
+import { flash, h, patch, renderByIso, timeElement } from "./dom.js";
 import {
   DASH,
   compareIso,
@@ -204,19 +204,12 @@ export class LatestTable {
       list.push(entry);
       groups.set(entry.row.iso, list);
     }
-    for (const body of this.table.querySelectorAll("tbody")) body.remove();
-    if (!groups.size) {
-      this.table.append(
-        h("tbody", {}, h("tr", { class: "empty" }, h("td", { colspan: COLUMNS }, "No prices yet."))),
-      );
-      return;
-    }
-    for (const iso of [...groups.keys()].sort(compareIso)) {
+    renderByIso(this.table, groups, COLUMNS, "No prices yet.", (iso, entries) => {
       const body = this.groupBody(iso);
-      const entries = groups.get(iso).sort((a, b) => compareRows(a.row, b.row));
+      entries.sort((a, b) => compareRows(a.row, b.row));
       for (const entry of entries) body.append(this.rowElement(entry));
-      this.table.append(body);
-    }
+      return body;
+    });
     this.updateCounts();
   }
 

@@ -76,6 +76,28 @@ export function fieldCell(key, value, now = Date.now()) {
 }
 
 /**
+ * The section of one quality table (`quality-<name>`): its title with a count, a problem line
+ * and the table, empty until `renderGeneric` fills it.
+ * @param {string} name
+ * @param {string} title
+ * @returns {HTMLElement}
+ */
+export function qualitySection(name, title) {
+  const heading = `${name}-title`;
+  return h(
+    "section",
+    { id: `quality-${name}`, "aria-labelledby": heading },
+    h("h3", { id: heading }, `${title} `, h("span", { class: "count note" })),
+    h("p", { class: "problem", role: "alert", hidden: true }),
+    h(
+      "div",
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": heading },
+      h("table", { class: "data generic", "data-testid": `quality-${name}` }),
+    ),
+  );
+}
+
+/**
  * Fill a table with rows, every field a column.
  * @param {HTMLTableElement} table
  * @param {object[]} rows

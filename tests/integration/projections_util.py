@@ -226,17 +226,20 @@ def full_day(locations: int = 6, seed: int = 11) -> Day:
                 "lateness_seconds": 900,
             },
         )
-    window = (DAY_START + timedelta(hours=1), DAY_START + timedelta(hours=2))
+    # the backfill request for the gap, and its outcome
+    backfill = {
+        "request_id": "req-1",
+        "iso": "PJM",
+        "dataset": "lmp_rt_5min",
+        "window_start_utc": DAY_START + timedelta(hours=1),
+        "window_end_utc": DAY_START + timedelta(hours=2),
+    }
     day.add(
         "ingest.backfill_requests",
         "PJM|lmp_rt_5min",
         {
             **_envelope(rng, DAY_START + timedelta(hours=2)),
-            "request_id": "req-1",
-            "iso": "PJM",
-            "dataset": "lmp_rt_5min",
-            "window_start_utc": window[0],
-            "window_end_utc": window[1],
+            **backfill,
             "gap_ids": [gap_id],
             "attempt": 1,
             "reason": "gap",
@@ -247,11 +250,7 @@ def full_day(locations: int = 6, seed: int = 11) -> Day:
         "PJM|lmp_rt_5min",
         {
             **_envelope(rng, DAY_START + timedelta(hours=3)),
-            "request_id": "req-1",
-            "iso": "PJM",
-            "dataset": "lmp_rt_5min",
-            "window_start_utc": window[0],
-            "window_end_utc": window[1],
+            **backfill,
             "outcome": "FILLED",
             "records_published": 24,
             "reason": None,

@@ -5,7 +5,9 @@ to the dead-letter topic."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -66,6 +68,14 @@ def assert_lmp_is(settings: Settings, schema: str, day: Day) -> None:
     with psycopg.connect(settings.postgres_dsn) as conn:
         count = conn.execute(f'SELECT count(*) FROM "{schema}".lmp_revisions').fetchone()
     assert count == (len(day.lmp_revisions),)
+
+
+def location_revisions(
+    conn: psycopg.Connection[Any], schema: str, table: str
+) -> list[tuple[str, int]]:
+    """(location_id, revision) of each row of an LMP table, in that order."""
+    rows = conn.execute(f'SELECT location_id, revision FROM "{schema}".{table} ORDER BY 1, 2')
+    return [(str(location), int(revision)) for location, revision in rows]
 
 
 def test_migrations_are_idempotent_and_match_the_table_specs(
@@ -131,12 +141,7 @@ def test_upgrading_a_schema_keeps_every_revision_and_only_the_superseded_ones_ap
         assert [m.version for m in migrate(conn, db_schema)] == [2, 3]
 
         def listed(table: str) -> list[tuple[str, int]]:
-            return [
-                (str(location), int(revision))
-                for location, revision in conn.execute(
-                    f'SELECT location_id, revision FROM "{db_schema}".{table} ORDER BY 1, 2'
-                )
-            ]
+            return location_revisions(conn, db_schema, table)
 
         assert listed("lmp_superseded") == [("A", 1)]
         assert listed("lmp_revisions") == [("A", 1), ("A", 2), ("B", 1)]
@@ -185,12 +190,8 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         current = conn.execute(
             f'SELECT location_id, revision, lmp_usd_per_mwh FROM "{migrated}".lmp ORDER BY 1'
         ).fetchall()
-        revisions = conn.execute(
-            f'SELECT location_id, revision FROM "{migrated}".lmp_revisions ORDER BY 1, 2'
-        ).fetchall()
-        superseded = conn.execute(
-            f'SELECT location_id, revision FROM "{migrated}".lmp_superseded ORDER BY 1, 2'
-        ).fetchall()
+        revisions = location_revisions(conn, migrated, "lmp_revisions")
+        superseded = location_revisions(conn, migrated, "lmp_superseded")
         offsets = writer.stored_offsets(conn)
     assert current == [
         ("A", 2, 11.0),
@@ -309,121 +310,135 @@ def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(
     assert all(rows > 0 for rows, _ in live.values()), live
 
 
+@dataclass(frozen=True)
+class LmpProjection:
+    """The LMP read model of a test: its topics (contracts registered) and migrated schema."""
+
+    settings: Settings
+    serde: AvroSerde
+    catalog: TopicCatalog
+    schema: str
+
+    def produce(self, day: Day) -> None:
+        produce_day(self.settings, self.serde, self.catalog, day)
+
+    def caught_up(self) -> bool:
+        return caught_up(self.settings, self.schema, "lmp", topics_of(self.catalog, "lmp"))
+
+    def committed(self) -> int:
+        """Events the projector committed, over every partition."""
+        return sum(stored_offsets(self.settings, self.schema, "lmp").values())
+
+    def checksums(self) -> dict[str, tuple[int, str]]:
+        return checksums(self.settings, self.schema)
+
+    def assert_lmp_is(self, day: Day) -> None:
+        assert_lmp_is(self.settings, self.schema, day)
+
+
+@pytest.fixture
+def lmp(
+    stack_settings: Settings, contracts_ready: TopicCatalog, serde: AvroSerde, migrated: str
+) -> LmpProjection:
+    return LmpProjection(stack_settings, serde, contracts_ready, migrated)
+
+
+def two_parts(locations: int, intervals: int) -> tuple[Day, Day]:
+    """Two LMP days of `intervals` each, the second after the first."""
+    first = lmp_day(locations=locations, intervals=intervals, seed=1)
+    return first, lmp_day(locations=locations, intervals=intervals, seed=2, first=intervals)
+
+
 def test_rebuild_from_a_time_keeps_earlier_rows_and_equals_the_live_run(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    migrated: str,
-    projector: ProjectorProcess,
+    lmp: LmpProjection, projector: ProjectorProcess
 ) -> None:
     day = lmp_day(locations=4, intervals=48)
-    produce_day(stack_settings, serde, contracts_ready, day)
+    lmp.produce(day)
     projector.run("replay", "lmp")
-    live = checksums(stack_settings, migrated)
-    assert_lmp_is(stack_settings, migrated, day)
+    live = lmp.checksums()
+    lmp.assert_lmp_is(day)
     since = DAY_START + timedelta(hours=2)
     projector.run("replay", "lmp", "--from", since.isoformat())
-    assert checksums(stack_settings, migrated) == live
+    assert lmp.checksums() == live
     # a rebuild from a time is for time series only, and says so
     with pytest.raises(AssertionError, match="not a time series"):
         projector.run("replay", "freshness", "--from", "2024-11-03")
 
 
 def test_sigkill_mid_batch_then_restart_ends_with_the_same_rows(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    migrated: str,
-    projector: ProjectorProcess,
+    lmp: LmpProjection, projector: ProjectorProcess
 ) -> None:
     day = lmp_day(locations=40, intervals=600)  # ~25k events
-    produce_day(stack_settings, serde, contracts_ready, day)
-    topics = topics_of(contracts_ready, "lmp")
+    lmp.produce(day)
     total = len(day.events["core.market.lmp"])
 
     projector.start("lmp", "--batch-events", "1000", "--batch-wait-s", "5")
-    wait_until(
-        lambda: sum(stored_offsets(stack_settings, migrated, "lmp").values()) > 0,
-        60,
-        "a first batch committed",
-    )
+    wait_until(lambda: lmp.committed() > 0, 60, "a first batch committed")
     projector.kill()
-    committed = sum(stored_offsets(stack_settings, migrated, "lmp").values())
+    committed = lmp.committed()
     assert 0 < committed < total, "the kill should land mid-stream"
 
     projector.start("lmp", "--batch-events", "1000")
-    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 90, "lmp projected")
+    wait_until(lmp.caught_up, 90, "lmp projected")
     projector.stop()
-    assert_lmp_is(stack_settings, migrated, day)
+    lmp.assert_lmp_is(day)
 
 
 def test_postgres_stopped_and_restarted_during_a_projection_loses_nothing(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    migrated: str,
-    projector: ProjectorProcess,
+    lmp: LmpProjection, projector: ProjectorProcess
 ) -> None:
-    first = lmp_day(locations=10, intervals=60, seed=1)
-    second = lmp_day(locations=10, intervals=60, seed=2, first=60)
-    topics = topics_of(contracts_ready, "lmp")
-    produce_day(stack_settings, serde, contracts_ready, first)
+    first, second = two_parts(locations=10, intervals=60)
+    lmp.produce(first)
     projector.start("lmp", "--batch-events", "200")
-    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 60, "first part")
+    wait_until(lmp.caught_up, 60, "first part")
 
-    postgres = PostgresServer(stack_settings)
+    postgres = PostgresServer(lmp.settings)
     postgres.down()
     try:
-        produce_day(stack_settings, serde, contracts_ready, second)
+        lmp.produce(second)
         wait_until(
             lambda: "postgres unavailable" in projector.logs(), 30, "the projector to notice"
         )
         assert projector.alive()
     finally:
         postgres.up()
-        stack.up(stack_settings)  # the registry keeps its schemas in PostgreSQL
-    wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 90, "second part")
+        stack.up(lmp.settings)  # the registry keeps its schemas in PostgreSQL
+    wait_until(lmp.caught_up, 90, "second part")
     projector.stop()
     assert "postgres available again" in projector.logs()
     both = Day(
         lmp_latest={**first.lmp_latest, **second.lmp_latest},
         lmp_revisions=first.lmp_revisions | second.lmp_revisions,
     )
-    assert_lmp_is(stack_settings, migrated, both)
+    lmp.assert_lmp_is(both)
 
 
 def test_redis_stopped_during_a_projection_is_caught_up_after_it_returns(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    migrated: str,
-    projector: ProjectorProcess,
+    lmp: LmpProjection, projector: ProjectorProcess
 ) -> None:
-    first = lmp_day(locations=5, intervals=12, seed=1)
-    second = lmp_day(locations=5, intervals=12, seed=2, first=12)
-    topics = topics_of(contracts_ready, "lmp")
-    client = redis.Redis.from_url(stack_settings.redis_dsn)
+    first, second = two_parts(locations=5, intervals=12)
+    client = redis.Redis.from_url(lmp.settings.redis_dsn)
 
     def cached_starts() -> set[str]:
-        return {v["interval_start_utc"] for v in latest_all(client, migrated, "lmp").values()}
+        return {v["interval_start_utc"] for v in latest_all(client, lmp.schema, "lmp").values()}
 
-    produce_day(stack_settings, serde, contracts_ready, first)
+    lmp.produce(first)
     projector.start("lmp", "--batch-events", "100")
     first_last = max(k[3] for k in first.lmp_latest).isoformat()
     wait_until(lambda: cached_starts() == {first_last}, 60, "first part in redis")
 
-    redis_server = RedisServer(stack_settings)
+    redis_server = RedisServer(lmp.settings)
     redis_server.down()
     try:
-        produce_day(stack_settings, serde, contracts_ready, second)
-        wait_until(lambda: caught_up(stack_settings, migrated, "lmp", topics), 60, "postgres")
+        lmp.produce(second)
+        wait_until(lmp.caught_up, 60, "postgres")
         wait_until(lambda: "redis unavailable" in projector.logs(), 30, "the outage noticed")
     finally:
         redis_server.up()
     second_last = max(k[3] for k in second.lmp_latest)
     wait_until(lambda: cached_starts() == {second_last.isoformat()}, 60, "redis caught up")
     projector.stop()
-    for field, value in latest_all(client, migrated, "lmp").items():
+    for field, value in latest_all(client, lmp.schema, "lmp").items():
         iso, market, location = field.split("|")
         assert (
             value["lmp_usd_per_mwh"] == second.lmp_latest[(iso, market, location, second_last)][1]

@@ -36,7 +36,7 @@ after a restart the batch is read again from the committed offsets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -126,6 +126,27 @@ class WorkerConfig:
     backfill_max_outstanding: int = 4  # backfill requests in flight per (ISO, dataset)
 
 
+def market_step(
+    processor: MarketProcessor,
+    message: Message,
+    revisions: MutableMapping[str, Any],
+    locations: MutableMapping[str, Any],
+) -> list[Output]:
+    """The market step of one raw record as a worker consumed it: its topic, partition, offset
+    and broker timestamp go with it."""
+    stamp = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
+    return processor.process(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        cast(bytes, message.value),  # raw topics carry no tombstones
+        revisions,
+        locations,
+        timestamp_utc=stamp,
+    )
+
+
 class StreamWorker:
     """Builds the Faust app and its agents for one WorkerConfig."""
 
@@ -185,17 +206,7 @@ class StreamWorker:
     def process_one(self, message: Message) -> list[Output]:
         """The market step for one raw record (state in the tables, under the current
         event's partition)."""
-        stamp = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
-        return self.processor.process(
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            cast(bytes, message.value),  # raw topics carry no tombstones
-            self.revisions,
-            self.locations,
-            timestamp_utc=stamp,
-        )
+        return market_step(self.processor, message, self.revisions, self.locations)
 
     async def process_market(self, runs: list[list[Message]]) -> None:
         """The batch path: the market step for each record (see `apply_runs`)."""

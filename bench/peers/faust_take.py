@@ -34,7 +34,6 @@ import argparse
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,6 +48,7 @@ from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
+from streams.app import market_step
 from streams.processor import MarketProcessor, Output
 from streams.runtime.app import ensure_changelogs
 from streams.runtime.registry import await_writer_schemas
@@ -147,18 +147,7 @@ class TakeContender:
 
     def outputs(self, event: EventT[bytes]) -> list[Output]:
         """The market step of one raw record, as the worker's `process_one`."""
-        message = event.message
-        stamp = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
-        return self.processor.process(
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            cast(bytes, message.value),  # raw topics carry no tombstones
-            self.revisions,
-            self.locations,
-            timestamp_utc=stamp,
-        )
+        return market_step(self.processor, event.message, self.revisions, self.locations)
 
     async def market(self, stream: StreamT[bytes]) -> None:
         soon = self.args.send == "send_soon"

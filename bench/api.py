@@ -11,7 +11,6 @@ Run on the local stack: `python bench/api.py [--seconds S] [--connections C]`.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -30,7 +29,7 @@ import httpx
 import psycopg
 import redis
 
-from bench.common import ROOT, emit, local_stack, median, run_id
+from bench.common import ROOT, arguments, emit, local_stack, median, run_id
 from optibid.settings import Settings
 from projections.migrate import migrate
 from projections.redis_sink import values_key
@@ -157,11 +156,7 @@ def latencies(url: str, params: dict[str, str], repeat: int) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(__doc__, seconds=10, connections=32, rounds=3)
     settings = local_stack()
     schema = run_id()
     began = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -44,6 +45,14 @@ def uv_command() -> list[str]:
     if on_path:
         return [on_path]
     raise SystemExit("uv is missing: run `python3 -m pip install --user uv` (or `make demo`)")
+
+
+def arguments(description: str | None, **defaults: float) -> argparse.Namespace:
+    """The benchmark's command line: an option `--name` for each default, of the default's type."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    return parser.parse_args()
 
 
 def local_stack() -> Settings:

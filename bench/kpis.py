@@ -13,7 +13,6 @@ Run on the local stack: `python bench/kpis.py [--locations N] [--hours H]`.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import random
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
+from bench.common import ROOT, arguments, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from schemas.catalog import TopicCatalog
@@ -132,10 +131,7 @@ def topic_size(settings: Settings, topic: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--locations", type=int, default=1_000)
-    parser.add_argument("--hours", type=int, default=24)
-    args = parser.parse_args()
+    args = arguments(__doc__, locations=1_000, hours=24)
     settings = local_stack()
     prefix = f"{run_id()}."
     catalog = prepare_contracts(Settings(topic_prefix=prefix))

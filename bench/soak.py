@@ -16,7 +16,6 @@ Run: `python bench/soak.py [--minutes 30] [--every 10]`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, emit
+from bench.common import ROOT, arguments, emit
 from optibid import stack
 from optibid.demo import SHARED_ISO
 from optibid.settings import Settings
@@ -89,10 +88,7 @@ def children(parent: int) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--every", type=float, default=10.0)
-    args = parser.parse_args()
+    args = arguments(__doc__, minutes=30.0, every=10.0)
     settings = Settings()
     duration = args.minutes * 60
     print(

@@ -13,7 +13,6 @@ Run on the local stack: `python bench/streams.py [--events N]`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, run_id, uv_command
+from bench.common import ROOT, arguments, delete_run_topics, emit, local_stack, run_id, uv_command
 from bench.streams_transform import Transform
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
@@ -153,9 +152,7 @@ def quix_python() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
-    args = parser.parse_args()
+    args = arguments(__doc__, events=100_000)
     settings = local_stack()
     prefix = f"{run_id()}."
     scoped = Settings(topic_prefix=prefix)

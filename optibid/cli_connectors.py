@@ -7,21 +7,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from prometheus_client import start_http_server
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TextColumn
 
 from connectors.backfill import BackfillWorker, backfill_window
 from connectors.errors import ConnectorError
@@ -33,47 +25,21 @@ from connectors.runtime import RunStats
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource, Source
 from optibid.broker_watch import BrokerWatch
+from optibid.cli_common import DatasetArg, IsoArg, check_dataset, console, progress, utc_time
 from optibid.settings import Settings
 from optibid.wiring import connector_runtime, live_source, prepare_contracts
-from schemas.catalog import ISO_DATASETS, Dataset, Iso
+from schemas.catalog import Dataset, Iso
 from schemas.errors import ContractError
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 
-console = Console(stderr=True)
-IsoArg = Annotated[Iso, typer.Argument(help="pjm, caiso or ercot", case_sensitive=False)]
-DatasetArg = Annotated[Dataset, typer.Argument(help="lmp_da_hourly, lmp_rt_5min, ...")]
+WindowStart = Annotated[str, typer.Option(help="Window start (date or ISO time, UTC).")]
+WindowEnd = Annotated[str, typer.Option(help="Window end, exclusive.")]
+MetricsPort = Annotated[int | None, typer.Option(help="Serve Prometheus metrics.")]
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rows]} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def check_dataset(iso: Iso, dataset: Dataset) -> None:
-    if dataset not in ISO_DATASETS[iso]:
-        known = ", ".join(d.value for d in ISO_DATASETS[iso])
-        console.print(f"[red]error:[/] {iso.value} has no dataset {dataset.value}; it has {known}")
-        raise typer.Exit(2)
-
-
-def _utc(value: str, name: str) -> datetime:
-    """A date (local midnight is not implied: dates are UTC midnight) or an ISO-8601 time."""
-    try:
-        if len(value) == len("YYYY-MM-DD"):
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        console.print(f"[red]error:[/] --{name} {value!r} is not a date or ISO-8601 time")
-        raise typer.Exit(2) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return progress("[bold]{task.description}", TextColumn("{task.fields[rows]} rows"))
 
 
 def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None:  # noqa: PLR0915 - one place wires all connector commands
@@ -110,7 +76,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         speed: Annotated[
             float | None, typer.Option(help="Replay at N times the data's pace (default: at once).")
         ] = None,
-        metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics.")] = None,
+        metrics_port: MetricsPort = None,
     ) -> None:
         """Publish an ISO dataset to its raw topic, live or from recorded responses."""
         check_dataset(iso, dataset)
@@ -161,8 +127,8 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
     def simulate(
         iso: IsoArg,
         dataset: DatasetArg,
-        start: Annotated[str, typer.Option(help="Window start (date or ISO time, UTC).")],
-        end: Annotated[str, typer.Option(help="Window end, exclusive.")],
+        start: WindowStart,
+        end: WindowEnd,
         locations: Annotated[int, typer.Option(help="Series to simulate.")] = 10,
         seed: Annotated[int, typer.Option()] = 7,
         missing: Annotated[float, typer.Option(help="Share of rows left out.")] = 0.0,
@@ -177,7 +143,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
         write them to a folder for replay and benchmarks."""
         check_dataset(iso, dataset)
         faults = Faults(missing_rate=missing, revision_rate=revisions, duplicate_rate=duplicates)
-        lo, hi = _utc(start, "start"), _utc(end, "end")
+        lo, hi = utc_time(start, "start"), utc_time(end, "end")
         source = SimulatedSource(iso, locations, seed, faults)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -193,8 +159,8 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
     def backfill(
         iso: IsoArg,
         dataset: DatasetArg,
-        start: Annotated[str, typer.Option(help="Window start (date or ISO time, UTC).")],
-        end: Annotated[str, typer.Option(help="Window end, exclusive.")],
+        start: WindowStart,
+        end: WindowEnd,
         source: Annotated[str, typer.Option(help="live (the ISO's API) or simulate.")] = "live",
         chunk_hours: Annotated[int, typer.Option(help="Hours fetched per request.")] = 24,
     ) -> None:
@@ -208,8 +174,8 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
             settings,
             iso,
             dataset,
-            _utc(start, "start"),
-            _utc(end, "end"),
+            utc_time(start, "start"),
+            utc_time(end, "end"),
             chosen,
             chunk_hours,
             "backfill",
@@ -218,7 +184,7 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings]) -> None
     @app.command("backfill-worker")
     def backfill_worker(
         source: Annotated[str, typer.Option(help="live (the ISOs' APIs) or simulate.")] = "live",
-        metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics.")] = None,
+        metrics_port: MetricsPort = None,
     ) -> None:
         """Serve BackfillRequested events from ingest.backfill_requests until stopped."""
         settings = settings_of()

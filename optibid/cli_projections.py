@@ -5,15 +5,15 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Annotated
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from optibid.broker_watch import observe_role
+from optibid.cli_common import console, utc_time
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
@@ -26,20 +26,7 @@ from schemas.errors import ContractError
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 
-console = Console(stderr=True)
 MODEL_HELP = f"Read model: {', '.join(READ_MODELS_BY_NAME)}"
-
-
-def _when(value: str) -> datetime:
-    """A date (UTC midnight) or an ISO-8601 time; naive times are UTC."""
-    try:
-        if len(value) == len("YYYY-MM-DD"):
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        console.print(f"[red]error:[/] --from {value!r} is not a date or an ISO-8601 time")
-        raise typer.Exit(2) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _models(name: str) -> list[str]:
@@ -145,7 +132,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:  # 
     ) -> None:
         """Empty a read model and rebuild it from its topics (from offset zero)."""
         names = _models(model)
-        since = _when(from_) if from_ else None
+        since = utc_time(from_, "from") if from_ else None
         settings = settings_of()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

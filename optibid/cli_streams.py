@@ -6,21 +6,13 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol, TypeVar
 
 import faust
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from optibid.broker_watch import observe_role
-from optibid.cli_connectors import DatasetArg, IsoArg, check_dataset, console
+from optibid.cli_common import DatasetArg, IsoArg, check_dataset, console, progress
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from schemas.contracts import ContractSet
@@ -33,6 +25,42 @@ from streams.redrive import RedriveError, Redriver
 from streams.runtime import ensure_changelogs
 from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
+AppConfig = TypeVar("AppConfig", WorkerConfig, KpiWorkerConfig)
+
+
+class _FaustWorker(Protocol):
+    """A stream worker (StreamWorker, KpiWorker): its faust app, and `prepare`, the work it
+    does before the app starts."""
+
+    @property
+    def app(self) -> faust.App: ...
+    def prepare(self) -> None: ...
+
+
+def app_config(
+    kind: type[AppConfig],
+    settings: Settings,
+    folder: str,
+    *,
+    app_id: str,
+    store: str,
+    web_port: int,
+    **options: Any,
+) -> AppConfig:
+    """A stream worker's config: its faust app's fields from settings and the command line (its
+    state in <state dir>/<folder>/<app id>), and `options`, the fields of that worker's own."""
+    return kind(
+        broker=settings.bootstrap_servers,
+        registry_url=settings.schema_registry_url,
+        topic_prefix=settings.topic_prefix,
+        app_id=app_id,
+        store=store,
+        data_dir=str(settings.state_dir / folder / app_id),
+        web_port=web_port,
+        web_host=settings.host,
+        **options,
+    )
+
 
 def worker_config(
     settings: Settings,
@@ -43,15 +71,13 @@ def worker_config(
     batch: bool = True,
     batch_records: int = WorkerConfig.batch_max_records,
 ) -> WorkerConfig:
-    return WorkerConfig(
-        broker=settings.bootstrap_servers,
-        registry_url=settings.schema_registry_url,
-        topic_prefix=settings.topic_prefix,
+    return app_config(
+        WorkerConfig,
+        settings,
+        "streams",
         app_id=app_id,
         store=store,
-        data_dir=str(settings.state_dir / "streams" / app_id),
         web_port=web_port,
-        web_host=settings.host,
         batch=batch,
         batch_max_records=batch_records,
         validation=validation_config(settings),
@@ -90,25 +116,17 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the KPI workers: per-series hourly and daily KPIs, DA-RT spread, basis and
         benchmarks, to the kpi.* topics."""
-        settings = settings_of()
-        prepare_contracts(settings)
-        observe_role(settings.bootstrap_servers, "kpis", settings.metrics_host, metrics_port)
-        config = KpiWorkerConfig(
-            broker=settings.bootstrap_servers,
-            registry_url=settings.schema_registry_url,
-            topic_prefix=settings.topic_prefix,
+        settings = _prepared(settings_of(), "kpis", metrics_port)
+        config = app_config(
+            KpiWorkerConfig,
+            settings,
+            "kpis",
             app_id=app_id,
             store=store,
-            data_dir=str(settings.state_dir / "kpis" / app_id),
             web_port=web_port,
-            web_host=settings.host,
             kpi=kpi_config(settings),
         )
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-        kpi_worker = KpiWorker(config)
-        ensure_changelogs(kpi_worker.app, settings.bootstrap_servers)
-        kpi_worker.prepare()
-        faust.Worker(kpi_worker.app, loglevel=loglevel).execute_from_commandline()
+        _serve(settings, config, KpiWorker, loglevel)
 
     dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
     app.add_typer(dlq_app, name="dlq")
@@ -151,19 +169,12 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         check_dataset(iso, dataset)
         settings = settings_of()
         catalog = prepare_contracts(settings)
-        progress = Progress(
-            TextColumn("[bold]redrive {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        with RegistryClient(settings.schema_registry_url) as registry, progress:
-            task = progress.add_task(catalog.dlq(iso, dataset).name, total=None)
+        bar = progress("[bold]redrive {task.description}")
+        with RegistryClient(settings.schema_registry_url) as registry, bar:
+            task = bar.add_task(catalog.dlq(iso, dataset).name, total=None)
 
             def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
+                bar.update(task, completed=done, total=total)
 
             redriver = Redriver(
                 settings.bootstrap_servers, AvroSerde(registry, ContractSet()), catalog
@@ -202,9 +213,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the stream workers: validate, normalise, revisions, gaps, backfill requests,
         freshness."""
-        settings = settings_of()
-        prepare_contracts(settings)
-        observe_role(settings.bootstrap_servers, "worker", settings.metrics_host, metrics_port)
+        settings = _prepared(settings_of(), "worker", metrics_port)
         config = worker_config(
             settings,
             app_id=app_id,
@@ -213,8 +222,26 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             batch=batch,
             batch_records=batch_records,
         )
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-        stream_worker = StreamWorker(config)
-        ensure_changelogs(stream_worker.app, settings.bootstrap_servers)
-        stream_worker.prepare()
-        faust.Worker(stream_worker.app, loglevel=loglevel).execute_from_commandline()
+        _serve(settings, config, StreamWorker, loglevel)
+
+
+def _prepared(settings: Settings, role: str, metrics_port: int) -> Settings:
+    """Settings of a stream role whose contracts are in place and whose metrics are served."""
+    prepare_contracts(settings)
+    observe_role(settings.bootstrap_servers, role, settings.metrics_host, metrics_port)
+    return settings
+
+
+def _serve(
+    settings: Settings,
+    config: AppConfig,
+    worker_of: Callable[[AppConfig], _FaustWorker],
+    loglevel: str,
+) -> None:
+    """Run a stream worker in the foreground until stopped: its state folder, its changelog
+    topics and what it prepares first, then faust's worker."""
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    worker = worker_of(config)
+    ensure_changelogs(worker.app, settings.bootstrap_servers)
+    worker.prepare()
+    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()

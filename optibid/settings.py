@@ -150,6 +150,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable that sets a field (kafka_port: OPTIBID_KAFKA_PORT)."""
+        return f"{cls.model_config.get('env_prefix', '')}{field_name.upper()}"
+
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"

@@ -23,13 +23,8 @@ class ServerStatus:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "state": self.state,
-            "pid": self.pid,
-            **self.details,
-        }
+        """The status without its name (the key it is listed under), details inlined."""
+        return {key: getattr(self, key) for key in ("host", "port", "state", "pid")} | self.details
 
 
 class Server(ABC):
@@ -38,12 +33,14 @@ class Server(ABC):
     Contract: `check_installed` raises StackError naming the package when a binary is
     missing; `prepare` is idempotent first-start work (initdb, format, fetch jars);
     `argv` is the foreground command; `ready` is a real round trip, not a port probe;
-    `up` reuses a running server and never starts a second one.
+    `up` reuses a running server and never starts a second one. Its ports are the Settings
+    fields it names, so a port clash names the OPTIBID_ variable that moves it.
     """
 
     name: str
     stop_signal: signal.Signals = signal.SIGTERM
-    port_setting: str
+    port_field: str  # the Settings field of the port it serves on, e.g. "kafka_port"
+    extra_port_fields: tuple[str, ...] = ()  # the Settings fields of other ports it binds
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -56,13 +53,12 @@ class Server(ABC):
         return self.settings.host
 
     @property
-    @abstractmethod
-    def port(self) -> int: ...
+    def port(self) -> int:
+        return self._port(self.port_field)
 
-    @property
-    def extra_ports(self) -> dict[int, str]:
-        """Other ports the server binds, with the setting that moves each."""
-        return {}
+    def _port(self, field_name: str) -> int:
+        port: int = getattr(self.settings, field_name)
+        return port
 
     @abstractmethod
     def check_installed(self) -> None: ...
@@ -104,18 +100,12 @@ class Server(ABC):
         """Start the server unless it runs; returns 'started' or 'reused'."""
         pid = self.pid()
         if pid is not None:
-            process.wait_for(
-                self.ready,
-                self.settings.ready_timeout_s,
-                f"{self.name}",
-                pid=pid,
-                log=self.log_path,
-            )
-            self.after_ready()
+            self._until_ready(pid, self.name)
             return "reused"
         self.pid_file.remove()
         self.check_installed()
-        ports = {self.port: self.port_setting, **self.extra_ports}
+        fields = (self.port_field, *self.extra_port_fields)
+        ports = {self._port(f): Settings.env_name(f) for f in fields}
         for port, setting in ports.items():
             process.require_port_free(self.host, port, self.name, setting)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -129,19 +119,20 @@ class Server(ABC):
             user=self.run_as(),
         )
         try:
-            process.wait_for(
-                self.ready,
-                self.settings.ready_timeout_s,
-                f"{self.name} on {self.host}:{self.port}",
-                pid=pid,
-                log=self.log_path,
-            )
-            self.after_ready()
+            self._until_ready(pid, f"{self.name} on {self.host}:{self.port}")
         except BaseException:
             process.stop(pid, sig=self.stop_signal)
             self.pid_file.remove()
             raise
         return "started"
+
+    def _until_ready(self, pid: int, what: str) -> None:
+        """Wait until `ready` answers (or the process `pid` dies, or the deadline passes, each
+        raising StackError about `what`), then do the set-up that needs the server."""
+        process.wait_for(
+            self.ready, self.settings.ready_timeout_s, what, pid=pid, log=self.log_path
+        )
+        self.after_ready()
 
     def down(self) -> bool:
         """Stop the server; returns whether one was running."""

@@ -12,7 +12,6 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from optibid.stack import maven
-from optibid.stack.base import Server
 from optibid.stack.errors import StackError
 
 POM = maven.OPS_DIR / "kafka" / "pom.xml"
@@ -22,24 +21,14 @@ READY_TOPIC = "__optibid_ready"
 QUIET = {"log_level": 2}
 
 
-class KafkaServer(Server):
+class KafkaServer(maven.JavaServer):
     name = "kafka"
-    port_setting = "OPTIBID_KAFKA_PORT"
-
-    @property
-    def port(self) -> int:
-        return self.settings.kafka_port
-
-    @property
-    def extra_ports(self) -> dict[int, str]:
-        return {self.settings.kafka_controller_port: "OPTIBID_KAFKA_CONTROLLER_PORT"}
+    port_field = "kafka_port"
+    extra_port_fields = ("kafka_controller_port",)
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
-
-    def check_installed(self) -> None:
-        self.java = maven.check_java()
 
     def _properties(self) -> str:
         s = self.settings

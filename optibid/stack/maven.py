@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 from optibid.stack import process
+from optibid.stack.base import Server
 from optibid.stack.errors import StackError
 
 OPS_DIR = Path(__file__).resolve().parent.parent.parent / "ops"
@@ -17,6 +18,16 @@ OPS_DIR = Path(__file__).resolve().parent.parent.parent / "ops"
 
 def check_java() -> str:
     return process.require_binary("java", "openjdk-17-jre-headless")
+
+
+class JavaServer(Server):
+    """A server the JDK runs from Maven Central jars; `java` is the JDK's binary once
+    `check_installed` has passed."""
+
+    java: str
+
+    def check_installed(self) -> None:
+        self.java = check_java()
 
 
 def check_maven() -> str:

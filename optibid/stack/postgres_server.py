@@ -83,12 +83,8 @@ def data_dir_for(state_dir: Path, user: str | None, shared_root: Path = SHARED_D
 
 class PostgresServer(Server):
     name = "postgres"
-    port_setting = "OPTIBID_POSTGRES_PORT"
+    port_field = "postgres_port"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back sessions, checkpoint, exit
-
-    @property
-    def port(self) -> int:
-        return self.settings.postgres_port
 
     @property
     def data_dir(self) -> Path:

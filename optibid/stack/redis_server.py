@@ -13,12 +13,8 @@ from optibid.stack.base import Server
 
 class RedisServer(Server):
     name = "redis"
-    port_setting = "OPTIBID_REDIS_PORT"
+    port_field = "redis_port"
     stop_signal = signal.SIGTERM
-
-    @property
-    def port(self) -> int:
-        return self.settings.redis_port
 
     def check_installed(self) -> None:
         self.binary = process.require_binary("redis-server", "redis-server")

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 
 from optibid.stack import maven
-from optibid.stack.base import Server
 from optibid.stack.postgres_server import REGISTRY_DATABASE
 
 POM = maven.OPS_DIR / "registry" / "pom.xml"
@@ -21,20 +20,13 @@ RUN_JAR = "apicurio-registry-app-3.0.9-runner.jar"
 ARCHIVE = "apicurio-registry-all.tar.gz"
 
 
-class RegistryServer(Server):
+class RegistryServer(maven.JavaServer):
     name = "registry"
-    port_setting = "OPTIBID_REGISTRY_PORT"
-
-    @property
-    def port(self) -> int:
-        return self.settings.registry_port
+    port_field = "registry_port"
 
     @property
     def api(self) -> str:
         return f"http://{self.host}:{self.port}/apis/ccompat/v7"
-
-    def check_installed(self) -> None:
-        self.java = maven.check_java()
 
     def prepare(self) -> None:
         self.app_dir = maven.fetch_distribution(

@@ -25,6 +25,7 @@ from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.topics import delete_topics, ensure_topics
 from tests.integration.projections_util import ProjectorProcess
+from tests.integration.stack_util import LMP, PublishLmp, produce
 from tests.integration.streams_util import WorkerProcess
 
 
@@ -107,6 +108,25 @@ def _exists(settings: Settings, topic: TopicSpec) -> bool:
 
 
 @pytest.fixture
+def publish_lmp(
+    stack_settings: Settings,
+    catalog: TopicCatalog,
+    topic_factory: Callable[[TopicSpec], TopicSpec],
+    serde: AvroSerde,
+) -> PublishLmp:
+    """Publishes (key, LmpPublished record) pairs, Avro-encoded, to the test's canonical LMP
+    topic, created here; returns that topic."""
+    topic = topic_factory(catalog.core("lmp"))
+    encode = serde.encoder(topic.subject, LMP)
+
+    def publish(records: list[tuple[bytes, dict[str, Any]]]) -> TopicSpec:
+        produce(stack_settings, topic.name, [(key, encode(value)) for key, value in records])
+        return topic
+
+    return publish
+
+
+@pytest.fixture
 def group_id(test_id: str) -> str:
     return f"{test_id}-group"
 
@@ -119,15 +139,6 @@ def db_schema(stack_settings: Settings, test_id: str) -> Iterator[str]:
     yield test_id
     with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{test_id}" CASCADE')
-
-
-def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": group,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    }
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from connectors.backfill import BackfillWorker
 from connectors.events import event_id
 from connectors.parsing import parser_for
 from connectors.records import Record
@@ -23,24 +22,12 @@ from connectors.runtime import ConnectorRuntime
 from connectors.sources import SimulatedSource
 from optibid.settings import Settings
 from schemas.catalog import Dataset, Iso, TopicCatalog
-from schemas.contracts import ContractSet
-from schemas.registration import register_all
-from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
-from schemas.topics import ensure_topics
 from tests.integration.kafka_util import count_records, read_topic, wait_until
+from tests.integration.stack_util import backfill_worker
 
 PROJECT = Path(__file__).resolve().parents[2]
 SHARED_PJM = PROJECT.parent / "shared" / "fixtures" / "iso" / "pjm"
-
-
-@pytest.fixture
-def contracts_ready(
-    stack_settings: Settings, catalog: TopicCatalog, registry: RegistryClient
-) -> TopicCatalog:
-    ensure_topics(stack_settings.bootstrap_servers, catalog)
-    register_all(registry, catalog, ContractSet())
-    return catalog
 
 
 def runtime_for(
@@ -185,13 +172,7 @@ def test_backfill_worker_serves_a_request_end_to_end(
     assert producer.flush(30) == 0
 
     source = SimulatedSource(Iso.ERCOT, locations=5)
-    worker = BackfillWorker(
-        stack_settings.bootstrap_servers,
-        serde,
-        contracts_ready,
-        {Iso.ERCOT: source},
-        group_id=f"{test_id}-bf",
-    )
+    worker = backfill_worker(stack_settings, serde, contracts_ready, source, test_id)
     served: list[dict[str, Any]] = []
 
     def serve_one() -> bool:

@@ -4,99 +4,27 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from optibid.settings import Settings
-from schemas.catalog import TopicCatalog, TopicSpec
+from schemas.catalog import TopicCatalog
 from schemas.contracts import AVRO_DIR, ContractSet
 from schemas.errors import IncompatibleSchemaError
 from schemas.registration import check_against_released, register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, schema_id_of
 from schemas.topics import ensure_topics
-from tests.integration.conftest import consumer_config
-
-LMP = "energy.optibid.market.LmpPublished"
-
-
-def lmp_record(location_id: str, minute: int, price: float) -> dict[str, Any]:
-    start = datetime(2024, 11, 3, 5, 0, tzinfo=UTC) + timedelta(minutes=minute)
-    return {
-        "event_id": str(uuid.uuid4()),
-        "occurred_at_utc": start + timedelta(minutes=5),
-        "recorded_at_utc": datetime(2024, 11, 3, 6, 0, 1, 123456, tzinfo=UTC),
-        "source": "test",
-        "schema_version": 1,
-        "iso": "PJM",
-        "market": "RT_5MIN",
-        "location_id": location_id,
-        "location_name": None,
-        "location_type": "HUB",
-        "interval_start_utc": start,
-        "interval_minutes": 5,
-        "lmp_usd_per_mwh": price,
-        "energy_usd_per_mwh": price - 1.25,
-        "congestion_usd_per_mwh": 1.0,
-        "loss_usd_per_mwh": 0.25,
-        "revision": 1,
-        "supersedes_revision": None,
-        "run_id": "run-1",
-        "source_dataset": "lmp_rt_5min",
-    }
-
-
-def produce(settings: Settings, topic: str, values: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer(
-        {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True}
-    )
-    errors: list[Any] = []
-    for key, value in values:
-        producer.produce(
-            topic, value, key, on_delivery=lambda err, _m: errors.append(err) if err else None
-        )
-    assert producer.flush(30) == 0
-    assert errors == []
-
-
-def consume(
-    settings: Settings, topic: str, group: str, count: int, deadline_s: float = 30
-) -> list[bytes]:
-    consumer = Consumer(consumer_config(settings, group))
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + deadline_s
-    try:
-        while len(values) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            value = None if msg is None or msg.error() else msg.value()
-            if value is not None:
-                values.append(value)
-    finally:
-        consumer.close()
-    return values
+from tests.integration.stack_util import LMP, PublishLmp, consume, lmp_record
 
 
 def test_avro_record_round_trips_through_broker_and_registry(
-    stack_settings: Settings,
-    catalog: TopicCatalog,
-    topic_factory: Callable[[TopicSpec], TopicSpec],
-    serde: AvroSerde,
-    registry: RegistryClient,
-    group_id: str,
+    stack_settings: Settings, publish_lmp: PublishLmp, registry: RegistryClient, group_id: str
 ) -> None:
-    topic = topic_factory(catalog.core("lmp"))
-    encode = serde.encoder(topic.subject, LMP)
     record = lmp_record("51288", 0, -12.5)  # a negative price survives the trip
-    produce(stack_settings, topic.name, [(b"PJM|RT_5MIN|51288", encode(record))])
+    topic = publish_lmp([(b"PJM|RT_5MIN|51288", record)])
 
     [value] = consume(stack_settings, topic.name, group_id, 1)
 

@@ -8,15 +8,20 @@ server answers again before it ends, so the tests after it find the stack as it 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime, PublishError, new_run
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
 from optibid.settings import Settings
+from optibid.stack import Server
 from optibid.stack.kafka_server import KafkaServer
 from optibid.stack.registry_server import RegistryServer
 from schemas.catalog import Dataset, Iso, TopicCatalog
@@ -57,18 +62,48 @@ def _publish_through(
     return published, failures
 
 
+@contextmanager
+def _stopped(server: Server) -> Iterator[float]:
+    """The running `server` stopped while the block runs, and started again after it; yields
+    when it stopped (time.monotonic)."""
+    assert server.down()
+    began = time.monotonic()
+    try:
+        yield began
+    finally:
+        assert server.up() == "started"
+
+
+@dataclass
+class Roles:
+    """The roles the outages happen under, as processes: the stream worker, and a projector
+    into the test's schema."""
+
+    worker: WorkerProcess
+    projector: ProjectorProcess
+    db_schema: str
+
+    def start(self, model: str) -> None:
+        """The projector of `model` (its schema migrated first), then the worker."""
+        self.projector.run("db", "migrate")
+        self.projector.start(model, "--batch-events", "500")
+        self.worker.start()
+
+    def assert_alive(self) -> None:
+        for role in (self.worker, self.projector):
+            assert role.alive(), role.logs()[-3000:]
+
+
+@pytest.fixture
+def roles(worker: WorkerProcess, projector: ProjectorProcess, db_schema: str) -> Roles:
+    return Roles(worker, projector, db_schema)
+
+
 def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical_events(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    worker: WorkerProcess,
-    projector: ProjectorProcess,
-    db_schema: str,
+    stack_settings: Settings, contracts_ready: TopicCatalog, serde: AvroSerde, roles: Roles
 ) -> None:
     catalog = contracts_ready
-    projector.run("db", "migrate")
-    projector.start("lmp", "--batch-events", "500")
-    worker.start()
+    roles.start("lmp")
     runtime = ConnectorRuntime(
         stack_settings.bootstrap_servers,
         serde,
@@ -81,13 +116,10 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
     after = _payloads(DAY + timedelta(hours=8), DAY + timedelta(hours=23))
     published, _ = _publish_through(runtime, before, 60)
     lmp = catalog.core("lmp").name
-    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(published),
+    wait_until(lambda: len(list(lmp_rows(stack_settings, roles.db_schema))) >= len(published),
                180, "the first part in PostgreSQL")  # fmt: skip
 
-    kafka = KafkaServer(stack_settings)
-    assert kafka.down()
-    outage_began = time.monotonic()
-    try:
+    with _stopped(KafkaServer(stack_settings)) as outage_began:
         # the connector goes on while the broker is away: its publishes fail and are retried
         failed_during = 0
         while time.monotonic() - outage_began < OUTAGE_S:
@@ -95,8 +127,6 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
                 runtime.handle_payload(*after[0], new_run("SIMULATE"))
             except PublishError:
                 failed_during += 1
-    finally:
-        assert kafka.up() == "started"
     assert failed_during >= 1, "a publish to a stopped broker must fail, not be dropped"
     rest, _ = _publish_through(runtime, after, 120)
     runtime.close()
@@ -107,7 +137,7 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
     }
 
     def projected() -> dict[tuple[str, str, str, datetime], float]:
-        return {key: price for key, _, price in lmp_rows(stack_settings, db_schema)}
+        return {key: price for key, _, price in lmp_rows(stack_settings, roles.db_schema)}
 
     wait_until(lambda: len(projected()) >= len(expected), 300, "every interval in PostgreSQL")
     assert projected() == expected  # nothing lost, nothing altered
@@ -119,9 +149,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
         by_key.setdefault(key, set()).add(event["event_id"])
     assert len(by_key) == len(expected)  # one revision per interval, every one published
     assert all(len(ids) == 1 for ids in by_key.values())  # repeats are identical events
-    assert worker.alive(), worker.logs()[-3000:]
-    assert projector.alive(), projector.logs()[-3000:]
-    for role in (worker, projector):  # each says so, in order
+    roles.assert_alive()
+    for role in (roles.worker, roles.projector):  # each says so, in order
         logs = role.logs()
         assert logs.index("broker.unavailable") < logs.rindex("broker.available"), logs[-3000:]
 
@@ -136,20 +165,13 @@ def _load_rows(settings: Settings, schema: str) -> int:
 
 
 def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_nothing(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    worker: WorkerProcess,
-    projector: ProjectorProcess,
-    db_schema: str,
+    stack_settings: Settings, contracts_ready: TopicCatalog, serde: AvroSerde, roles: Roles
 ) -> None:
     """LMP flows before the outage, so the worker and the projector know its schemas; load
     arrives only while the registry is down, so its schema ids are new to both: they wait for
     the registry instead of dead-lettering it, and everything lands once it is back."""
     catalog = contracts_ready
-    projector.run("db", "migrate")
-    projector.start("all", "--batch-events", "500")
-    worker.start()
+    roles.start("all")
     lmp_runtime = ConnectorRuntime(
         stack_settings.bootstrap_servers, serde, catalog, Iso.PJM, Dataset.LMP_RT_5MIN
     )
@@ -157,13 +179,10 @@ def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_noth
         stack_settings.bootstrap_servers, serde, catalog, Iso.PJM, Dataset.LOAD
     )  # its encoder holds the raw load schema id from now on
     published, _ = _publish_through(lmp_runtime, _payloads(DAY, DAY + timedelta(hours=6)), 60)
-    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(published),
+    wait_until(lambda: len(list(lmp_rows(stack_settings, roles.db_schema))) >= len(published),
                180, "LMP in PostgreSQL before the outage")  # fmt: skip
 
-    registry = RegistryServer(stack_settings)
-    assert registry.down()
-    began = time.monotonic()
-    try:
+    with _stopped(RegistryServer(stack_settings)) as began:
         later = _payloads(DAY + timedelta(hours=6), DAY + timedelta(hours=12))
         rest, _ = _publish_through(lmp_runtime, later, 60)
         published += rest
@@ -172,24 +191,22 @@ def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_noth
         for name, data in source.fetch(Dataset.LOAD, DAY, DAY + timedelta(hours=23)):
             loads += len(load_runtime.handle_payload(name, data, new_run("SIMULATE")))
         time.sleep(max(0.0, REGISTRY_OUTAGE_S - (time.monotonic() - began)))
-        assert worker.alive(), worker.logs()[-3000:]
-        assert projector.alive(), projector.logs()[-3000:]
+        roles.assert_alive()
         assert count_records(stack_settings, catalog.core("load").name) == 0  # still waiting
-    finally:
-        assert registry.up() == "started"
     lmp_runtime.close()
     load_runtime.close()
 
-    wait_until(lambda: _load_rows(stack_settings, db_schema) >= loads, 300, "load in PostgreSQL")
+    wait_until(
+        lambda: _load_rows(stack_settings, roles.db_schema) >= loads, 300, "load in PostgreSQL"
+    )
     expected = {(r.iso, r.market, r.location_id, r.interval_start_utc) for r in published}
-    wait_until(lambda: len(list(lmp_rows(stack_settings, db_schema))) >= len(expected),
+    wait_until(lambda: len(list(lmp_rows(stack_settings, roles.db_schema))) >= len(expected),
                120, "every LMP interval in PostgreSQL")  # fmt: skip
-    assert {key for key, _, _ in lmp_rows(stack_settings, db_schema)} == expected
-    assert _load_rows(stack_settings, db_schema) == loads
+    assert {key for key, _, _ in lmp_rows(stack_settings, roles.db_schema)} == expected
+    assert _load_rows(stack_settings, roles.db_schema) == loads
     for dataset in (Dataset.LMP_RT_5MIN, Dataset.LOAD):
         assert count_records(stack_settings, catalog.dlq(Iso.PJM, dataset).name) == 0
-    logs = worker.logs()
+    logs = roles.worker.logs()
     assert "registry.unavailable" in logs
     assert "registry.available" in logs
-    assert worker.alive(), logs[-3000:]
-    assert projector.alive(), projector.logs()[-3000:]
+    roles.assert_alive()

@@ -43,10 +43,7 @@ def publish(settings: Settings, serde: AvroSerde, catalog: TopicCatalog) -> list
 
 
 def test_redrive_after_widening_a_price_bound(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    worker: WorkerProcess,
+    stack_settings: Settings, contracts_ready: TopicCatalog, serde: AvroSerde, worker: WorkerProcess
 ) -> None:
     catalog = contracts_ready
     lmp, dlq = catalog.core("lmp").name, catalog.dlq(Iso.PJM, Dataset.LMP_RT_5MIN).name

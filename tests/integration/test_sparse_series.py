@@ -57,10 +57,7 @@ def _peak_resident_mib(pid: int) -> float:
 
 
 def test_two_series_three_years_apart_stay_in_bounded_memory_and_retire_the_old_one(
-    stack_settings: Settings,
-    contracts_ready: TopicCatalog,
-    serde: AvroSerde,
-    worker: WorkerProcess,
+    stack_settings: Settings, contracts_ready: TopicCatalog, serde: AvroSerde, worker: WorkerProcess
 ) -> None:
     catalog = contracts_ready
     old, new = _same_partition_pair()

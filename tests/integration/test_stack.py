@@ -7,11 +7,10 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,10 +22,10 @@ from optibid.settings import Settings
 from optibid.stack import process
 from optibid.stack.postgres_server import SHARED_DATA_ROOT, PostgresServer
 from optibid.stack.redis_server import RedisServer
-from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
-from tests.integration.test_contracts_on_kafka import LMP, consume, lmp_record, produce
+from tests.integration.stack_util import LMP, PublishLmp, consume, listening_port, lmp_record
+from tests.integration.streams_util import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -76,11 +75,8 @@ def test_redis_answers_on_loopback(stack_settings: Settings) -> None:
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    yield sock.getsockname()[1]
-    sock.close()
+    with listening_port() as port:
+        yield port
 
 
 def test_a_port_clash_names_the_port_the_process_and_the_fix(
@@ -114,17 +110,10 @@ def test_the_cli_reports_a_port_clash_and_exits_non_zero(taken_port: int, tmp_pa
 
 
 def test_records_written_before_a_restart_still_decode_after_it(
-    stack_settings: Settings,
-    catalog: TopicCatalog,
-    topic_factory: Callable[[TopicSpec], TopicSpec],
-    serde: AvroSerde,
-    registry: RegistryClient,
-    group_id: str,
+    stack_settings: Settings, publish_lmp: PublishLmp, registry: RegistryClient, group_id: str
 ) -> None:
-    topic = topic_factory(catalog.core("lmp"))
-    encode = serde.encoder(topic.subject, LMP)
     records = [lmp_record("51288", 5 * i, 20.0 + i) for i in range(10)]
-    produce(stack_settings, topic.name, [(b"k", encode(r)) for r in records])
+    topic = publish_lmp([(b"k", r) for r in records])
     schema_id, _, schema_text = registry.latest_version(topic.subject)
     pids = [s.pid for s in stack.status(stack_settings)]
 
@@ -141,23 +130,17 @@ def test_records_written_before_a_restart_still_decode_after_it(
         assert [fresh.decode(v) for v in values] == [(LMP, r) for r in records]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[Settings]:
     """Settings of a stack of this test's own (state, ports); whatever runs is stopped after,
     and PostgreSQL's data folder removed wherever it was put."""
     settings = Settings(
         state_dir=tmp_path / ".optibid",
-        postgres_port=_free_port(),
-        redis_port=_free_port(),
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        registry_port=_free_port(),
+        postgres_port=free_port(),
+        redis_port=free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        registry_port=free_port(),
     )
     yield settings
     stack.down(settings)

@@ -10,7 +10,6 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.backfill import BackfillWorker
 from connectors.records import LmpRecord
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
@@ -20,6 +19,7 @@ from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.serde import AvroSerde
 from schemas.timeutil import day_bounds_utc, expected_intervals
 from tests.integration.kafka_util import count_records, read_topic, wait_until
+from tests.integration.stack_util import backfill_worker
 from tests.integration.streams_util import WorkerProcess, expected_outputs
 
 DAY = date(2024, 11, 3)  # the 25-hour fall-back day in PJM
@@ -153,13 +153,7 @@ def test_faulty_day_yields_exact_canonical_output_dlq_and_filled_gaps(
 
     # ...and the backfill path fills them: connector backfill worker, then the stream worker
     source = SimulatedSource(Iso.PJM, locations=LOCATIONS, faults=Faults())
-    backfill = BackfillWorker(
-        stack_settings.bootstrap_servers,
-        serde,
-        catalog,
-        {Iso.PJM: source},
-        group_id=f"{test_id}-bf",
-    )
+    backfill = backfill_worker(stack_settings, serde, catalog, source, test_id)
 
     def complete() -> bool:
         seen = {

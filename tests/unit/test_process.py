@@ -17,15 +17,13 @@ from optibid.settings import Settings
 from optibid.stack import process
 from optibid.stack.errors import StackError
 from optibid.stack.postgres_server import can_search, data_dir_for, first_unreachable
+from tests.integration.stack_util import listening_port
 
 
 @pytest.fixture
 def listener() -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    yield sock.getsockname()[1]
-    sock.close()
+    with listening_port() as port:
+        yield port
 
 
 def test_a_taken_port_is_reported_with_its_owner(listener: int) -> None:

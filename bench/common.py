@@ -11,11 +11,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from optibid import stack
 from optibid.settings import Settings
@@ -99,3 +105,27 @@ def peak_rss_mib(pid: int) -> float:
 def emit(figures: dict[str, Any]) -> None:
     """The last line of every benchmark: one JSON object with its figures."""
     print(json.dumps(figures, sort_keys=True))
+
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+def append_time_topics(settings: Settings, partitions: Mapping[str, int]) -> None:
+    """Create each topic (name -> partitions) with records stamped when the broker appends them,
+    so the rates of contenders that write them span broker time alike."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    new = [NewTopic(t, n, 1, config=APPEND_TIME) for t, n in partitions.items()]
+    for future in admin.create_topics(new).values():
+        future.result(30)
+
+
+def stamp_on_append(settings: Settings, topics: Iterable[str]) -> None:
+    """Have the broker stamp the records of existing topics when it appends them."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    [(name, value)] = APPEND_TIME.items()
+    entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[entry]) for t in topics
+    ]
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(30)

@@ -23,15 +23,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-)
 
-from bench.common import ROOT, arguments, delete_run_topics, emit, local_stack, run_id, uv_command
+from bench.common import (
+    ROOT,
+    append_time_topics,
+    arguments,
+    delete_run_topics,
+    emit,
+    local_stack,
+    run_id,
+    stamp_on_append,
+    uv_command,
+)
 from bench.streams_transform import Transform
 from connectors.runtime import ConnectorRuntime, new_run
 from connectors.simulate import Faults
@@ -163,24 +166,8 @@ def main() -> None:
     targets = {"ceiling": f"{lmp}.ceiling", "quix": f"{lmp}.quix"}
     # every output topic stamps records when the broker appends them (Quix would otherwise
     # carry the input's timestamps over), so all three spans are measured the same way
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    append_time = {"message.timestamp.type": "LogAppendTime"}
-    new = [NewTopic(t, 6, 1, config=append_time) for t in targets.values()]
-    for future in admin.create_topics(new).values():
-        future.result(30)
-    resource = ConfigResource(
-        ConfigResource.Type.TOPIC,
-        lmp,
-        incremental_configs=[
-            ConfigEntry(
-                "message.timestamp.type",
-                "LogAppendTime",
-                incremental_operation=AlterConfigOpType.SET,
-            )
-        ],
-    )
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(30)
+    append_time_topics(settings, dict.fromkeys(targets.values(), 6))
+    stamp_on_append(settings, [lmp])
     print(f"{events} raw events on {source}", file=sys.stderr)
 
     rates: dict[str, float] = {}

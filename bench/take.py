@@ -44,13 +44,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
 )
 
-from bench.common import ROOT, delete_run_topics, emit, local_stack, peak_rss_mib, run_id
+from bench.common import (
+    ROOT,
+    append_time_topics,
+    delete_run_topics,
+    emit,
+    local_stack,
+    peak_rss_mib,
+    run_id,
+    stamp_on_append,
+)
 from bench.streams import output_rate, produce_input
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
@@ -58,26 +63,15 @@ from schemas.catalog import Dataset, Iso
 
 SUFFIX = ".take"  # the take contender's output topics: the worker's names with this suffix
 DEADLINE_S = 900  # for all the outputs of one contender
-APPEND_TIME = "LogAppendTime"
 
 
-def stamp_on_append(settings: Settings, topics: list[str]) -> None:
+def contender_topics(settings: Settings, topics: list[str]) -> None:
     """Create `<topic><SUFFIX>` beside each topic (as many partitions) and have the broker stamp
     the records of both when it appends them, so that both rates span broker time alike."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     existing = admin.list_topics(timeout=10).topics
-    config = {"message.timestamp.type": APPEND_TIME}
-    new = [NewTopic(t + SUFFIX, len(existing[t].partitions), 1, config=config) for t in topics]
-    for future in admin.create_topics(new).values():
-        future.result(30)
-    entry = ConfigEntry(
-        "message.timestamp.type", APPEND_TIME, incremental_operation=AlterConfigOpType.SET
-    )
-    resources = [
-        ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[entry]) for t in topics
-    ]
-    for future in admin.incremental_alter_configs(resources).values():
-        future.result(30)
+    append_time_topics(settings, {t + SUFFIX: len(existing[t].partitions) for t in topics})
+    stamp_on_append(settings, topics)
 
 
 def record_count(settings: Settings, topic: str) -> int:
@@ -164,7 +158,7 @@ def main() -> None:
         "locations": catalog.core("locations").name,
         "dead letters": catalog.dlq(Iso.PJM, Dataset.LMP_RT_5MIN).name,
     }
-    stamp_on_append(settings, list(outputs.values()))
+    contender_topics(settings, list(outputs.values()))
     print(f"{events} raw events on {source}", file=sys.stderr, flush=True)
     logs = settings.state_dir / "bench"
     logs.mkdir(parents=True, exist_ok=True)

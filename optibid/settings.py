@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     postgres_port: int = Field(25432, description="PostgreSQL port.")
     postgres_db: str = Field("optibid", description="PostgreSQL database of the read models.")
     postgres_user: str = Field("optibid", description="PostgreSQL role (trust auth on loopback).")
+    timescaledb: bool = Field(
+        True,
+        description="Load TimescaleDB into the local PostgreSQL where it is installed; off, the "
+        "read models use plain partitions.",
+    )
     redis_port: int = Field(26379, description="Redis port.")
     db_schema: str = Field(
         "public", description="PostgreSQL schema of the read models (and Redis key namespace)."

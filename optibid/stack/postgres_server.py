@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from optibid.stack import process
+from optibid.stack import process, timescale
 from optibid.stack.base import Server
 from optibid.stack.errors import StackError
 
@@ -122,16 +122,17 @@ class PostgresServer(Server):
         return SERVICE_USER
 
     def _timescale_available(self) -> bool:
+        """TimescaleDB is installed in this server's library folder (and not switched off)."""
+        if not self.settings.timescaledb:
+            return False
+        pg_config = timescale.pg_config_for(Path(self._bin("postgres")))  # through any symlink
         try:
             libdir = subprocess.run(
-                [str(Path(self.postgres).with_name("pg_config")), "--pkglibdir"],
-                capture_output=True,
-                text=True,
-                check=True,
+                [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=True
             ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return False
-        return any(Path(libdir).glob("timescaledb*.so"))
+        return bool(timescale.installed_libraries(Path(libdir)))
 
     def _make_home(self, user: str) -> None:
         """The data's parent, owned by `user` and private to it, under a root it can enter."""
@@ -236,10 +237,14 @@ class PostgresServer(Server):
                 if not exists:
                     conn.execute(f'CREATE DATABASE "{db}"')
         with self._connect(self.settings.postgres_db) as conn:
-            available = conn.execute(
+            # only on a server started with it preloaded (one started before it was installed,
+            # or with it switched off, keeps plain partitions until it is restarted)
+            preloaded = conn.execute(
                 "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+                " AND 'timescaledb' = ANY(string_to_array("
+                "replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"
             ).fetchone()
-            if available and self._timescale_available():
+            if preloaded and self.settings.timescaledb:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 
     def static_details(self) -> dict[str, Any]:

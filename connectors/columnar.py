@@ -44,6 +44,7 @@ import pyarrow.csv as pacsv
 
 from connectors.parsing import no_collection
 from connectors.records import Record
+from connectors.tabular import IndexedFields
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Codes = np.ndarray[Any, np.dtype[np.int64]]
@@ -159,10 +160,10 @@ class Frame:
         return all(name in self.header for name in names)
 
 
-class ColumnRow(Mapping[str, str]):
+class ColumnRow(IndexedFields):
     """One row's fields read from whole columns (lists of text) instead of copied per row."""
 
-    __slots__ = ("_columns", "_index", "_row")
+    __slots__ = ("_columns", "_row")
 
     def __init__(self, index: dict[str, int], columns: list[list[str]], row: int) -> None:
         self._index = index
@@ -171,15 +172,6 @@ class ColumnRow(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._columns[self._index[name]][self._row]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
 
 
 NUMBER, LABEL, TEXT = "number", "label", "text"

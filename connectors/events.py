@@ -15,16 +15,20 @@ from connectors.records import (
     Record,
     interval_end,
 )
-from schemas.catalog import Dataset
+from schemas.catalog import RAW_SCHEMA, Dataset
 from schemas.envelope import envelope
 
 EVENT_NAMESPACE = uuid.UUID("0b7c4a52-95f4-4f7e-9a3c-3d1c1f0e6a10")
 
+# The raw schema (Avro full name, as the catalog names it) of each kind of record.
 RAW_SCHEMA_OF_KIND = {
-    "lmp": "energy.optibid.raw.LmpReported",
-    "load": "energy.optibid.raw.LoadReported",
-    "fuel_mix": "energy.optibid.raw.FuelMixReported",
-    "as_prices": "energy.optibid.raw.AncillaryPriceReported",
+    record.kind: RAW_SCHEMA[dataset]
+    for record, dataset in (
+        (LmpRecord, Dataset.LMP_DA_HOURLY),
+        (LoadRecord, Dataset.LOAD),
+        (FuelMixRecord, Dataset.FUEL_MIX),
+        (AsPriceRecord, Dataset.AS_PRICES),
+    )
 }
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from schemas.vocabulary import series_key
+
 VERSION = "VERSION"
 PUBLISH_TIME = "PUBLISH_TIME"
 
@@ -41,7 +43,7 @@ class LmpRecord:
 
     @property
     def key(self) -> str:
-        return f"{self.iso}|{self.market}|{self.location_id}"
+        return series_key(self.iso, self.market, self.location_id)
 
     @property
     def natural_key(self) -> tuple[str, str, str, datetime]:

@@ -119,19 +119,13 @@ def _read_csv_module(text: str, source: str) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
-class RowFields(Mapping[str, str]):
-    """One CSV row's fields by column name, read from the row when asked for instead of copied
-    into a dict per record. Built from the header's `index` ({name: position}, the last
-    position of a repeated name, as a dict of the row would keep it)."""
+class IndexedFields(Mapping[str, str]):
+    """A row's fields by column name through the header's `_index` ({name: position}), read when
+    asked for instead of copied into a dict per record. Contract: a subclass sets `_index` and
+    reads the cell of a name in `__getitem__`; the names and their count are the index's."""
 
-    __slots__ = ("_index", "_row")
-
-    def __init__(self, index: dict[str, int], row: list[str]) -> None:
-        self._index = index
-        self._row = row
-
-    def __getitem__(self, name: str) -> str:
-        return self._row[self._index[name]]
+    __slots__ = ("_index",)
+    _index: dict[str, int]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
@@ -141,6 +135,20 @@ class RowFields(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+class RowFields(IndexedFields):
+    """One CSV row's fields by column name. Built from the header's `index` ({name: position},
+    the last position of a repeated name, as a dict of the row would keep it)."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, index: dict[str, int], row: list[str]) -> None:
+        self._index = index
+        self._row = row
+
+    def __getitem__(self, name: str) -> str:
+        return self._row[self._index[name]]
 
 
 def header_index(header: Sequence[str]) -> dict[str, int]:
@@ -161,13 +169,20 @@ def columns(header: Sequence[str], required: Iterable[str], source: str) -> dict
 
 def to_float(text: str, source: str, row: int, column: str) -> float:
     """A number from an ISO cell: spaces and thousands separators allowed, nothing else."""
-    cleaned = text.strip().replace(",", "")
+    return finite_float(text.strip().replace(",", ""), source, row, column, text)
+
+
+def finite_float(text: str, source: str, row: int, column: str, cell: str | None = None) -> float:
+    """float(text) where that is a finite number, else a ParseError naming the column, the row
+    and the cell as published (`cell`, where `text` is a cleaned copy of it)."""
     try:
-        value = float(cleaned)
+        value = float(text)
     except ValueError:
-        raise ParseError(source, f"{column} is not a number: {text!r}", row) from None
+        shown = text if cell is None else cell
+        raise ParseError(source, f"{column} is not a number: {shown!r}", row) from None
     if not math.isfinite(value):
-        raise ParseError(source, f"{column} is not a finite number: {text!r}", row)
+        shown = text if cell is None else cell
+        raise ParseError(source, f"{column} is not a finite number: {shown!r}", row)
     return value
 
 

@@ -13,7 +13,7 @@ repeated names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -31,8 +31,6 @@ from connectors.caiso.feeds import (
     ISO,
     LMP_COMPONENTS,
     LOAD_SERIES,
-    OUTLOOK_AREA,
-    OUTLOOK_AREA_TYPE,
     OUTLOOK_DEMAND_COLUMNS,
     OUTLOOK_MINUTES,
     OUTLOOK_TIME,
@@ -40,7 +38,7 @@ from connectors.caiso.feeds import (
     location_type,
 )
 from connectors.caiso.oasis import NativeRow, _revision, _utc_text, published_in_name
-from connectors.caiso.outlook import _day_of, _label, _steady_offset
+from connectors.caiso.outlook import _day_of, _label, _steady_offset, demand_record
 from connectors.columnar import (
     Codes,
     Floats,
@@ -112,8 +110,9 @@ class _Oasis:
         """(report index of each row, row number within its report, from 1)."""
         return self.stack.which(), self.stack.numbers()
 
-    def revisions(self, which: Codes) -> tuple[Codes, int, list[int]]:
-        return canonical(self.revision_of, which)
+    def revisions(self) -> tuple[Codes, int, list[int]]:
+        """Each row's revision (its report's), as canonical codes."""
+        return canonical(self.revision_of, self.stack.which())
 
     def lines(self) -> list[str]:
         """Each row's data line, as the row path's reader splits the text."""
@@ -121,6 +120,14 @@ class _Oasis:
 
     def headers(self) -> list[list[str]]:
         return [report.header for report in self.stack.reports]
+
+    def provenance(self) -> Iterator[tuple[int, int, NativeRow]]:
+        """What each row's record says of its source, row by row: (its report's revision, its
+        number within its report, its fields: the line split at commas under the header)."""
+        which, numbers = self.per_report()
+        headers, revision_of = self.headers(), self.revision_of
+        for line, at, number in zip(self.lines(), which.tolist(), numbers.tolist(), strict=True):
+            yield revision_of[at], number, NativeRow(headers[at], line.split(","))
 
 
 def _column(stack: core.Stack, name: str) -> pa.Array:
@@ -279,7 +286,7 @@ def lmp(
     if nodes is None or labels is None or values is None:
         return None
     which, local = reports.per_report()
-    revisions = reports.revisions(which)
+    revisions = reports.revisions()
     # one group per (node, interval start, revision): the row path's pivot key
     group, found = pairs(nodes[0], len(nodes[1]), when[0], when[1])
     group, found = pairs(group, len(found), revisions[0], revisions[1])
@@ -397,8 +404,7 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
         market_names.append(market)
     markets = canonical(market_names, market_row)
     when = canonical([first for first, _ in spans[1]], spans[0])
-    which, local = reports.per_report()
-    revisions = reports.revisions(which)
+    revisions = reports.revisions()
     if not distinct(
         (markets[0], markets[1]),
         (regions[0], len(regions[1])),
@@ -407,14 +413,10 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
         (revisions[0], revisions[1]),
     ):
         return None  # a repeated observation: verbatim (kept once) or conflicting
-    header_of = reports.headers()
     minutes_of = [minutes for _, minutes in spans[1]]
 
     def build() -> list[Record]:
-        lines = reports.lines()
-        numbers = values.tolist()
         market_values, product_values, start_values = markets[2], products[2], when[2]
-        region_values, revision_values = regions[1], revisions[2]
         return [
             AsPriceRecord(
                 ISO,
@@ -423,30 +425,27 @@ def as_prices(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch |
                 minutes_of[span],
                 AS_PRODUCTS[product_values[p]],
                 product_values[p],
-                region_values[g],
+                regions[1][g],
                 value,
-                revision_values[r],
+                revision,
                 PUBLISH_TIME,
                 source,
                 number,
-                NativeRow(header_of[report], line.split(",")),
+                native,
             )
-            for line, m, s, span, p, g, value, r, report, number in zip(
-                lines,
+            for m, s, span, p, g, value, (revision, number, native) in zip(
                 markets[0].tolist(),
                 when[0].tolist(),
                 spans[0].tolist(),
                 products[0].tolist(),
                 regions[0].tolist(),
-                numbers,
-                revisions[0].tolist(),
-                which.tolist(),
-                local.tolist(),
+                values.tolist(),
+                reports.provenance(),
                 strict=True,
             )
         ]
 
-    return RecordBatch(len(which), build)
+    return RecordBatch(len(revisions[0]), build)
 
 
 # --- SLD_FCST -------------------------------------------------------------------------------
@@ -515,19 +514,16 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
     contexts = _load_contexts(cells)
     if contexts is None:
         return None
-    which, local = reports.per_report()
-    revisions = reports.revisions(which)
+    revisions = reports.revisions()
     # the row path's key: (revision, area, item, start cell)
     keys = canonical([(item, start) for item, start, *_ in cells], found[0])
     if not distinct((revisions[0], revisions[1]), (areas[0], len(areas[1])), (keys[0], keys[1])):
         return None  # a repeated observation: verbatim (kept once) or conflicting
     context_row = found[0]
-    header_of = reports.headers()
     area_types = [area_type(area) for area in areas[1]]
 
     def build() -> list[Record]:
-        lines = reports.lines()
-        numbers, area_values, revision_values = values.tolist(), areas[1], revisions[2]
+        area_values = areas[1]
         return [
             LoadRecord(
                 ISO,
@@ -538,25 +534,22 @@ def sld_fcst(data: bytes, source: str, names: tuple[str, ...]) -> RecordBatch | 
                 value,
                 contexts[c][0],
                 contexts[c][3],
-                revision_values[r],
+                revision,
                 PUBLISH_TIME,
                 source,
                 number,
-                NativeRow(header_of[report], line.split(",")),
+                native,
             )
-            for line, a, c, value, r, report, number in zip(
-                lines,
+            for a, c, value, (revision, number, native) in zip(
                 areas[0].tolist(),
                 context_row.tolist(),
-                numbers,
-                revisions[0].tolist(),
-                which.tolist(),
-                local.tolist(),
+                values.tolist(),
+                reports.provenance(),
                 strict=True,
             )
         ]
 
-    return RecordBatch(len(which), build)
+    return RecordBatch(len(revisions[0]), build)
 
 
 # --- Today's Outlook demand -----------------------------------------------------------------
@@ -665,20 +658,8 @@ def outlook_demand(data: bytes, source: str) -> RecordBatch | None:
     def build() -> list[Record]:
         lines = found.lines()
         return [
-            LoadRecord(
-                ISO,
-                OUTLOOK_AREA,
-                OUTLOOK_AREA_TYPE,
-                start,
-                OUTLOOK_MINUTES,
-                value,
-                "ACTUAL",
-                None,
-                revision,
-                PUBLISH_TIME,
-                source,
-                row + 1,
-                NativeRow(header, lines[row].split(",")),
+            demand_record(
+                start, value, revision, source, row + 1, NativeRow(header, lines[row].split(","))
             )
             for row, start, value in zip(rows.tolist(), starts, numbers.tolist(), strict=True)
         ]

@@ -54,6 +54,9 @@ XML_RESOURCE = "RESOURCE_NAME"
 XML_OPR_DATE = "OPR_DATE"
 XML_VALUE = "VALUE"
 XML_EXECUTION = "EXECUTION_TYPE"
+# What every OASIS parser reads first, in both formats: interval start and end, market run.
+RUN_COLUMNS = (START, END, MARKET_RUN)
+XML_RUN_COLUMNS = (XML_START, XML_END, XML_MARKET_RUN)
 
 # The time OASIS generated a file, in its member name, in Pacific wall-clock time:
 # 20230812_20230813_SLD_FCST_N_20231115_21_27_45_v1.csv -> 2023-11-15 21:27:45 Pacific. The

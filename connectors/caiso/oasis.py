@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,7 @@ from connectors.caiso.feeds import (
     PUBLISHED_IN_NAME,
 )
 from connectors.errors import NoDataError, ParseError
-from connectors.tabular import decode_text, open_zip, reject_unexpected, sniff
+from connectors.tabular import decode_text, finite_float, open_zip, reject_unexpected, sniff
 from schemas.timeutil import to_micros, wall_to_utc, zone
 
 _OASIS_STAMP = re.compile(OASIS_STAMP_IN_NAME)
@@ -329,9 +328,9 @@ NOT_A_NUMBER = float("nan")  # stands in for a cell float() rejects, so one test
 def number(text: str, source: str, row: int, column: str, where: str = "") -> float:
     """A finite number from a cell, or a ParseError naming the cell (`where`: "member: ")."""
     try:
-        value = float(text)
+        value = float(text)  # the common case, without a further call
     except ValueError:
-        raise ParseError(source, f"{where}{column} is not a number: {text!r}", row) from None
-    if not math.isfinite(value):
-        raise ParseError(source, f"{where}{column} is not a finite number: {text!r}", row)
+        value = NOT_A_NUMBER
+    if value - value:  # not a number, or infinite
+        return finite_float(text, source, row, where + column)  # raises, naming the cell
     return value

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -34,11 +35,14 @@ from functools import lru_cache
 from connectors.caiso.feeds import (
     DAY_IN_NAME,
     ISO,
+    OUTLOOK_AREA,
+    OUTLOOK_AREA_TYPE,
     OUTLOOK_MINUTES,
     OUTLOOK_TIME,
     RENEWABLES_WATCH_MARK,
 )
 from connectors.errors import ParseError
+from connectors.records import PUBLISH_TIME, LoadRecord
 from connectors.tabular import decode_text
 from schemas.timeutil import zone
 
@@ -195,6 +199,28 @@ def outlook_intervals(
             previous = row
     placement.check_repeated_hour()
     return out
+
+
+def demand_record(
+    start: datetime, mw: float, revision: int, source: str, row: int, native: Mapping[str, str]
+) -> LoadRecord:
+    """The record of one Outlook demand interval (the row path's and the columnar path's):
+    CAISO's 5-minute actual demand, under its own area id (see feeds.OUTLOOK_AREA)."""
+    return LoadRecord(
+        ISO,
+        OUTLOOK_AREA,
+        OUTLOOK_AREA_TYPE,
+        start,
+        OUTLOOK_MINUTES,
+        mw,
+        "ACTUAL",
+        None,
+        revision,
+        PUBLISH_TIME,
+        source,
+        row,
+        native,
+    )
 
 
 def _day_of(source: str) -> date:

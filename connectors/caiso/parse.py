@@ -19,34 +19,27 @@ from connectors.caiso import columns as columnar
 from connectors.caiso.feeds import (
     DAILY_FORECAST_PUBLISHED_AT,
     DATA_ITEM,
-    END,
     ISO,
     LOAD_AREA,
     LOAD_SERIES,
-    MARKET_RUN,
     OPR_DATE,
-    OUTLOOK_AREA,
-    OUTLOOK_AREA_TYPE,
     OUTLOOK_DEMAND_COLUMNS,
     OUTLOOK_FUELS,
     OUTLOOK_MINUTES,
     OUTLOOK_TIME,
     RENEWABLES_WATCH_FUELS,
     RENEWABLES_WATCH_TOTALS,
+    RUN_COLUMNS,
     SLD_FCST,
-    START,
     XML_DATA_ITEM,
-    XML_END,
-    XML_MARKET_RUN,
     XML_OPR_DATE,
     XML_RESOURCE,
-    XML_START,
+    XML_RUN_COLUMNS,
     XML_VALUE,
     LoadSeries,
     area_type,
 )
 from connectors.caiso.oasis import (
-    NOT_A_NUMBER,
     NativeRow,
     Report,
     Spans,
@@ -56,6 +49,7 @@ from connectors.caiso.oasis import (
     read_reports,
 )
 from connectors.caiso.outlook import (
+    demand_record,
     is_renewables_watch,
     outlook_intervals,
     renewables_watch_cells,
@@ -100,16 +94,8 @@ def _first_field(data: bytes) -> str:
     return head.split(b",", 1)[0].strip().decode("utf-8", "replace")
 
 
-_SLD_CSV = (START, END, MARKET_RUN, LOAD_AREA, DATA_ITEM, SLD_FCST.value_column, OPR_DATE)
-_SLD_XML = (
-    XML_START,
-    XML_END,
-    XML_MARKET_RUN,
-    XML_RESOURCE,
-    XML_DATA_ITEM,
-    XML_VALUE,
-    XML_OPR_DATE,
-)
+_SLD_CSV = (*RUN_COLUMNS, LOAD_AREA, DATA_ITEM, SLD_FCST.value_column, OPR_DATE)
+_SLD_XML = (*XML_RUN_COLUMNS, XML_RESOURCE, XML_DATA_ITEM, XML_VALUE, XML_OPR_DATE)
 # What the item, times, market run and operating day of an SLD_FCST row say, worked out once
 # for the many rows (one per area) that share them: (kind, start, minutes, made_at).
 _LoadContext = tuple[str, datetime, int, datetime | None]
@@ -121,9 +107,7 @@ def _sld_fcst(
     columns = report.columns(_SLD_XML if report.xml else _SLD_CSV, source)
     i_start, i_end, i_market, i_area, i_item, i_value, i_day = columns
     spans = Spans(report, source)
-    revision = report.revision
-    header = report.header
-    where = report.where
+    revision, header, where = report.revision, report.header, report.where
     value_column = header[i_value]
     contexts: dict[tuple[str, ...], _LoadContext] = {}
     area_types: dict[str, str] = {}
@@ -144,12 +128,7 @@ def _sld_fcst(
                 continue  # the same row again, verbatim; kept once
             raise report.fail(source, f"two values for {area} {key[2]} at {key[3]}", row_number)
         seen[key] = text
-        try:
-            value = float(text)
-        except ValueError:
-            value = NOT_A_NUMBER
-        if value - value:  # not a number, or infinite
-            number(text, source, row_number, value_column, where)  # raises, naming the cell
+        value = number(text, source, row_number, value_column, where)
         kind = area_types.get(area)
         if kind is None:
             kind = area_types[area] = area_type(area)
@@ -228,22 +207,9 @@ def _outlook_demand(data: bytes, source: str) -> list[Record]:
         text = row[index].strip()
         if not text:
             continue  # not published yet
+        value = number(text, source, row_number, column)
         out.append(
-            LoadRecord(
-                ISO,
-                OUTLOOK_AREA,
-                OUTLOOK_AREA_TYPE,
-                start,
-                OUTLOOK_MINUTES,
-                number(text, source, row_number, column),
-                "ACTUAL",
-                None,
-                revision,
-                PUBLISH_TIME,
-                source,
-                row_number,
-                NativeRow(header, row),
-            )
+            demand_record(start, value, revision, source, row_number, NativeRow(header, row))
         )
     return out
 

@@ -22,25 +22,21 @@ from connectors.caiso.feeds import (
     AS_TYPE,
     COMPONENT_NATIVE,
     DATA_ITEM,
-    END,
     ISO,
     LMP_COMPONENTS,
     LMP_NODE_ID,
     LMP_NODE_NAME,
     LMP_QUERIES,
     LMP_TYPE,
-    MARKET_RUN,
     PRC_AS,
-    START,
+    RUN_COLUMNS,
     XML_DATA_ITEM,
-    XML_END,
-    XML_MARKET_RUN,
     XML_RESOURCE,
-    XML_START,
+    XML_RUN_COLUMNS,
     XML_VALUE,
     location_type,
 )
-from connectors.caiso.oasis import NOT_A_NUMBER, NativeRow, Report, Spans, number, read_reports
+from connectors.caiso.oasis import NativeRow, Report, Spans, number, read_reports
 from connectors.parsing import Parser
 from connectors.records import PUBLISH_TIME, AsPriceRecord, LmpRecord, Record
 from schemas.catalog import Dataset
@@ -53,16 +49,8 @@ _Cell = tuple[str, int, list[str], Report]  # (value text, row number, row, repo
 
 def lmp_parser(dataset: Dataset) -> Parser:
     query, market = LMP_QUERIES[dataset]
-    csv_names = (START, END, MARKET_RUN, LMP_NODE_ID, LMP_NODE_NAME, LMP_TYPE, query.value_column)
-    xml_names = (
-        XML_START,
-        XML_END,
-        XML_MARKET_RUN,
-        XML_RESOURCE,
-        XML_RESOURCE,
-        XML_DATA_ITEM,
-        XML_VALUE,
-    )
+    csv_names = (*RUN_COLUMNS, LMP_NODE_ID, LMP_NODE_NAME, LMP_TYPE, query.value_column)
+    xml_names = (*XML_RUN_COLUMNS, XML_RESOURCE, XML_RESOURCE, XML_DATA_ITEM, XML_VALUE)
 
     def parse(data: bytes, source: str) -> Sequence[Record]:
         fast = columnar.lmp(
@@ -151,13 +139,7 @@ def _lmp_context(
 
 def _value(cell: _Cell, column: str, source: str) -> float:
     """The number in a component cell; ParseError naming the cell when it is not one."""
-    try:
-        value = float(cell[0])
-    except ValueError:
-        value = NOT_A_NUMBER
-    if value - value:  # not a number, or infinite
-        number(cell[0], source, cell[1], column, cell[3].where)  # raises, naming the cell
-    return value
+    return number(cell[0], source, cell[1], column, cell[3].where)
 
 
 def _lmp_records(
@@ -168,7 +150,7 @@ def _lmp_records(
     source: str,
 ) -> list[Record]:
     out: list[Record] = []
-    types: dict[str, str] = {}
+    types = {node: location_type(node) for node in {node for node, _, _ in groups}}
     for (node, start, revision), group in groups.items():
         total, energy, congestion, loss, ghg = group
         if total is None:
@@ -205,16 +187,13 @@ def _lmp_records(
         if ghg is not None:
             _value(ghg, COMPONENT_NATIVE["ghg"], source)
             extra[COMPONENT_NATIVE["ghg"]] = ghg[0]
-        kind = types.get(node)
-        if kind is None:
-            kind = types[node] = location_type(node)
         out.append(
             LmpRecord(
                 ISO,
                 market,
                 node,
                 row[names[report]] or None,
-                kind,
+                types[node],
                 start,
                 minutes,
                 _value(total, "LMP", source),
@@ -237,28 +216,18 @@ def _lmp_records(
 def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
     """CAISO OASIS PRC_AS (DAM, HASP) and PRC_INTVL_AS (RTM): one AsPriceRecord per AS region,
     type and interval. The price column is named MW; ANC_TYPE maps to the canonical product."""
-    csv_names = (START, END, MARKET_RUN, AS_TYPE, AS_REGION, DATA_ITEM, PRC_AS.value_column)
+    csv_names = (*RUN_COLUMNS, AS_TYPE, AS_REGION, DATA_ITEM, PRC_AS.value_column)
     fast = columnar.as_prices(data, source, csv_names)
     if fast is not None:
         return fast
     out: list[Record] = []
     seen: dict[tuple[object, ...], str] = {}
-    xml_names = (
-        XML_START,
-        XML_END,
-        XML_MARKET_RUN,
-        XML_DATA_ITEM,
-        XML_RESOURCE,
-        XML_DATA_ITEM,
-        XML_VALUE,
-    )
+    xml_names = (*XML_RUN_COLUMNS, XML_DATA_ITEM, XML_RESOURCE, XML_DATA_ITEM, XML_VALUE)
     for report in read_reports(data, source):
         columns = report.columns(xml_names if report.xml else csv_names, source)
         i_start, i_end, i_market, i_type, i_region, i_item, i_value = columns
         spans = Spans(report, source)
-        revision = report.revision
-        header = report.header
-        where = report.where
+        revision, header, where = report.revision, report.header, report.where
         value_column = header[i_value]
         for row_number, row in enumerate(report.rows, start=1):
             item = row[i_item]

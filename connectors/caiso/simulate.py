@@ -22,11 +22,12 @@ from __future__ import annotations
 import io
 import math
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from connectors.caiso.feeds import (
+    AS_PRICE_ITEMS,
     ISO,
     LMP_QUERIES,
     PRC_AS,
@@ -86,14 +87,9 @@ _LMP_TYPES = (
     ("MCL", "LMP_LOSS_PRC"),
     ("MGHG", "LMP_GHG_PRC"),
 )
-_AS_TYPES = (
-    ("RU", "RU_CLR_PRC", 8.0),
-    ("RD", "RD_CLR_PRC", 6.0),
-    ("SR", "SP_CLR_PRC", 5.0),
-    ("NR", "NS_CLR_PRC", 1.5),
-    ("RMU", "RMU_CLR_PRC", 0.2),
-    ("RMD", "RMD_CLR_PRC", 0.3),
-)
+_AS_BASE_PRICES = {"RU": 8.0, "RD": 6.0, "SR": 5.0, "NR": 1.5, "RMU": 0.2, "RMD": 0.3}
+# (ANC_TYPE, the XML_DATA_ITEM of its clearing price, base price) of each simulated AS product.
+_AS_TYPES = tuple((anc, item, _AS_BASE_PRICES[anc]) for item, anc in AS_PRICE_ITEMS.items())
 _AS_REGIONS = ("AS_CAISO", "AS_CAISO_EXP", "AS_NP26", "AS_NP26_EXP", "AS_SP26", "AS_SP26_EXP")
 _DLAPS = ("DLAP_PGAE-APND", "DLAP_SCE-APND", "DLAP_SDGE-APND", "DLAP_VEA-APND")
 _AREAS = ("CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC", "PACE", "NEVP", "AZPS")
@@ -242,6 +238,17 @@ def _operating(start: datetime, minutes: int) -> tuple[date, int, int]:
     return day, hour, interval
 
 
+def _oasis_intervals(
+    request: SimRequest, minutes: int
+) -> Iterator[tuple[datetime, date, int, int, str]]:
+    """Each interval of the window: (start, OPR_DT, OPR_HR, OPR_INTERVAL, the cells of its GMT
+    start and end)."""
+    step = timedelta(minutes=minutes)
+    for start in intervals(request.start_utc, request.end_utc, minutes):
+        day, hour, interval = _operating(start, minutes)
+        yield start, day, hour, interval, f"{_gmt(start)},{_gmt(start + step)}"
+
+
 def _revisions(request: SimRequest, *parts: object) -> Iterable[int]:
     """Revision 1, and 2 where the revision fault strikes; nothing where the row is missing."""
     faults = request.faults
@@ -260,10 +267,7 @@ def _lmp(request: SimRequest, query: OasisQuery, market: str) -> list[Payload]:
     is_dam = query.market_run_id == "DAM"
     header = _LMP_DAM_HEADER if is_dam else _LMP_RT_HEADER.format(value=query.value_column)
     reports = _Reports(query, header, request, {})
-    step = timedelta(minutes=minutes)
-    for start in intervals(request.start_utc, request.end_utc, minutes):
-        day, hour, interval = _operating(start, minutes)
-        times = f"{_gmt(start)},{_gmt(start + step)}"
+    for start, day, hour, interval, times in _oasis_intervals(request, minutes):
         for index in range(request.locations):
             node = node_name(index)
             for revision in _revisions(request, query.queryname, node, start):
@@ -300,10 +304,7 @@ def _as_prices(request: SimRequest, query: OasisQuery) -> list[Payload]:
     market = "DA_HOURLY" if query.market_run_id == "DAM" else "RT_15MIN"
     is_dam = query.market_run_id == "DAM"
     reports = _Reports(query, _AS_DAM_HEADER if is_dam else _AS_RTM_HEADER, request, {})
-    step = timedelta(minutes=minutes)
-    for start in intervals(request.start_utc, request.end_utc, minutes):
-        day, hour, interval = _operating(start, minutes)
-        times = f"{_gmt(start)},{_gmt(start + step)}"
+    for start, day, hour, interval, times in _oasis_intervals(request, minutes):
         for index in range(request.locations):
             region = region_name(index)
             for anc_type, item, _ in _AS_TYPES:
@@ -332,10 +333,7 @@ def _as_prices(request: SimRequest, query: OasisQuery) -> list[Payload]:
 def _load(request: SimRequest) -> list[Payload]:
     reports = _Reports(SLD_FCST, _SLD_HEADER, request, {})
     for item, market_run, execution, load_type, label, minutes in _LOAD_SERIES:
-        step = timedelta(minutes=minutes)
-        for start in intervals(request.start_utc, request.end_utc, minutes):
-            day, hour, interval = _operating(start, minutes)
-            times = f"{_gmt(start)},{_gmt(start + step)}"
+        for start, day, hour, interval, times in _oasis_intervals(request, minutes):
             for index in range(request.locations):
                 area = area_name(index)
                 for revision in _revisions(request, item, area, start):

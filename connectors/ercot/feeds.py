@@ -223,28 +223,21 @@ FUEL_MIX_MINUTES = 5
 # Load areas: the actual (NP6-345) and the forecast (NP3-561) spell the same weather zones
 # differently; both map to NP6-345's names. The system total is the RTO-level area "ERCOT".
 SYSTEM_AREA = "ERCOT"
-ACTUAL_LOAD_AREAS: dict[str, tuple[str, str]] = {
-    "COAST": ("COAST", "WEATHER_ZONE"),
-    "EAST": ("EAST", "WEATHER_ZONE"),
-    "FAR_WEST": ("FAR_WEST", "WEATHER_ZONE"),
-    "NORTH": ("NORTH", "WEATHER_ZONE"),
-    "NORTH_C": ("NORTH_C", "WEATHER_ZONE"),
-    "SOUTHERN": ("SOUTHERN", "WEATHER_ZONE"),
-    "SOUTH_C": ("SOUTH_C", "WEATHER_ZONE"),
-    "WEST": ("WEST", "WEATHER_ZONE"),
-    "TOTAL": (SYSTEM_AREA, "RTO"),
-}
-FORECAST_LOAD_AREAS: dict[str, tuple[str, str]] = {
-    "Coast": ("COAST", "WEATHER_ZONE"),
-    "East": ("EAST", "WEATHER_ZONE"),
-    "FarWest": ("FAR_WEST", "WEATHER_ZONE"),
-    "North": ("NORTH", "WEATHER_ZONE"),
-    "NorthCentral": ("NORTH_C", "WEATHER_ZONE"),
-    "SouthCentral": ("SOUTH_C", "WEATHER_ZONE"),
-    "Southern": ("SOUTHERN", "WEATHER_ZONE"),
-    "West": ("WEST", "WEATHER_ZONE"),
-    "SystemTotal": (SYSTEM_AREA, "RTO"),
-}
+
+
+def _load_areas(report: Report, zones: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """A load report's area columns (after HourEnding: its weather zones, then the system total,
+    then DSTFlag) -> (area id, area type); `zones` are NP6-345's names of its zones, in order."""
+    *zone_columns, total = report.columns[2:-1]
+    areas = dict(zip(zone_columns, ((zone, "WEATHER_ZONE") for zone in zones), strict=True))
+    return {**areas, total: (SYSTEM_AREA, "RTO")}
+
+
+ACTUAL_LOAD_AREAS = _load_areas(ACTUAL_LOAD, ACTUAL_LOAD.columns[2:-2])  # columns named as zones
+FORECAST_LOAD_AREAS = _load_areas(
+    LOAD_FORECAST,
+    ("COAST", "EAST", "FAR_WEST", "NORTH", "NORTH_C", "SOUTH_C", "SOUTHERN", "WEST"),
+)
 
 
 def location_type_of(name: str) -> str:

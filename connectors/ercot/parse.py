@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NoReturn
 
 from connectors.ercot import columns as columnar
@@ -64,16 +66,6 @@ _NOT_A_NUMBER = math.nan  # what a cell float() rejects stands for, so one test 
 # about a fifth more per record, and a day of nodal prices is tens of thousands of records.
 
 
-def _number(text: str, label: str, row: int, column: str) -> float:
-    try:
-        value = float(text)  # the common case; spaces around the number are fine
-    except ValueError:
-        return to_float(text, label, row, column)  # thousands separators, or a clear error
-    if not math.isfinite(value):
-        raise ParseError(label, f"{column} is not a finite number: {text!r}", row)
-    return value
-
-
 @lru_cache(maxsize=65_536)
 def _settlement_point(cell: str) -> tuple[str, str]:
     """(name, canonical type) of a SettlementPoint cell; the same in every document naming it
@@ -89,13 +81,28 @@ def _hour_start(label: str, row: int, day: str, hour: str, flag: str | None) -> 
         raise ParseError(label, str(exc), row) from None
 
 
-def _twice(
-    label: str, row: int, what: str, start: datetime, first: float, second: float
-) -> NoReturn:
+def _first(
+    seen: dict[Any, float], key: tuple[Any, ...], text: str, label: str, row: int, column: str
+) -> float | None:
+    """The number in a cell of `column`, or None where an earlier row of the payload gave the
+    same number for the same `key` (a verbatim repeat, read once); a different number for it,
+    or a cell that is no finite number, is a ParseError. The key ends with what the number is
+    of and the interval start, which an error names."""
+    try:
+        value = float(text)  # the common case; spaces around the number are fine
+    except ValueError:
+        value = _NOT_A_NUMBER
+    if value - value:  # not a number, or not finite: to_float names the cell
+        value = to_float(text, label, row, column)  # (or reads thousands separators)
+    earlier = seen.setdefault(key, value)
+    if earlier is value:
+        return value
+    if earlier == value:
+        return None
     raise ParseError(
         label,
-        f"two rows for {what} at {start:%Y-%m-%d %H:%M} UTC with different values "
-        f"({first} and {second}); on the fall-back day the second pass needs DSTFlag Y",
+        f"two rows for {key[-2]} at {key[-1]:%Y-%m-%d %H:%M} UTC with different values "
+        f"({earlier} and {value}); on the fall-back day the second pass needs DSTFlag Y",
         row,
     )
 
@@ -110,50 +117,56 @@ def _table(
     return header_index(header), rows, [index[name] for name in required], index.get("DSTFlag", -1)
 
 
-@collector_paused
-def parse_dam_spp(data: bytes, source: str) -> Sequence[Record]:
-    """NP4-190-CD DAM Settlement Point Prices -> DA_HOURLY LmpRecords."""
-    fast = columnar.dam_spp(data, source, _settlement_point)
-    if fast is not None:
-        return fast
-    out: list[Record] = []
+@dataclass(frozen=True)
+class _LmpReport:
+    """How the row path reads an LMP report: its first `when` columns (with DSTFlag, where a
+    document has one) place a row in time, `when_of(cells, document, row)` giving (interval
+    start, revision); the next `where` columns name its location, `where_of(cells, document
+    label, row)` giving (location id, settlement point name, canonical type); the column after
+    them holds the price. Each conversion is made once per distinct tuple of cells (for one
+    column, the cell itself)."""
+
+    report: feeds.Report
+    market: str
+    when: int
+    when_of: Callable[[tuple[str, ...], Document, int], tuple[datetime, int]]
+    where: int
+    where_of: Callable[[Any, str, int], tuple[str, str, str]]
+
+
+def _lmp_rows(data: bytes, source: str, spec: _LmpReport) -> Iterator[Record]:
+    """One LmpRecord per row of every document of an LMP report (see _LmpReport)."""
     seen: dict[tuple[int, str, datetime], float] = {}
-    points: dict[str, tuple[str, str]] = {}
+    points: dict[Any, tuple[str, str, str]] = {}
+    required = spec.report.columns[: spec.when + spec.where + 1]
+    market, minutes, column = spec.market, spec.report.interval_minutes, required[-1]
+    when_of, where_of = spec.when_of, spec.where_of
     for doc in csv_documents(data, source):
-        fields, rows, at, i_flag = _table(doc, feeds.DAM_SPP.columns[:4])
-        i_day, i_hour, i_point, i_price = at
-        revision, label = doc.revision, doc.label
-        starts: dict[tuple[str, str, str], datetime] = {}
+        fields, rows, at, i_flag = _table(doc, required)
+        when_cells = itemgetter(*at[: spec.when], *([i_flag] if i_flag >= 0 else []))
+        where_cells = itemgetter(*at[spec.when : -1])
+        i_price, label = at[-1], doc.label
+        whens: dict[tuple[str, ...], tuple[datetime, int]] = {}
         for number, row in enumerate(rows, start=1):
-            flag = row[i_flag] if i_flag >= 0 else None
-            key = (row[i_day], row[i_hour], flag or "")
-            start = starts.get(key)
-            if start is None:
-                start = starts[key] = _hour_start(label, number, *key[:2], flag)
-            point = points.get(row[i_point])
+            cells = when_cells(row)
+            when = whens.get(cells)
+            if when is None:
+                when = whens[cells] = when_of(cells, doc, number)
+            start, revision = when
+            cells = where_cells(row)
+            point = points.get(cells)
             if point is None:
-                point = points[row[i_point]] = _settlement_point(row[i_point])
-            text = row[i_price]
-            try:
-                price = float(text)  # the common case, inline; _number names a bad cell
-            except ValueError:
-                price = _NOT_A_NUMBER
-            if price - price:  # not a number, or not finite
-                price = _number(text, label, number, "SettlementPointPrice")
-            earlier = seen.setdefault((revision, point[0], start), price)
-            if earlier is not price:  # a second row for this interval in this posting
-                if earlier == price:
-                    continue
-                _twice(label, number, point[0], start, earlier, price)
-            out.append(
-                LmpRecord(
+                point = points[cells] = where_of(cells, label, number)
+            price = _first(seen, (revision, point[0], start), row[i_price], label, number, column)
+            if price is not None:
+                yield LmpRecord(
                     ISO,
-                    "DA_HOURLY",
-                    point[0],
+                    market,
                     point[0],
                     point[1],
+                    point[2],
                     start,
-                    60,
+                    minutes,
                     price,
                     None,  # energy, congestion and loss: ERCOT publishes no components
                     None,
@@ -164,8 +177,63 @@ def parse_dam_spp(data: bytes, source: str) -> Sequence[Record]:
                     number,
                     RowFields(fields, row),
                 )
-            )
-    return out
+
+
+def _posted_hour(cells: tuple[str, ...], doc: Document, row: int) -> tuple[datetime, int]:
+    """(DeliveryDate, HourEnding[, DSTFlag]): the hour's start, and the document's revision."""
+    flag = cells[2] if len(cells) > 2 else None
+    return _hour_start(doc.label, row, cells[0], cells[1], flag), doc.revision
+
+
+def _posted_quarter(cells: tuple[str, ...], doc: Document, row: int) -> tuple[datetime, int]:
+    """(DeliveryDate, DeliveryHour, DeliveryInterval[, DSTFlag]): the quarter hour's start, and
+    the document's revision."""
+    flag = cells[3] if len(cells) > 3 else None
+    hour = _hour_start(doc.label, row, cells[0], cells[1], flag)
+    text = cells[2].strip()
+    if text not in ("1", "2", "3", "4"):
+        raise ParseError(doc.label, f"DeliveryInterval must be 1..4, not {cells[2]!r}", row)
+    return hour + timedelta(minutes=15 * (int(text) - 1)), doc.revision
+
+
+def _sced_when(cells: tuple[str, ...], doc: Document, row: int) -> tuple[datetime, int]:
+    """(SCEDTimestamp, RepeatedHourFlag): see _sced_run (a DSTFlag cell is not read)."""
+    return _sced_run(cells[0], cells[1], doc.label, row)
+
+
+def _named_point(cell: str, label: str, row: int) -> tuple[str, str, str]:
+    """A SettlementPoint cell: its name is its location id (see _settlement_point)."""
+    name, kind = _settlement_point(cell)
+    return name, name, kind
+
+
+def _rt_point(cells: tuple[str, str], label: str, row: int) -> tuple[str, str, str]:
+    """(SettlementPointName, SettlementPointType): (location id, settlement point name,
+    canonical type)."""
+    kind = cells[1]
+    code = kind.strip()
+    canonical = feeds.SETTLEMENT_POINT_TYPES.get(code)
+    if canonical is None:
+        known = ", ".join(feeds.SETTLEMENT_POINT_TYPES)
+        raise ParseError(label, f"unknown SettlementPointType {kind!r} (known: {known})", row)
+    point = cells[0].strip()
+    if code in feeds.ENERGY_WEIGHTED_TYPES:
+        return point + feeds.ENERGY_WEIGHTED_SUFFIX, point, canonical
+    return point, point, canonical
+
+
+_DAM_SPP = _LmpReport(feeds.DAM_SPP, "DA_HOURLY", 2, _posted_hour, 1, _named_point)
+_RT_SPP = _LmpReport(feeds.RT_SPP, "RT_15MIN", 3, _posted_quarter, 2, _rt_point)
+_SCED_LMP = _LmpReport(feeds.SCED_LMP, "RT_5MIN", 2, _sced_when, 1, _named_point)
+
+
+@collector_paused
+def parse_dam_spp(data: bytes, source: str) -> Sequence[Record]:
+    """NP4-190-CD DAM Settlement Point Prices -> DA_HOURLY LmpRecords."""
+    fast = columnar.dam_spp(data, source, _settlement_point)
+    if fast is not None:
+        return fast
+    return list(_lmp_rows(data, source, _DAM_SPP))
 
 
 @collector_paused
@@ -174,82 +242,7 @@ def parse_rt_spp(data: bytes, source: str) -> list[Record]:
 
     The energy-weighted load-zone rows (LZEW, LZ_DCEW) become their own locations, `<name>_EW`.
     """
-    out: list[Record] = []
-    seen: dict[tuple[int, str, datetime], float] = {}
-    points: dict[tuple[str, str], tuple[str, str, str]] = {}
-    required = feeds.RT_SPP.columns[:6]
-    for doc in csv_documents(data, source):
-        fields, rows, at, i_flag = _table(doc, required)
-        i_day, i_hour, i_interval, i_name, i_type, i_price = at
-        revision, label = doc.revision, doc.label
-        starts: dict[tuple[str, str, str, str], datetime] = {}
-        for number, row in enumerate(rows, start=1):
-            flag = row[i_flag] if i_flag >= 0 else None
-            key = (row[i_day], row[i_hour], row[i_interval], flag or "")
-            start = starts.get(key)
-            if start is None:
-                start = starts[key] = _quarter_start(label, number, key, flag)
-            point = points.get((row[i_name], row[i_type]))
-            if point is None:
-                point = points[(row[i_name], row[i_type])] = _rt_point(
-                    row[i_name], row[i_type], label, number
-                )
-            text = row[i_price]
-            try:
-                price = float(text)  # the common case, inline; _number names a bad cell
-            except ValueError:
-                price = _NOT_A_NUMBER
-            if price - price:  # not a number, or not finite
-                price = _number(text, label, number, "SettlementPointPrice")
-            earlier = seen.setdefault((revision, point[0], start), price)
-            if earlier is not price:
-                if earlier == price:
-                    continue
-                _twice(label, number, point[0], start, earlier, price)
-            out.append(
-                LmpRecord(
-                    ISO,
-                    "RT_15MIN",
-                    point[0],
-                    point[1],
-                    point[2],
-                    start,
-                    15,
-                    price,
-                    None,  # energy, congestion and loss: ERCOT publishes no components
-                    None,
-                    None,
-                    revision,
-                    PUBLISH_TIME,
-                    source,
-                    number,
-                    RowFields(fields, row),
-                )
-            )
-    return out
-
-
-def _quarter_start(
-    label: str, row: int, key: tuple[str, str, str, str], flag: str | None
-) -> datetime:
-    hour = _hour_start(label, row, key[0], key[1], flag)
-    text = key[2].strip()
-    if text not in ("1", "2", "3", "4"):
-        raise ParseError(label, f"DeliveryInterval must be 1..4, not {key[2]!r}", row)
-    return hour + timedelta(minutes=15 * (int(text) - 1))
-
-
-def _rt_point(name: str, kind: str, label: str, row: int) -> tuple[str, str, str]:
-    """(location id, settlement point name, canonical type)."""
-    code = kind.strip()
-    canonical = feeds.SETTLEMENT_POINT_TYPES.get(code)
-    if canonical is None:
-        known = ", ".join(feeds.SETTLEMENT_POINT_TYPES)
-        raise ParseError(label, f"unknown SettlementPointType {kind!r} (known: {known})", row)
-    point = name.strip()
-    if code in feeds.ENERGY_WEIGHTED_TYPES:
-        return point + feeds.ENERGY_WEIGHTED_SUFFIX, point, canonical
-    return point, point, canonical
+    return list(_lmp_rows(data, source, _RT_SPP))
 
 
 @collector_paused
@@ -259,58 +252,7 @@ def parse_sced_lmp(data: bytes, source: str) -> Sequence[Record]:
     fast = columnar.sced_lmp(data, source, _sced_run, _settlement_point)
     if fast is not None:
         return fast
-    out: list[Record] = []
-    seen: dict[tuple[int, str, datetime], float] = {}
-    points: dict[str, tuple[str, str]] = {}
-    required = feeds.SCED_LMP.columns
-    for doc in csv_documents(data, source):
-        fields, rows, at, _ = _table(doc, required)
-        i_time, i_flag, i_point, i_price = at
-        label = doc.label
-        runs: dict[tuple[str, str], tuple[datetime, int]] = {}
-        for number, row in enumerate(rows, start=1):
-            run = runs.get((row[i_time], row[i_flag]))
-            if run is None:
-                run = runs[(row[i_time], row[i_flag])] = _sced_run(
-                    row[i_time], row[i_flag], label, number
-                )
-            start, revision = run
-            point = points.get(row[i_point])
-            if point is None:
-                point = points[row[i_point]] = _settlement_point(row[i_point])
-            text = row[i_price]
-            try:
-                price = float(text)  # the common case, inline; _number names a bad cell
-            except ValueError:
-                price = _NOT_A_NUMBER
-            if price - price:  # not a number, or not finite
-                price = _number(text, label, number, "LMP")
-            earlier = seen.setdefault((revision, point[0], start), price)
-            if earlier is not price:
-                if earlier == price:
-                    continue
-                _twice(label, number, point[0], start, earlier, price)
-            out.append(
-                LmpRecord(
-                    ISO,
-                    "RT_5MIN",
-                    point[0],
-                    point[0],
-                    point[1],
-                    start,
-                    5,
-                    price,
-                    None,  # energy, congestion and loss: ERCOT publishes no components
-                    None,
-                    None,
-                    revision,
-                    PUBLISH_TIME,
-                    source,
-                    number,
-                    RowFields(fields, row),
-                )
-            )
-    return out
+    return list(_lmp_rows(data, source, _SCED_LMP))
 
 
 def _sced_run(stamp: str, flag: str, label: str, row: int) -> tuple[datetime, int]:
@@ -348,18 +290,9 @@ def parse_dam_mcpc(data: bytes, source: str) -> list[Record]:
                 raise ParseError(
                     label, f"unknown AncillaryType {native!r} (known: {known})", number
                 )
-            text = row[i_price]
-            try:
-                price = float(text)  # the common case, inline; _number names a bad cell
-            except ValueError:
-                price = _NOT_A_NUMBER
-            if price - price:  # not a number, or not finite
-                price = _number(text, label, number, "MCPC")
-            earlier = seen.setdefault((revision, native, start), price)
-            if earlier is not price:
-                if earlier == price:
-                    continue
-                _twice(label, number, native, start, earlier, price)
+            price = _first(seen, (revision, native, start), row[i_price], label, number, "MCPC")
+            if price is None:
+                continue
             out.append(
                 AsPriceRecord(
                     ISO,
@@ -413,18 +346,10 @@ def parse_load(data: bytes, source: str) -> list[Record]:
             start = _hour_start(label, number, row[i_day], row[i_hour], flag)
             native = RowFields(fields, row)
             for i, name, area_id, area_type in cells:
-                text = row[i]
-                try:
-                    load = float(text)  # the common case, inline; _number names a bad cell
-                except ValueError:
-                    load = _NOT_A_NUMBER
-                if load - load:  # not a number, or not finite
-                    load = _number(text, label, number, name)
-                earlier = seen.setdefault((revision, kind, area_id, start), load)
-                if earlier is not load:
-                    if earlier == load:
-                        continue
-                    _twice(label, number, area_id, start, earlier, load)
+                key = (revision, kind, area_id, start)
+                load = _first(seen, key, row[i], label, number, name)
+                if load is None:
+                    continue
                 out.append(
                     LoadRecord(
                         ISO,

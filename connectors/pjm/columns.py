@@ -4,7 +4,7 @@ irregular, and parse.py's row loops then read the payload (or name what is wrong
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,15 +31,7 @@ from connectors.columnar import (
     wall_micros,
 )
 from connectors.errors import ParseError
-from connectors.pjm.feeds import (
-    AS_PRODUCTS,
-    EPT_COLUMN,
-    INST_AREA_PREFIX,
-    LOCATION_TYPES,
-    RESERVE_FIVE_MINUTE_SINCE,
-    RTO_AREAS,
-    UTC_COLUMN,
-)
+from connectors.pjm import feeds
 from connectors.pjm.table import (
     VERIFIED_FLAGS,
     cell_text,
@@ -50,7 +42,6 @@ from connectors.pjm.table import (
 from connectors.records import (
     PUBLISH_TIME,
     VERSION,
-    AsPriceRecord,
     LmpRecord,
     LoadRecord,
     Record,
@@ -59,7 +50,7 @@ from connectors.tabular import sniff
 from schemas.timeutil import to_micros
 
 ISO = "PJM"
-_TIMES = {UTC_COLUMN: LABEL, EPT_COLUMN: LABEL}
+_TIMES = {feeds.UTC_COLUMN: LABEL, feeds.EPT_COLUMN: LABEL}
 EASTERN_ZONE = "America/New_York"  # connectors.pjm.table.EASTERN, by name for Arrow
 
 
@@ -107,16 +98,16 @@ def starts(found: Frame, minutes: int) -> tuple[Codes, int, Codes] | None:
     columnar.utc_datetimes) from the UTC label checked against
     the EPT label, once per distinct pair; None if a label does not convert, disagrees or is
     off the `minutes` grid (0: any time)."""
-    utc = found.column(UTC_COLUMN)
+    utc = found.column(feeds.UTC_COLUMN)
     utc_codes = None if utc is None else encoded(utc)
     if utc_codes is None:
         return None
-    if EPT_COLUMN not in found.header:
+    if feeds.EPT_COLUMN not in found.header:
         row_pairs = utc_codes[0]
         utc_of_pair = np.arange(len(utc_codes[1]), dtype=np.int64)
         ept_codes, ept_of_pair = None, None
     else:
-        ept = found.column(EPT_COLUMN)
+        ept = found.column(feeds.EPT_COLUMN)
         ept_codes = None if ept is None else encoded(ept)
         if ept_codes is None:
             return None
@@ -230,13 +221,15 @@ def lmp(
     names += [f"congestion_price_{suffix}", f"marginal_loss_price_{suffix}"]
     if verified:
         names += [f"system_energy_price_{suffix}", "version_nbr"]
-    if not found.has(UTC_COLUMN, *names):
+    if not found.has(feeds.UTC_COLUMN, *names):
         return None
     when = starts(found, minutes)
     pnodes = _texts(found, "pnode_id", non_empty=True)
     type_column = found.column("type")
     kind_codes = None if type_column is None else codes(type_column)
-    location_types = None if kind_codes is None else [LOCATION_TYPES.get(k) for k in kind_codes[1]]
+    location_types = (
+        None if kind_codes is None else [feeds.LOCATION_TYPES.get(k) for k in kind_codes[1]]
+    )
     total = found.column(f"total_lmp_{suffix}")
     congestion = found.column(f"congestion_price_{suffix}")
     loss = found.column(f"marginal_loss_price_{suffix}")
@@ -293,18 +286,15 @@ def lmp(
                 row + 1,
                 native(row),
             )
-            for row, (p, k, s, v) in enumerate(
-                zip(
-                    pnodes[0].tolist(),
-                    kind_codes[0].tolist(),
-                    when[0].tolist(),
-                    versions[0].tolist(),
-                    strict=True,
-                )
-            )
+            for row, (p, k, s, v) in _rows(pnodes[0], kind_codes[0], when[0], versions[0])
         ]
 
     return RecordBatch(found.rows, build)
+
+
+def _rows(*codes: Codes) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(row index, its code in each of `codes`) of every row, for building its record."""
+    return enumerate(zip(*(row_codes.tolist() for row_codes in codes), strict=True))
 
 
 def _raw_codes(found: Frame, name: str) -> tuple[Codes, list[Any]] | None:
@@ -333,7 +323,7 @@ def load(data: bytes, source: str) -> RecordBatch | None:
 
 
 def _metered_load(found: Frame, source: str) -> RecordBatch | None:
-    if not found.has(UTC_COLUMN, "load_area", "zone", "mw", "is_verified"):
+    if not found.has(feeds.UTC_COLUMN, "load_area", "zone", "mw", "is_verified"):
         return None
     when = starts(found, 60)
     areas = _texts(found, "load_area", non_empty=True)
@@ -352,8 +342,7 @@ def _metered_load(found: Frame, source: str) -> RecordBatch | None:
     # the area's type depends on its zone cell: one type per distinct (area, zone)
     area_zone, distinct_pairs = pairs(areas[0], areas[1], zones[0], zones[1])
     area_types = [
-        "RTO" if areas[2][a] in RTO_AREAS else "ZONE" if areas[2][a] == zones[2][z] else "OTHER"
-        for a, z in distinct_pairs.tolist()
+        feeds.metered_area_type(areas[2][a], zones[2][z]) for a, z in distinct_pairs.tolist()
     ]
 
     def build() -> list[Record]:
@@ -377,22 +366,14 @@ def _metered_load(found: Frame, source: str) -> RecordBatch | None:
                 row + 1,
                 native(row),
             )
-            for row, (a, t, s, v) in enumerate(
-                zip(
-                    areas[0].tolist(),
-                    area_zone.tolist(),
-                    when[0].tolist(),
-                    revisions[0].tolist(),
-                    strict=True,
-                )
-            )
+            for row, (a, t, s, v) in _rows(areas[0], area_zone, when[0], revisions[0])
         ]
 
     return RecordBatch(found.rows, build)
 
 
 def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
-    if not found.has(UTC_COLUMN, "area", "instantaneous_load"):
+    if not found.has(feeds.UTC_COLUMN, "area", "instantaneous_load"):
         return None
     when = starts(found, 0)
     areas = _texts(found, "area", non_empty=True)
@@ -408,13 +389,7 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
     # the snapshot's nearest 5-minute mark (parse.nearest_five_minutes, vectorised)
     seconds = when[2] // 1_000_000 + (when[2] % 1_000_000 >= 500_000)
     marks_micros = (seconds + 150) // 300 * 300 * 1_000_000
-    named = [
-        (
-            INST_AREA_PREFIX + area,
-            "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE",
-        )
-        for area in areas[2]
-    ]
+    named = [feeds.inst_area(area) for area in areas[2]]
 
     def build() -> list[Record]:
         loads = load.tolist()
@@ -422,13 +397,13 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
         marks = list(zip(utc_datetimes(marks_micros), when[2].tolist(), strict=True))
         out: list[Record] = []
         for row, (a, s) in enumerate(zip(areas[0].tolist(), when[0].tolist(), strict=True)):
-            area_id, area_type = named[a]
             start, revision = marks[s]
+            area = named[a]
             out.append(
                 LoadRecord(
                     ISO,
-                    area_id,
-                    area_type,
+                    area[0],  # area id
+                    area[1],  # area type
                     start,
                     5,
                     loads[row],
@@ -446,10 +421,20 @@ def _instantaneous_load(found: Frame, source: str) -> RecordBatch | None:
     return RecordBatch(found.rows, build)
 
 
-def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
-    """The columnar path of parse.parse_as_prices (reserve_market_results)."""
+# parse._reserve_price: (hourly, start, product, service, locale, price, revision, source, row,
+# native fields) -> the record of a reserve_market_results row.
+ReservePrice = Callable[
+    [bool, datetime, str, str, str, float, int, str, int, Mapping[str, str]], Record
+]
+
+
+def as_prices(
+    data: bytes, source: str, revision: int, reserve_price: ReservePrice
+) -> RecordBatch | None:
+    """The columnar path of parse.parse_as_prices (reserve_market_results); `reserve_price`
+    builds a row's record as the row path does."""
     found = frame(data, {"locale": LABEL, "service": LABEL, "mcp": NUMBER})
-    if found is None or not found.has(UTC_COLUMN, "locale", "service", "mcp"):
+    if found is None or not found.has(feeds.UTC_COLUMN, "locale", "service", "mcp"):
         return None
     when = starts(found, 5)
     locales = _texts(found, "locale", non_empty=True, strip=True)
@@ -460,11 +445,11 @@ def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
         return None
     if not all(type(service) is str for service in services[1]):
         return None
-    products = [AS_PRODUCTS.get(service) for service in services[1]]
+    products = [feeds.AS_PRODUCTS.get(service) for service in services[1]]
     if None in products:
         return None
     service_codes = canonical(services[1], services[0])
-    hourly_marks = when[2] < to_micros(RESERVE_FIVE_MINUTE_SINCE)
+    hourly_marks = when[2] < to_micros(feeds.RESERVE_FIVE_MINUTE_SINCE)
     if (hourly_marks & (when[2] % 3_600_000_000 != 0)).any():
         return None
     if not distinct(
@@ -472,7 +457,7 @@ def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
     ):
         return None
     # canonical() kept the first of equal services; products follow the canonical order
-    product_of = [AS_PRODUCTS[service] for service in service_codes[2]]
+    product_of = [feeds.AS_PRODUCTS[service] for service in service_codes[2]]
 
     def build() -> list[Record]:
         names, service_names = locales[2], service_codes[2]
@@ -481,24 +466,19 @@ def as_prices(data: bytes, source: str, revision: int) -> RecordBatch | None:
         prices = price.tolist()
         native = found.natives()
         return [
-            AsPriceRecord(
-                ISO,
-                "RT_HOURLY" if hourly[s] else "RT_5MIN",
+            reserve_price(
+                hourly[s],
                 interval_starts[s],
-                60 if hourly[s] else 5,
                 product_of[v],
                 service_names[v],
                 names[a],
                 prices[row],
                 revision,
-                PUBLISH_TIME,
                 source,
                 row + 1,
                 native(row),
             )
-            for row, (a, v, s) in enumerate(
-                zip(locales[0].tolist(), service_codes[0].tolist(), when[0].tolist(), strict=True)
-            )
+            for row, (a, v, s) in _rows(locales[0], service_codes[0], when[0])
         ]
 
     return RecordBatch(found.rows, build)

@@ -238,3 +238,16 @@ RESERVE_FIVE_MINUTE_SINCE = datetime(2022, 9, 1, 4, tzinfo=UTC)
 
 INST_AREA_PREFIX = "INST/"
 RTO_AREAS = frozenset({"PJM RTO", "RTO"})
+
+
+def metered_area_type(area: str, zone: str) -> str:
+    """The type of an hrl_load_metered load area, from its `zone` cell: the RTO, a zone (the area
+    named as its zone), else a load area inside a zone (OTHER)."""
+    return "RTO" if area in RTO_AREAS else "ZONE" if area == zone else "OTHER"
+
+
+def inst_area(area: str) -> tuple[str, str]:
+    """(area id, area type) of an inst_load area: the RTO, a region (OTHER), else a zone; the id
+    carries INST_AREA_PREFIX (see INST_LOAD)."""
+    kind = "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE"
+    return INST_AREA_PREFIX + area, kind

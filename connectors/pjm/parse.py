@@ -16,7 +16,7 @@ once per distinct label, cells are read from one flat list, and records are buil
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from math import isfinite
 from typing import Any
@@ -28,12 +28,12 @@ from connectors.pjm.feeds import (
     AS_PRODUCTS,
     EPT_COLUMN,
     FUEL_TYPES,
-    INST_AREA_PREFIX,
     LOCATION_TYPES,
     PUBLISHED_IN_NAME,
     RESERVE_FIVE_MINUTE_SINCE,
-    RTO_AREAS,
     UTC_COLUMN,
+    inst_area,
+    metered_area_type,
 )
 from connectors.pjm.table import (
     VERIFIED_FLAGS,
@@ -114,6 +114,14 @@ class _Rows:
         cell = self.table.cells[base + self.at[name]]
         return to_float(cell_text(cell), self.source, base // self.table.width + 1, name)
 
+    def value(self, base: int, name: str) -> float:
+        """A cell as a finite float: float() reads the common case, `number` the rest."""
+        try:
+            value = float(self.table.cells[base + self.at[name]])
+        except (TypeError, ValueError):
+            return self.number(base, name)
+        return value if isfinite(value) else self.number(base, name)
+
     def text(self, base: int, name: str) -> str:
         """A cell that must not be empty."""
         value = cell_text(self.table.cells[base + self.at[name]]).strip()
@@ -134,6 +142,13 @@ class _Rows:
     def bases(self) -> range:
         """The first cell of every row."""
         return range(0, len(self.table.cells), self.table.width)
+
+    def each(self) -> Iterator[tuple[int, int, datetime]]:
+        """(row number, first cell, UTC interval start) of every row, in order."""
+        cells, starts, utc_at, ept_at = self.table.cells, self.starts, self.utc_at, self.ept_at
+        for number, base in enumerate(self.bases(), start=1):
+            start = starts.get((cells[base + utc_at], cells[base + ept_at])) or self.start(base)
+            yield number, base, start
 
 
 def _published(source: str) -> int:
@@ -170,12 +185,10 @@ def _parse_lmp(
     total_at, congestion_at, loss_at = at[total_name], at[congestion_name], at[loss_name]
     energy_at, version_at = (at[energy_name], at["version_nbr"]) if verified else (0, 0)
     kind = VERSION if verified else PUBLISH_TIME
-    cells, starts, seen = table.cells, rows.starts, rows.seen
-    utc_at, ept_at = rows.utc_at, rows.ept_at
+    cells, seen = table.cells, rows.seen
     versions: dict[object, int] = {}
     out: list[Record] = []
-    for number, base in enumerate(rows.bases(), start=1):
-        start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
+    for number, base, start in rows.each():
         pnode = cell_text(cells[base + id_at])
         if not pnode:
             raise rows.fail("pnode_id is empty", base)
@@ -269,32 +282,19 @@ def parse_load(data: bytes, source: str) -> Sequence[Record]:
 def _metered_load(table: Table, source: str) -> Sequence[Record]:
     rows = _Rows(table, source, ["load_area", "zone", "mw", "is_verified"], 60)
     at = rows.at
-    area_at, zone_at, mw_at, verified_at = at["load_area"], at["zone"], at["mw"], at["is_verified"]
-    cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
-    seen = rows.seen
+    area_at, zone_at, verified_at = at["load_area"], at["zone"], at["is_verified"]
+    cells, seen = table.cells, rows.seen
     out: list[Record] = []
-    for number, base in enumerate(rows.bases(), start=1):
-        start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
+    for number, base, start in rows.each():
         area = cell_text(cells[base + area_at])
         if not area:
             raise rows.fail("load_area is empty", base)
-        area_type = (
-            "RTO"
-            if area in RTO_AREAS
-            else "ZONE"
-            if area == cell_text(cells[base + zone_at])
-            else "OTHER"  # a load area inside a zone
-        )
+        area_type = metered_area_type(area, cell_text(cells[base + zone_at]))
         verified = VERIFIED_FLAGS.get(cells[base + verified_at])
         if verified is None:
             raise rows.fail(f"is_verified is not a flag: {cells[base + verified_at]!r}", base)
         revision = 2 if verified else 1  # preliminary, then verified
-        try:
-            load = float(cells[base + mw_at])
-        except (TypeError, ValueError):
-            load = rows.number(base, "mw")
-        if not isfinite(load):
-            load = rows.number(base, "mw")
+        load = rows.value(base, "mw")
         first = seen.setdefault((area, start, revision), base)
         if first == base or rows.first_time((area, start, revision), base):
             out.append(
@@ -319,14 +319,12 @@ def _metered_load(table: Table, source: str) -> Sequence[Record]:
 
 def _instantaneous_load(table: Table, source: str) -> Sequence[Record]:
     rows = _Rows(table, source, ["area", "instantaneous_load"], 0)
-    area_at, load_at = rows.at["area"], rows.at["instantaneous_load"]
+    area_at = rows.at["area"]
     marks: dict[datetime, tuple[datetime, int]] = {}
     areas: dict[str, tuple[str, str]] = {}  # area -> (area id, area type)
-    cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
-    seen = rows.seen
+    cells, seen = table.cells, rows.seen
     out: list[Record] = []
-    for number, base in enumerate(rows.bases(), start=1):
-        stamp = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
+    for number, base, stamp in rows.each():
         mark = marks.get(stamp)
         if mark is None:
             # the snapshot's own time is its revision: the later one for an interval wins
@@ -337,22 +335,15 @@ def _instantaneous_load(table: Table, source: str) -> Sequence[Record]:
         if named is None:
             if not area:
                 raise rows.fail("area is empty", base)
-            kind = "RTO" if area in RTO_AREAS else "OTHER" if area.endswith("REGION") else "ZONE"
-            named = areas[area] = (INST_AREA_PREFIX + area, kind)
-        area_id, area_type = named
-        try:
-            load = float(cells[base + load_at])
-        except (TypeError, ValueError):
-            load = rows.number(base, "instantaneous_load")
-        if not isfinite(load):
-            load = rows.number(base, "instantaneous_load")
+            named = areas[area] = inst_area(area)
+        load = rows.value(base, "instantaneous_load")
         first = seen.setdefault((area, start, revision), base)
         if first == base or rows.first_time((area, start, revision), base):
             out.append(
                 LoadRecord(
                     ISO,
-                    area_id,
-                    area_type,
+                    named[0],  # area id
+                    named[1],  # area type
                     start,
                     5,
                     load,
@@ -374,23 +365,16 @@ def parse_fuel_mix(data: bytes, source: str) -> Sequence[Record]:
     the revision is the publish time in the response's name (`pub<YYYYMMDDTHHMMSSZ>`), else 0."""
     table = read_table(data, source)
     rows = _Rows(table, source, ["fuel_type", "mw"], 60)
-    fuel_at, mw_at = rows.at["fuel_type"], rows.at["mw"]
+    fuel_at = rows.at["fuel_type"]
     revision = _published(source)
-    cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
-    seen = rows.seen
+    cells, seen = table.cells, rows.seen
     out: list[Record] = []
-    for number, base in enumerate(rows.bases(), start=1):
-        start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
+    for number, base, start in rows.each():
         native = cells[base + fuel_at]
         fuel = FUEL_TYPES.get(native)
         if fuel is None:
             raise rows.fail(f"unknown fuel_type {native!r}", base)
-        try:
-            generation = float(cells[base + mw_at])
-        except (TypeError, ValueError):
-            generation = rows.number(base, "mw")
-        if not isfinite(generation):
-            generation = rows.number(base, "mw")
+        generation = rows.value(base, "mw")
         first = seen.setdefault((native, start), base)
         if first == base or rows.first_time((native, start), base):
             out.append(
@@ -411,24 +395,54 @@ def parse_fuel_mix(data: bytes, source: str) -> Sequence[Record]:
     return out
 
 
+def _reserve_price(
+    hourly: bool,
+    start: datetime,
+    product: str,
+    service: str,
+    locale: str,
+    price: float,
+    revision: int,
+    source: str,
+    row: int,
+    native: Mapping[str, str],
+) -> AsPriceRecord:
+    """The record of a reserve_market_results row, for both paths (the columnar one is given
+    it): an hourly price before RESERVE_FIVE_MINUTE_SINCE, a 5-minute one since."""
+    market, minutes = ("RT_HOURLY", 60) if hourly else ("RT_5MIN", 5)
+    return AsPriceRecord(
+        ISO,
+        market,
+        start,
+        minutes,
+        product,
+        service,
+        locale,
+        price,
+        revision,
+        PUBLISH_TIME,
+        source,
+        row,
+        native,
+    )
+
+
 @collector_paused
 def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
     """Real-time reserve and regulation clearing prices (`mcp`) per locale and service from
     `reserve_market_results` (since 2013-06-14; hourly until 2022-09-01 EPT, then 5-minute).
     The feed has no version: the revision is the publish time in the response's name, else 0."""
-    batch = columnar.as_prices(data, source, _published(source))
+    batch = columnar.as_prices(data, source, _published(source), _reserve_price)
     if batch is not None:
         return batch
     table = read_table(data, source)
     rows = _Rows(table, source, ["locale", "service", "mcp"], 5)
-    service_at, mcp_at, locale_at = rows.at["service"], rows.at["mcp"], rows.at["locale"]
+    service_at, locale_at = rows.at["service"], rows.at["locale"]
     revision = _published(source)
-    cells, starts, utc_at, ept_at = table.cells, rows.starts, rows.utc_at, rows.ept_at
-    seen = rows.seen
+    cells, seen = table.cells, rows.seen
     locales: dict[str, str] = {}  # a locale cell's text -> the locale, checked once
     out: list[Record] = []
-    for number, base in enumerate(rows.bases(), start=1):
-        start = starts.get((cells[base + utc_at], cells[base + ept_at])) or rows.start(base)
+    for number, base, start in rows.each():
         hourly = start < RESERVE_FIVE_MINUTE_SINCE
         if hourly and start.minute:
             raise rows.fail(f"{start.isoformat()} is not on an hour before 5-minute pricing", base)
@@ -442,29 +456,13 @@ def parse_as_prices(data: bytes, source: str) -> Sequence[Record]:
             locale = rows.text(base, "locale")
             if type(cell) is str:
                 locales[cell] = locale
-        try:
-            price = float(cells[base + mcp_at])
-        except (TypeError, ValueError):
-            price = rows.number(base, "mcp")
-        if not isfinite(price):
-            price = rows.number(base, "mcp")
+        price = rows.value(base, "mcp")
         first = seen.setdefault((locale, service, start), base)
         if first == base or rows.first_time((locale, service, start), base):
+            native = table.native(base)
             out.append(
-                AsPriceRecord(
-                    ISO,
-                    "RT_HOURLY" if hourly else "RT_5MIN",
-                    start,
-                    60 if hourly else 5,
-                    product,
-                    service,
-                    locale,
-                    price,
-                    revision,
-                    PUBLISH_TIME,
-                    source,
-                    number,
-                    table.native(base),
+                _reserve_price(
+                    hourly, start, product, service, locale, price, revision, source, number, native
                 )
             )
     return out

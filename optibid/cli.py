@@ -96,12 +96,17 @@ def stack_status(
     # in full, whatever the table's width: root's stack keeps it outside the clone
     out.print(f"postgres data: {postgres.details['data_dir']}", highlight=False, soft_wrap=True)
     if postgres.state == "running":
+        facts = postgres.details
         flavour = (
-            "TimescaleDB hypertables"
-            if postgres.details.get("timescaledb")
-            else ("no TimescaleDB: native range partitions with BRIN indexes")
+            f"TimescaleDB {facts.get('timescaledb_version')} hypertables"
+            f" (license: {facts.get('timescaledb_license')})"
+            if facts.get("timescaledb")
+            else "no TimescaleDB: native range partitions with BRIN indexes"
         )
         out.print(f"time-series storage: {flavour}")
+    reason = postgres.details.get("timescaledb_reason")
+    if reason and not postgres.details.get("timescaledb"):
+        out.print(f"timescaledb: {reason}", highlight=False, soft_wrap=True)
 
 
 @stack_app.command("logs")

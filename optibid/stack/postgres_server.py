@@ -17,6 +17,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ from optibid.stack.base import Server
 from optibid.stack.errors import StackError
 
 _PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin/{name}",)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def timescale_cache() -> Path:
+    """Where built TimescaleDB installs are kept: the user's cache folder, one per source hash
+    and server version."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "optibid" / "timescaledb"
+
+
+def _say(line: str) -> None:
+    print(f"postgres: {line}", file=sys.stderr, flush=True)
+
+
 # Databases of the stack: the read models, and the schema registry's storage.
 REGISTRY_DATABASE = "registry"
 # Where PostgreSQL keeps its data when it runs as another user than the one running the stack.
@@ -161,6 +176,7 @@ class PostgresServer(Server):
         user = self.run_as()
         if user:
             self._make_home(user)
+        self._ensure_timescale()
         if (self.data_dir / "PG_VERSION").exists():
             return
         result = subprocess.run(
@@ -185,6 +201,25 @@ class PostgresServer(Server):
                 f"initdb into {self.data_dir} failed: {result.stderr.strip()[-800:]}",
                 self._initdb_fix(user, result.stderr),
             )
+
+    def _ensure_timescale(self) -> None:
+        """Build TimescaleDB from the vendored source when the server lacks it (once: the build
+        is cached by source hash and server version). Where it cannot be built, the stack starts
+        without it, saying why, and the read models use plain partitions."""
+        if not self.settings.timescaledb:
+            return
+        pg_config = timescale.pg_config_for(Path(self.postgres))
+        source = timescale.vendored_source(REPO_ROOT)
+        try:
+            status = timescale.ensure_timescaledb(pg_config, source, timescale_cache(), _say)
+        except StackError as exc:
+            _say(f"TimescaleDB not available: {exc.message} (fix: {exc.fix}); plain partitions")
+            return
+        if not status.available:
+            _say(status.reason or "TimescaleDB not available: plain partitions")
+        elif status.built or status.from_cache:
+            how = "built" if status.built else "installed from the build cache"
+            _say(f"TimescaleDB {status.version} {how}")
 
     def _initdb_fix(self, user: str | None, stderr: str) -> str:
         if user and "Permission denied" in stderr:
@@ -253,7 +288,17 @@ class PostgresServer(Server):
             self.check_installed()
         except StackError:
             return {**where, "timescaledb_available": False}
-        return {**where, "timescaledb_available": self._timescale_available()}
+        if not self.settings.timescaledb:
+            off = "switched off (OPTIBID_TIMESCALEDB=false): plain partitions"
+            return {**where, "timescaledb_available": False, "timescaledb_reason": off}
+        pg_config = timescale.pg_config_for(Path(self.postgres))
+        status = timescale.probe(pg_config, timescale.vendored_source(REPO_ROOT))
+        return {
+            **where,
+            "timescaledb_available": status.available,
+            "timescaledb_version": status.version,
+            "timescaledb_reason": status.reason,
+        }
 
     def details(self) -> dict[str, Any]:
         with self._connect(self.settings.postgres_db) as conn:
@@ -261,9 +306,11 @@ class PostgresServer(Server):
             ts = conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
             ).fetchone()
+            license_ = timescale.license_of(conn) if ts is not None else None
         return {
             "version": version[0] if version else None,
             "database": self.settings.postgres_db,
             "timescaledb": ts is not None,
             "timescaledb_version": ts[0] if ts else None,
+            "timescaledb_license": license_,
         }

@@ -196,6 +196,8 @@ def test_backfill_worker_serves_a_request_end_to_end(
     assert [(v["request_id"], v["outcome"], v["records_published"]) for _, v in completed] == [
         (f"{test_id}-req", "FILLED", len(expected))
     ]
+    # the outcome names what it answers, so a retry needs nothing but the outcome
+    assert [(v["attempt"], v["gap_ids"]) for _, v in completed] == [(1, ["g1"])]
     raw = read_topic(
         stack_settings, contracts_ready.raw(Iso.ERCOT, Dataset.LMP_RT_15MIN).name, serde
     )

@@ -215,6 +215,9 @@ class PostgresServer(Server):
         except StackError as exc:
             _say(f"TimescaleDB not available: {exc.message} (fix: {exc.fix}); plain partitions")
             return
+        except OSError as exc:  # a cache or server folder it may not write, a tool gone
+            _say(f"TimescaleDB not available: {exc}; plain partitions")
+            return
         if not status.available:
             _say(status.reason or "TimescaleDB not available: plain partitions")
         elif status.built or status.from_cache:

@@ -14,9 +14,14 @@ import pytest
 
 from optibid import stack
 from optibid.settings import Settings
-from optibid.stack import process
+from optibid.stack import process, timescale
 from optibid.stack.errors import StackError
-from optibid.stack.postgres_server import can_search, data_dir_for, first_unreachable
+from optibid.stack.postgres_server import (
+    PostgresServer,
+    can_search,
+    data_dir_for,
+    first_unreachable,
+)
 from tests.integration.stack_util import listening_port
 
 
@@ -213,3 +218,41 @@ def test_every_missing_binary_is_named_before_anything_starts(
     assert str(info.value).count("`java` was not found") == 1
     assert "apt-get install redis-server java" in str(info.value)
     assert postgres.events == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        StackError("cmake is missing", "apt-get install cmake"),
+        PermissionError(13, "Permission denied", "/usr/lib/postgresql/15/lib/timescaledb.so"),
+    ],
+)
+def test_a_timescaledb_that_cannot_be_built_leaves_the_stack_on_plain_partitions(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failure: Exception,
+) -> None:
+    def cannot(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(timescale, "ensure_timescaledb", cannot)
+    server = PostgresServer(Settings(state_dir=tmp_path, timescaledb=True))
+    server.postgres = str(tmp_path / "postgres")
+    server._ensure_timescale()  # says why, and goes on
+    said = capsys.readouterr().err
+    assert "TimescaleDB not available" in said
+    assert ("cmake is missing" in said) or ("Permission denied" in said)
+    assert said.rstrip().endswith("plain partitions")
+
+
+def test_timescaledb_switched_off_is_not_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built although switched off")
+
+    monkeypatch.setattr(timescale, "ensure_timescaledb", never)
+    server = PostgresServer(Settings(state_dir=tmp_path, timescaledb=False))
+    server._ensure_timescale()
+    assert server._timescale_available() is False

@@ -126,6 +126,21 @@ class WorkerConfig:
     backfill_max_outstanding: int = 4  # backfill requests in flight per (ISO, dataset)
 
 
+def market_processor(
+    config: WorkerConfig, catalog: TopicCatalog, serde: AvroSerde
+) -> MarketProcessor:
+    """The market step's processor with a worker config's validation, lateness, revision
+    retention and retirement ages."""
+    return MarketProcessor(
+        catalog,
+        serde,
+        config.validation,
+        config.lateness,
+        retention=config.revision_retention,
+        retirement=config.retirement,
+    )
+
+
 def market_step(
     processor: MarketProcessor,
     message: Message,
@@ -155,14 +170,7 @@ class StreamWorker:
         self.catalog = TopicCatalog(config.topic_prefix)
         self.registry = RegistryClient(config.registry_url)
         self.serde = AvroSerde(self.registry, ContractSet())
-        self.processor = MarketProcessor(
-            self.catalog,
-            self.serde,
-            config.validation,
-            config.lateness,
-            retention=config.revision_retention,
-            retirement=config.retirement,
-        )
+        self.processor = market_processor(config, self.catalog, self.serde)
         self.app, self.transport = worker_app(config, self.process_market)
         self._encoders: dict[str, Encoder] = {}
         self.topic = BytesTopics(self.app)

@@ -48,8 +48,8 @@ from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
-from streams.app import market_step
-from streams.processor import MarketProcessor, Output
+from streams.app import market_processor, market_step
+from streams.processor import Output
 from streams.runtime.app import ensure_changelogs
 from streams.runtime.registry import await_writer_schemas
 
@@ -92,14 +92,7 @@ class TakeContender:
         )  # the worker's validation, lateness, retention and retirement
         self.catalog = TopicCatalog(config.topic_prefix)
         self.serde = AvroSerde(RegistryClient(config.registry_url), ContractSet())
-        self.processor = MarketProcessor(
-            self.catalog,
-            self.serde,
-            config.validation,
-            config.lateness,
-            retention=config.revision_retention,
-            retirement=config.retirement,
-        )
+        self.processor = market_processor(config, self.catalog, self.serde)
         self.app = build_app(args, self.settings)
         partitioned = True  # see the module docstring
         self.revisions = self.app.Table(

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 SCHEMA_VERSION = 1  # the version every current .avsc declares as its default
-ENVELOPE_FIELDS = ("event_id", "occurred_at_utc", "recorded_at_utc", "source", "schema_version")
 
 
 def envelope(
@@ -24,10 +23,10 @@ def envelope(
     schema_version: int = SCHEMA_VERSION,
 ) -> dict[str, Any]:
     """The envelope fields of one event, in schema order; the caller adds its body."""
-    return dict(
-        zip(
-            ENVELOPE_FIELDS,
-            (event_id, occurred_at_utc, recorded_at_utc, source, schema_version),
-            strict=True,
-        )
-    )
+    return {
+        "event_id": event_id,
+        "occurred_at_utc": occurred_at_utc,
+        "recorded_at_utc": recorded_at_utc,
+        "source": source,
+        "schema_version": schema_version,
+    }

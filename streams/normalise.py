@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from schemas.contracts import ContractSet
-from schemas.envelope import ENVELOPE_FIELDS, envelope
+from schemas.contracts import ENVELOPE_FIELDS, ContractSet
+from schemas.envelope import envelope
 
 CANONICAL_NAMESPACE = uuid.UUID("5c1b0a57-3f0e-4a8e-b7a9-6a8a0d0f4e21")
 

@@ -142,12 +142,10 @@ class PostgresServer(Server):
             return False
         pg_config = timescale.pg_config_for(Path(self._bin("postgres")))  # through any symlink
         try:
-            libdir = subprocess.run(
-                [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
+            layout = timescale.server_layout(pg_config)
+        except StackError:
             return False
-        return bool(timescale.installed_libraries(Path(libdir)))
+        return bool(timescale.installed_libraries(layout.pkglibdir))
 
     def _make_home(self, user: str) -> None:
         """The data's parent, owned by `user` and private to it, under a root it can enter."""

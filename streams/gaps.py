@@ -457,14 +457,6 @@ class BackfillPlanner:
         if key not in self.latest or gap.end_utc > self.latest[key]:
             self.latest[key] = gap.end_utc
 
-    def completed(self, request_id: str, outcome: str) -> BackfillWindow | None:
-        """An outcome of a request this planner sent arrived (see `settle`); returns the retry
-        queued, if any."""
-        entry = self.outstanding.get(request_id)
-        if entry is None:
-            return None
-        return self.settle(BackfillOutcome(entry[0], outcome)).retry
-
     def settle(self, done: BackfillOutcome) -> Settlement:
         """An outcome arrived, of a request sent by this planner or by the worker before a
         restart (the outcome names its window and attempt): a FAILED or EMPTY window is queued

@@ -37,7 +37,7 @@ def test_a_three_year_gap_is_cut_a_few_windows_at_a_time_within_reach() -> None:
     [lost] = beyond
     assert (lost.start_utc, lost.end_utc) == (NOW - 3 * 365 * DAY, NOW - 186 * DAY)
     assert planner.due(NOW) == ([], [])  # nothing more while three are outstanding
-    assert planner.completed(windows[0].request_id, "FILLED") is None
+    assert planner.settle(BackfillOutcome(windows[0], "FILLED")).retry is None
     [fourth], _ = planner.due(NOW)
     assert (fourth.start_utc, fourth.end_utc) == (NOW - 4 * DAY, NOW - 3 * DAY)
     # what is held: one pending gap and three outstanding requests, whatever the hole's length
@@ -49,11 +49,11 @@ def test_a_failed_window_is_retried_until_its_attempts_run_out() -> None:
     planner = BackfillPlanner({}, max_outstanding=1, max_attempts=2)
     planner.add(gap("g", NOW - timedelta(hours=2), NOW - timedelta(hours=1)))
     [first], _ = planner.due(NOW)
-    retry = planner.completed(first.request_id, "FAILED")
+    retry = planner.settle(BackfillOutcome(first, "FAILED")).retry
     assert retry is not None
     assert (retry.request_id, retry.attempt) == (first.request_id, 2)
     assert planner.due(NOW)[0] == [retry]
-    assert planner.completed(retry.request_id, "EMPTY") is None  # no attempt left
+    assert planner.settle(BackfillOutcome(retry, "EMPTY")).retry is None  # no attempt left
     assert planner.due(NOW) == ([], [])
 
 

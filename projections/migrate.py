@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from projections import hypertables
 from projections.errors import MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -52,8 +53,13 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(conn: psycopg.Connection[Any], schema: str) -> list[Migration]:
+def migrate(
+    conn: psycopg.Connection[Any], schema: str, options: hypertables.Options | None = None
+) -> list[Migration]:
     """Apply the pending migrations to `schema` (created when missing); returns those applied.
+    Then, where the database has TimescaleDB, compression, rollups and chunk intervals as
+    `options` say (`projections.hypertables.configure`; idempotent, so a changed setting takes
+    effect on the next migrate).
 
     Runs in the connection's own transactions (one for the whole run, so a failed migration
     leaves nothing half applied) and restores the connection's search_path afterwards.
@@ -94,6 +100,12 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[Migration]:
                 (migration.version, migration.name, migration.checksum),
             )
             applied.append(migration)
+        try:
+            hypertables.configure(conn, schema, options)
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"configuring TimescaleDB on schema {schema!r} failed: {exc}"
+            ) from exc
     return applied
 
 

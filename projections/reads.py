@@ -1,6 +1,7 @@
 """Read helpers for the query API: keyset-paged and streamed history (current or "as of" a
 past time), resampling, the catalog of what the read models cover, and data-quality views.
-All SQL the API needs lives here; it works the same on hypertables and native partitions."""
+All SQL the API needs lives here; it works the same on hypertables and native partitions,
+and answers a resample from a continuous aggregate where one holds exactly the same figures."""
 
 from __future__ import annotations
 
@@ -15,15 +16,11 @@ from psycopg.abc import Params
 from psycopg.rows import dict_row
 
 from projections.errors import ProjectionError
+from projections.hypertables import ROLLUPS, Rollup, has_timescale
 from projections.tables import TABLES, TableSpec
 
 AGGREGATES = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
 BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
-
-
-def has_timescale(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-    return row is not None
 
 
 def _rows(
@@ -72,14 +69,21 @@ def _conditions(sel: Selection) -> tuple[list[sql.Composable], list[Any]]:
     time_column = sql.Identifier(spec.time_column)
     conditions: list[sql.Composable] = [sql.SQL("{c} >= %s AND {c} < %s").format(c=time_column)]
     params: list[Any] = [sel.start, sel.end]
-    for column, value in sel.filters.items():
+    _filter(sel.filters, conditions, params)
+    return conditions, params
+
+
+def _filter(
+    filters: Mapping[str, Any], conditions: list[sql.Composable], params: list[Any]
+) -> None:
+    """Add one condition per filter: equal to a value, or any of a list."""
+    for column, value in filters.items():
         if isinstance(value, (list, tuple)):
             conditions.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
             params.append(list(value))
         else:
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
-    return conditions, params
 
 
 def _source(sel: Selection, conditions: list[sql.Composable], schema: str) -> sql.Composable:
@@ -154,28 +158,61 @@ def resampled(
     width: timedelta | None,
     aggregate: str,
     group_by: Sequence[str],
+    *,
+    rollups: bool = True,
 ) -> list[dict[str, Any]]:
     """`aggregate` of `value_column` per series (`group_by`) and time bucket: fixed `width`
-    aligned on 2000-01-01 UTC, or calendar months (UTC) when `width` is None."""
+    aligned on 2000-01-01 UTC, or calendar months (UTC) when `width` is None.
+
+    Where a rollup (continuous aggregate) covers the request (same table, column, series and
+    filters, a width that is a whole number of its buckets, bounds on its buckets, no as-of)
+    and no change to the raw rows in the range waits for its refresh, the buckets are summed
+    from it; otherwise (or with `rollups` off) from the rows. Both give the same figures
+    (sums and means up to floating-point rounding)."""
     spec = sel.spec
     assert spec.time_column is not None
     if value_column not in spec.column_names:
         raise ProjectionError(f"{spec.name} has no column {value_column}")
-    function = AGGREGATES.get(aggregate)
-    if function is None:
+    if aggregate not in AGGREGATES:
         raise ProjectionError(f"unknown aggregate {aggregate!r}")
+    rollup = rollup_for(sel, value_column, width, group_by) if rollups else None
+    if rollup is not None and rollup_is_exact(conn, schema, rollup, sel.start, sel.end):
+        return _rows(
+            conn, *_from_rollup(schema, rollup, sel, value_column, width, aggregate, group_by)
+        )
+    return _rows(conn, *_from_rows(conn, schema, sel, value_column, width, aggregate, group_by))
+
+
+def _bucket_of(
+    conn: psycopg.Connection[Any] | None, column: str, width: timedelta | None
+) -> tuple[sql.Composable, list[Any]]:
+    if width is None:
+        month = sql.SQL("date_trunc('month', {c} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")
+        return month.format(c=sql.Identifier(column)), []
+    if conn is None:
+        return sql.SQL("date_bin(%s, {c}, %s)").format(c=sql.Identifier(column)), [
+            width,
+            BUCKET_ORIGIN,
+        ]
+    return bucket_sql(conn, column), [width, BUCKET_ORIGIN]
+
+
+def _from_rows(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sel: Selection,
+    value_column: str,
+    width: timedelta | None,
+    aggregate: str,
+    group_by: Sequence[str],
+) -> tuple[sql.Composed, list[Any]]:
+    spec = sel.spec
+    assert spec.time_column is not None
     conditions, params = _conditions(sel)
     source = _source(sel, conditions, schema)
     if sel.as_of is not None:
         params.append(sel.as_of)
-    if width is None:
-        bucket: sql.Composable = sql.SQL(
-            "date_trunc('month', {c} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-        ).format(c=sql.Identifier(spec.time_column))
-        bucket_params: list[Any] = []
-    else:
-        bucket = bucket_sql(conn, spec.time_column)
-        bucket_params = [width, BUCKET_ORIGIN]
+    bucket, bucket_params = _bucket_of(conn, spec.time_column, width)
     groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
     query = sql.SQL(
         "SELECT {g}, {b} AS bucket_start_utc, {f}({v}) AS {v}, count(*) AS intervals"
@@ -184,11 +221,118 @@ def resampled(
         g=groups,
         n=sql.Literal(len(group_by) + 1),
         b=bucket,
-        f=sql.SQL(function),
+        f=sql.SQL(AGGREGATES[aggregate]),
         v=sql.Identifier(value_column),
         s=source,
     )
-    return _rows(conn, query, [*bucket_params, *params])
+    return query, [*bucket_params, *params]
+
+
+# how each aggregate is taken again over a rollup's per-bucket figures
+_REAGGREGATE = {
+    "mean": "sum({v}_sum) / nullif(sum({v}_count), 0)",
+    "sum": "sum({v}_sum)",
+    "min": "min({v}_min)",
+    "max": "max({v}_max)",
+}
+
+
+def rollup_for(
+    sel: Selection, value_column: str, width: timedelta | None, group_by: Sequence[str]
+) -> Rollup | None:
+    """The coarsest rollup that can answer this resample, if any (see `resampled`)."""
+    if sel.as_of is not None:
+        return None
+    fitting = [
+        r
+        for r in ROLLUPS
+        if r.table == sel.table
+        and value_column in r.values
+        and set(group_by) <= set(r.groups)
+        and set(sel.filters) <= set(r.groups)
+        and _covers(r, width)
+        and _aligned(sel.start, r.width)
+        and _aligned(sel.end, r.width)
+    ]
+    return max(fitting, key=lambda r: r.width, default=None)
+
+
+def _covers(rollup: Rollup, width: timedelta | None) -> bool:
+    """Whether buckets of `width` (None: months) are unions of the rollup's buckets."""
+    if width is None:
+        return rollup.width == timedelta(days=1)
+    return width % rollup.width == timedelta(0)
+
+
+def _aligned(at: datetime, width: timedelta) -> bool:
+    return (at - BUCKET_ORIGIN) % width == timedelta(0)
+
+
+def _from_rollup(
+    schema: str,
+    rollup: Rollup,
+    sel: Selection,
+    value_column: str,
+    width: timedelta | None,
+    aggregate: str,
+    group_by: Sequence[str],
+) -> tuple[sql.Composed, list[Any]]:
+    conditions: list[sql.Composable] = [sql.SQL("bucket_start_utc >= %s AND bucket_start_utc < %s")]
+    params: list[Any] = [sel.start, sel.end]
+    _filter(sel.filters, conditions, params)
+    bucket, bucket_params = _bucket_of(None, "bucket_start_utc", width)
+    groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
+    query = sql.SQL(
+        "SELECT {g}, {b} AS bucket_start_utc, {f} AS {v}, sum(intervals)::bigint AS intervals"
+        " FROM {view} WHERE {w} GROUP BY {g}, {n} ORDER BY {g}, {n}"
+    ).format(
+        g=groups,
+        n=sql.Literal(len(group_by) + 1),
+        b=bucket,
+        f=sql.SQL(_REAGGREGATE[aggregate]).format(v=sql.SQL(value_column)),
+        v=sql.Identifier(value_column),
+        view=sql.Identifier(schema, rollup.name),
+        w=sql.SQL(" AND ").join(conditions),
+    )
+    return query, [*bucket_params, *params]
+
+
+def rollup_is_exact(
+    conn: psycopg.Connection[Any], schema: str, rollup: Rollup, start: datetime, end: datetime
+) -> bool:
+    """Whether `rollup` answers [start, end) exactly now: it exists, and no change to the raw
+    rows in the range below its watermark waits for a refresh (above the watermark the rollup
+    aggregates the raw rows as it is read)."""
+    if not has_timescale(conn):
+        return False
+    row = conn.execute(
+        EXACT_SQL, {"schema": schema, "view": rollup.name, "start": start, "end": end}
+    ).fetchone()
+    return bool(row and row[0])
+
+
+# TimescaleDB's own catalog of continuous aggregates and of the raw changes each has still to
+# fold in (tests/integration/test_hypertables.py checks that 2.28 has them as used here)
+EXACT_SQL = """
+WITH cagg AS (
+    SELECT mat_hypertable_id AS mat, raw_hypertable_id AS raw,
+           _timescaledb_functions.cagg_watermark(mat_hypertable_id) AS watermark,
+           _timescaledb_functions.to_unix_microseconds(%(start)s::timestamptz) AS low,
+           _timescaledb_functions.to_unix_microseconds(%(end)s::timestamptz) AS high
+    FROM _timescaledb_catalog.continuous_agg
+    WHERE user_view_schema = %(schema)s AND user_view_name = %(view)s
+)
+SELECT NOT EXISTS (
+    SELECT 1 FROM cagg, _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log i
+    WHERE i.hypertable_id = cagg.raw AND i.lowest_modified_value < least(cagg.high, cagg.watermark)
+      AND i.greatest_modified_value >= cagg.low
+) AND NOT EXISTS (
+    SELECT 1 FROM cagg, _timescaledb_catalog.continuous_aggs_materialization_invalidation_log i
+    WHERE i.materialization_id = cagg.mat
+      AND i.lowest_modified_value < least(cagg.high, cagg.watermark)
+      AND i.greatest_modified_value >= cagg.low
+) AND EXISTS (SELECT 1 FROM cagg)
+"""
 
 
 def coverage(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]:

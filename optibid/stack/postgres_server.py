@@ -246,7 +246,13 @@ class PostgresServer(Server):
             "-c", "fsync=on",
         ]  # fmt: skip
         if self._timescale_available():
-            argv += ["-c", "shared_preload_libraries=timescaledb"]
+            # TimescaleDB's jobs (compression, rollup refreshes) each take a background worker:
+            # 16 of them, its scheduler per database and parallel queries must all fit
+            argv += [
+                "-c", "shared_preload_libraries=timescaledb",
+                "-c", "timescaledb.max_background_workers=16",
+                "-c", "max_worker_processes=32",
+            ]  # fmt: skip
         return argv
 
     def _connect(self, dbname: str) -> psycopg.Connection[Any]:

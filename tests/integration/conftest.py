@@ -2,6 +2,12 @@
 
 Each test gets its own topics (a unique name prefix), consumer group and database schema,
 so tests never see each other's data.
+
+The read models run on whichever path the database has: TimescaleDB hypertables where the
+extension is there, plain partitions otherwise. `OPTIBID_TEST_READ_MODELS=partitions` runs
+the suite on the database PARTITIONS_DB of the same server, which never gets the extension
+(`make test` runs the projection and API tests a second time so); `=timescaledb` fails the
+run unless the extension is loaded (CI sets it, so a build that failed cannot pass unseen).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from confluent_kafka.admin import AdminClient
 
 from optibid import stack
 from optibid.settings import Settings
+from optibid.stack import timescale
+from optibid.stack.postgres_server import REPO_ROOT
+from projections.hypertables import has_timescale
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registration import register_all
@@ -35,15 +44,79 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+PARTITIONS_DB = "optibid_partitions"
+READ_MODELS = os.environ.get("OPTIBID_TEST_READ_MODELS", "")
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
-    """Settings of a running local stack; starts it (and stops it afterwards) when it was down."""
+    """Settings of a running local stack; starts it (and stops it afterwards) when it was down.
+    With OPTIBID_TEST_READ_MODELS=partitions, on the database without TimescaleDB."""
     settings = Settings()
     was_running = all(s.state == "running" for s in stack.status(settings))
     stack.up(settings)  # a failed up stops what it started itself; what ran before keeps running
+    saved = os.environ.get("OPTIBID_POSTGRES_DB")
+    if READ_MODELS == "partitions":
+        create_database(settings, PARTITIONS_DB)
+        os.environ["OPTIBID_POSTGRES_DB"] = PARTITIONS_DB  # child processes follow
+        settings = Settings()
+    elif READ_MODELS == "timescaledb":
+        with psycopg.connect(settings.postgres_dsn) as conn:
+            loaded = has_timescale(conn)
+        if not loaded:
+            pytest.fail(f"OPTIBID_TEST_READ_MODELS=timescaledb: {timescale_absence(settings)}")
+    elif READ_MODELS:
+        pytest.fail(f"OPTIBID_TEST_READ_MODELS={READ_MODELS!r}: use timescaledb or partitions")
     yield settings
+    if saved is None:
+        os.environ.pop("OPTIBID_POSTGRES_DB", None)
+    else:
+        os.environ["OPTIBID_POSTGRES_DB"] = saved
     if not was_running and os.environ.get("OPTIBID_TEST_KEEP_STACK") != "1":
         stack.down(settings)
+
+
+def create_database(settings: Settings, name: str) -> None:
+    """Create database `name` on the stack's server unless it exists (no extension in it)."""
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def timescale_absence(settings: Settings) -> str:
+    """Why the stack's database has no TimescaleDB, in words."""
+    if not settings.timescaledb:
+        return "OPTIBID_TIMESCALEDB is false"
+    if READ_MODELS == "partitions":
+        return "this run is the plain-partition pass (OPTIBID_TEST_READ_MODELS=partitions)"
+    if timescale.vendored_source(REPO_ROOT) is None:
+        return "the server lacks TimescaleDB and ../shared/vendor has no source to build it"
+    return (
+        "TimescaleDB is not loaded although its source is in ../shared/vendor;"
+        " `optibid stack status` says why"
+    )
+
+
+@pytest.fixture(scope="session")
+def timescale_settings(stack_settings: Settings) -> Settings:
+    """The stack's settings, on a database with TimescaleDB loaded. Skips, saying why, where
+    the server cannot have it (no source to build, the setting off, the partitions pass);
+    fails where it should have it and does not."""
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        if has_timescale(conn):
+            return stack_settings
+    reason = timescale_absence(stack_settings)
+    if READ_MODELS == "timescaledb" or reason.startswith("TimescaleDB is not loaded"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def partitions_settings(stack_settings: Settings) -> Settings:
+    """Settings on PARTITIONS_DB: the same server, a database without TimescaleDB."""
+    create_database(stack_settings, PARTITIONS_DB)
+    return stack_settings.model_copy(update={"postgres_db": PARTITIONS_DB})
 
 
 @pytest.fixture

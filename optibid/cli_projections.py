@@ -48,6 +48,7 @@ def projector_config(settings: Settings, batch_events: int, batch_wait_s: float)
         redis_url=settings.redis_dsn,
         batch_max_events=batch_events,
         batch_max_wait_s=batch_wait_s,
+        chunk_target_bytes=settings.hypertable_options.chunk_target_bytes,
     )
 
 
@@ -61,7 +62,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:  # 
         settings = settings_of()
         try:
             with psycopg.connect(settings.postgres_dsn, connect_timeout=5) as conn:
-                applied = migrate(conn, settings.db_schema)
+                applied = migrate(conn, settings.db_schema, settings.hypertable_options)
         except (ProjectionError, psycopg.Error) as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None

@@ -164,7 +164,7 @@ class Services:
     def start(self) -> None:
         self.console.rule("the path: stream worker, KPI worker, projectors, API")
         with psycopg.connect(self.settings.postgres_dsn, autocommit=False) as conn:
-            applied = migrate(conn, self.settings.db_schema)
+            applied = migrate(conn, self.settings.db_schema, self.settings.hypertable_options)
         self.console.print(f"  read models in schema {self.settings.db_schema}: "
                            f"{len(applied)} migrations applied")  # fmt: skip
         logs = self.settings.state_dir / "logs"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from projections.hypertables import Options
 from schemas.vocabulary import ISOS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,21 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prefix of every topic name (isolated environments).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+
+    compress_after_days: float = Field(
+        7.0,
+        description="TimescaleDB: compress read-model chunks older than this (0: never).",
+        ge=0,
+    )
+    chunk_target_mb: int = Field(
+        256,
+        description="TimescaleDB: the size a read-model chunk is aimed at; the chunk interval "
+        "follows from the measured rows per day (about a quarter of the server's memory).",
+        gt=0,
+    )
+    rollup_refresh_s: float = Field(
+        60.0, description="TimescaleDB: how often the hourly and daily rollups refresh.", gt=0
+    )
 
     # ISO credentials (never logged; SecretStr keeps them out of reprs).
     revision_retention_days: float = Field(
@@ -167,6 +184,17 @@ class Settings(BaseSettings):
     @property
     def schema_registry_url(self) -> str:
         return self.registry_url or f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    @property
+    def hypertable_options(self) -> Options:
+        """What the read models take from TimescaleDB where the database has it."""
+        return Options(
+            compress_after=timedelta(days=self.compress_after_days)
+            if self.compress_after_days
+            else None,
+            chunk_target_bytes=self.chunk_target_mb * 1024 * 1024,
+            refresh_every=timedelta(seconds=self.rollup_refresh_s),
+        )
 
     @property
     def postgres_dsn(self) -> str:

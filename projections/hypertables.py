@@ -157,8 +157,8 @@ class Volume:
 
 
 def measure(conn: psycopg.Connection[Any], schema: str, table: str) -> Volume | None:
-    """The table's rate of rows per day over its latest day of data (index range scans; a
-    shorter history counts as at least an hour) and its bytes per row; None without rows."""
+    """The table's rows in its latest day of data (index range scans; under a day of data, its
+    rate so far over an hour at least) and its bytes per row; None without rows."""
     spec = spec_of(table)
     assert spec.time_column is not None
     t = sql.Identifier(spec.time_column)
@@ -167,9 +167,13 @@ def measure(conn: psycopg.Connection[Any], schema: str, table: str) -> Volume | 
     earliest, latest = row.fetchone() or (None, None)
     if latest is None:
         return None
-    since = max(earliest, latest - timedelta(days=1))
+    if latest - earliest >= timedelta(days=1):
+        since, span, bound = latest - timedelta(days=1), timedelta(days=1), sql.SQL(">")
+    else:  # under a day of data: its rate so far, over an hour at least
+        since, span, bound = earliest, max(latest - earliest, timedelta(hours=1)), sql.SQL(">=")
     counted = conn.execute(
-        sql.SQL("SELECT count(*) FROM {r} WHERE {t} >= %s").format(t=t, r=relation), (since,)
+        sql.SQL("SELECT count(*) FROM {r} WHERE {t} {b} %s").format(t=t, r=relation, b=bound),
+        (since,),
     ).fetchone()
     name = f'"{schema}"."{table}"'
     sized = conn.execute(
@@ -179,7 +183,6 @@ def measure(conn: psycopg.Connection[Any], schema: str, table: str) -> Volume | 
     assert counted is not None
     assert sized is not None
     rows = int(counted[0])
-    span = max(latest - since, timedelta(hours=1))
     bytes_per_row = int(sized[0] or 0) / max(int(sized[1] or 0), rows, 1)
     return Volume(
         rows_per_day=round(rows * (timedelta(days=1) / span)), bytes_per_row=bytes_per_row

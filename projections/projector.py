@@ -48,6 +48,7 @@ from confluent_kafka import (
 )
 from prometheus_client import Counter, Gauge, Histogram
 
+from projections import hypertables
 from projections.errors import FoldError, ProjectionError
 from projections.folds import Row, dead_letter
 from projections.models import ReadModel, TopicSource
@@ -87,6 +88,10 @@ class ProjectorConfig:
     batch_max_events: int = 5000
     batch_max_wait_s: float = 0.5
     retry_max_s: float = 5.0
+    # TimescaleDB: the chunk size aimed at, and how often the interval is chosen again from
+    # the volume written (a rebuild into empty tables learns it as it goes)
+    chunk_target_bytes: int = hypertables.Options().chunk_target_bytes
+    chunk_tune_every_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.batch_max_events < 1:
@@ -274,6 +279,7 @@ class Projector:
         self._fast: dict[str, dict[bytes, RowDecoder]] = {}
         self._fast_tried: set[tuple[str, bytes]] = set()
         self._log = log.bind(read_model=model.name, schema=config.db_schema)
+        self._tuned_at: float | None = None
 
     # --- PostgreSQL ---------------------------------------------------------------------------
 
@@ -621,6 +627,30 @@ class Projector:
             rows = batch.rows.get(self.redis.latest.table.name)
             if rows:
                 self.redis.offer(rows)
+        if written:
+            self._tune_chunks()
+
+    def _tune_chunks(self) -> None:
+        """Choose the chunk interval of the model's hypertables again from the volume they
+        hold: after the first batch written, then every `chunk_tune_every_s`."""
+        now = time.monotonic()
+        if self._tuned_at is not None and now - self._tuned_at < self.config.chunk_tune_every_s:
+            return
+        self._tuned_at = now
+        conn = self._conn
+        if conn is None or not self.model.time_series:
+            return
+        names = {n for t in self.model.tables for n in (t.name, t.superseded_name)}
+        try:
+            with conn.transaction():
+                changed = hypertables.tune_chunks(
+                    conn, self.config.db_schema, self.config.chunk_target_bytes, names
+                )
+        except psycopg.Error as exc:  # the next batch's write meets an outage and waits it out
+            self._log.warning("chunks.tune_failed", error=str(exc))
+            return
+        for table, interval in changed.items():
+            self._log.info("chunks.interval", table=table, interval=str(interval))
 
     def _write(
         self,

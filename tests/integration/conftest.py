@@ -13,6 +13,7 @@ run unless the extension is loaded (CI sets it, so a build that failed cannot pa
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -210,8 +211,29 @@ def db_schema(stack_settings: Settings, test_id: str) -> Iterator[str]:
     with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{test_id}"')
     yield test_id
-    with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{test_id}" CASCADE')
+    drop_schema(stack_settings, test_id)
+
+
+def drop_schema(settings: Settings, schema: str) -> None:
+    """Drop `schema` with everything in it. TimescaleDB's jobs on it (compression, rollup
+    refreshes) are deleted first; one running meanwhile can still make the drop fail, so it
+    is tried again."""
+    for attempt in range(20):
+        try:
+            with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+                if has_timescale(conn):
+                    conn.execute(
+                        "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
+                        " WHERE hypertable_schema = %s",
+                        (schema,),
+                    )
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except (psycopg.errors.InternalError, psycopg.errors.LockNotAvailable,
+                psycopg.errors.DeadlockDetected, psycopg.errors.ObjectInUse):  # fmt: skip
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture

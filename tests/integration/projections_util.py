@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +20,17 @@ import psycopg
 from confluent_kafka import Consumer, Producer
 
 from optibid.settings import Settings
+from projections.query import table_checksum
+from projections.tables import TABLES
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.serde import AvroSerde
 from tests.integration.kafka_util import watermarks
 from tests.integration.streams_util import PROJECT, ChildProcess, free_port
 
+READ_TABLES = sorted(
+    {name for spec in TABLES.values() for name in (spec.name, spec.revisions_name) if name}
+    - {f"{s.name}_revisions" for s in TABLES.values() if not s.revisions}
+)
 DAY_START = datetime(2024, 11, 3, 4, tzinfo=UTC)  # PJM's 25-hour fall-back day, local midnight
 DAY_HOURS = 25
 RECORDED = datetime(2024, 11, 4, 6, tzinfo=UTC)
@@ -436,6 +443,26 @@ class ProjectorProcess(ChildProcess):
             "--metrics-port", str(free_port()), *args,
         ]  # fmt: skip
         self.spawn(argv, self.env)
+
+
+def checksums(settings: Settings, schema: str) -> dict[str, tuple[int, str]]:
+    """(rows, md5) of every read-model table and revisions view of `schema`."""
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        return {table: table_checksum(conn, schema, table) for table in READ_TABLES}
+
+
+def refresh_rollup(settings: Settings, schema: str, view: str) -> None:
+    """Refresh a rollup whole, waiting out a refresh its policy job runs at the same time."""
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        for _ in range(120):
+            try:
+                conn.execute(
+                    f"CALL refresh_continuous_aggregate('\"{schema}\".{view}', NULL, NULL)"
+                )
+                return
+            except psycopg.errors.LockNotAvailable:
+                time.sleep(0.5)
+    raise AssertionError(f"{view} stayed locked by a concurrent refresh for a minute")
 
 
 def lmp_rows(settings: Settings, schema: str) -> Iterator[tuple[LMP_KEY, int, float]]:

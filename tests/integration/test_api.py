@@ -38,7 +38,7 @@ from schemas.registration import register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.topics import ensure_topics
-from tests.integration.conftest import _cleanup
+from tests.integration.conftest import _cleanup, drop_schema
 from tests.integration.kafka_util import wait_until
 from tests.integration.projections_util import (
     DAY_START,
@@ -117,8 +117,7 @@ def served(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     api.send_signal(signal.SIGTERM)
     api.wait(30)
     projector.stop()
-    with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{run}" CASCADE')
+    drop_schema(stack_settings, run)
     _cleanup(stack_settings, list(catalog))
     registry.close()
 

@@ -6,7 +6,6 @@ chunk intervals follow the data's volume; compression follows its setting."""
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from projections.migrate import migrate
 from projections.pg import Batch, PgWriter
 from projections.query import history
 from projections.tables import LMP, LOAD
+from tests.integration.projections_util import refresh_rollup
 
 AT = datetime(2024, 3, 9, tzinfo=UTC)  # the weekend before PJM's spring-forward day
 RECORDED = datetime(2024, 3, 12, tzinfo=UTC)
@@ -76,20 +76,6 @@ def write(settings: Settings, schema: str, table: str, rows: list[tuple[Any, ...
         writer.write(conn, batch)
 
 
-def refresh(settings: Settings, schema: str, view: str) -> None:
-    """Refresh a rollup whole, waiting out a refresh its policy job runs at the same time."""
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        for _ in range(60):
-            try:
-                conn.execute(
-                    f"CALL refresh_continuous_aggregate('\"{schema}\".{view}', NULL, NULL)"
-                )
-                return
-            except psycopg.errors.LockNotAvailable:
-                time.sleep(0.5)
-    pytest.fail(f"{view} stayed locked by a concurrent refresh")
-
-
 def same(a: list[dict[str, Any]], b: list[dict[str, Any]], column: str) -> None:
     """Equal rows, the value column up to floating-point rounding (sums in another order)."""
     assert len(a) == len(b)
@@ -113,7 +99,7 @@ def test_rollups_answer_like_the_rows_and_step_aside_while_a_revision_waits_for_
         load_row(area, 15 * i, 1000.0 + i * 0.3) for area in ("NORTH", "SOUTH") for i in range(192)
     ])  # fmt: skip
     for rollup in ROLLUPS:
-        refresh(settings, schema, rollup.name)
+        refresh_rollup(settings, schema, rollup.name)
     lmp = reads.Selection("lmp", AT, AT + timedelta(days=2), {"iso": "PJM"})
     load = reads.Selection("load", AT, AT + timedelta(days=2), {"area_id": ["NORTH", "SOUTH"]})
     asks = [
@@ -128,10 +114,10 @@ def test_rollups_answer_like_the_rows_and_step_aside_while_a_revision_waits_for_
     ]
     with psycopg.connect(settings.postgres_dsn) as conn:
         for sel, column, width, aggregate, group_by, view in asks:
-            rollup = reads.rollup_for(sel, column, width, group_by)
-            assert rollup is not None
-            assert rollup.name == view
-            assert reads.rollup_is_exact(conn, schema, rollup, sel.start, sel.end)
+            chosen = reads.rollup_for(sel, column, width, group_by)
+            assert chosen is not None
+            assert chosen.name == view
+            assert reads.rollup_is_exact(conn, schema, chosen, sel.start, sel.end)
             from_rollup = reads.resampled(conn, schema, sel, column, width, aggregate, group_by)
             from_rows = reads.resampled(
                 conn, schema, sel, column, width, aggregate, group_by, rollups=False
@@ -166,7 +152,7 @@ def test_rollups_answer_like_the_rows_and_step_aside_while_a_revision_waits_for_
             r for r in answered if r["location_id"] == "1" and r["bucket_start_utc"] == corrected
         ]
         assert [r["lmp_usd_per_mwh"] for r in bucket] == [5000.0]  # ... the answer has
-    refresh(settings, schema, "lmp_hourly")
+    refresh_rollup(settings, schema, "lmp_hourly")
     with psycopg.connect(settings.postgres_dsn) as conn:
         assert reads.rollup_is_exact(conn, schema, rollup, hourly.start, hourly.end)
         same(
@@ -174,27 +160,6 @@ def test_rollups_answer_like_the_rows_and_step_aside_while_a_revision_waits_for_
             reads.resampled(conn, schema, hourly, *ask, rollups=False),
             "lmp_usd_per_mwh",
         )
-
-
-def test_requests_a_rollup_cannot_answer_go_to_the_rows(timescale_settings: Settings) -> None:
-    """As of a past time, a bucket that is not a whole number of the rollups' buckets, bounds
-    inside a bucket, a column or filter the rollup does not keep: no rollup is chosen."""
-    start, end = AT, AT + timedelta(days=1)
-    sel = reads.Selection("lmp", start, end, {})
-    assert reads.rollup_for(sel, "lmp_usd_per_mwh", timedelta(minutes=30), SERIES) is None
-    assert reads.rollup_for(sel, "lmp_usd_per_mwh", timedelta(minutes=90), SERIES) is None
-    assert reads.rollup_for(sel, "revision", timedelta(hours=1), SERIES) is None
-    assert reads.rollup_for(sel, "lmp_usd_per_mwh", timedelta(hours=1), ("run_id",)) is None
-    as_of = reads.Selection("lmp", start, end, {}, as_of=RECORDED)
-    assert reads.rollup_for(as_of, "lmp_usd_per_mwh", timedelta(hours=1), SERIES) is None
-    inside = reads.Selection("lmp", start + timedelta(minutes=5), end, {})
-    assert reads.rollup_for(inside, "lmp_usd_per_mwh", timedelta(hours=1), SERIES) is None
-    filtered = reads.Selection("lmp", start, end, {"location_type": "HUB"})
-    assert reads.rollup_for(filtered, "lmp_usd_per_mwh", timedelta(hours=1), SERIES) is None
-    whole_days = reads.Selection("lmp", start, end, {"location_id": ["1", "2"]})
-    chosen = reads.rollup_for(whole_days, "lmp_usd_per_mwh", timedelta(days=2), SERIES)
-    assert chosen is not None
-    assert chosen.name == "lmp_daily"
 
 
 def compressed_chunks(conn: psycopg.Connection[Any], schema: str, table: str) -> list[bool]:

@@ -20,7 +20,7 @@ from optibid.stack.redis_server import RedisServer
 from projections.migrate import migrate, migrations
 from projections.models import READ_MODEL_LIST, read_model
 from projections.pg import Batch, PgWriter
-from projections.query import history, latest_all, table_checksum
+from projections.query import history, latest_all
 from projections.tables import LMP, TABLES
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
@@ -30,6 +30,7 @@ from tests.integration.projections_util import (
     Day,
     ProjectorProcess,
     caught_up,
+    checksums,
     full_day,
     lmp_day,
     lmp_rows,
@@ -38,11 +39,6 @@ from tests.integration.projections_util import (
     stored_offsets,
 )
 from tests.unit.projections.test_batch import lmp_row
-
-READ_TABLES = sorted(
-    {name for spec in TABLES.values() for name in (spec.name, spec.revisions_name) if name}
-    - {f"{s.name}_revisions" for s in TABLES.values() if not s.revisions}
-)
 
 
 @pytest.fixture
@@ -54,11 +50,6 @@ def migrated(stack_settings: Settings, db_schema: str) -> str:
 
 def topics_of(catalog: TopicCatalog, model: str) -> list[str]:
     return [s.topic.name for s in read_model(model).sources(catalog)]
-
-
-def checksums(settings: Settings, schema: str) -> dict[str, tuple[int, str]]:
-    with psycopg.connect(settings.postgres_dsn) as conn:
-        return {table: table_checksum(conn, schema, table) for table in READ_TABLES}
 
 
 def assert_lmp_is(settings: Settings, schema: str, day: Day) -> None:

@@ -98,8 +98,8 @@ def test_rollups_answer_like_the_rows_and_step_aside_while_a_revision_waits_for_
     write(settings, schema, "load", [
         load_row(area, 15 * i, 1000.0 + i * 0.3) for area in ("NORTH", "SOUTH") for i in range(192)
     ])  # fmt: skip
-    for rollup in ROLLUPS:
-        refresh_rollup(settings, schema, rollup.name)
+    for each in ROLLUPS:
+        refresh_rollup(settings, schema, each.name)
     lmp = reads.Selection("lmp", AT, AT + timedelta(days=2), {"iso": "PJM"})
     load = reads.Selection("load", AT, AT + timedelta(days=2), {"area_id": ["NORTH", "SOUTH"]})
     asks = [

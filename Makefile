@@ -21,9 +21,13 @@ setup-test:
 demo: setup-demo .venv/.synced
 	$(UV) run optibid demo $(DEMO_ARGS)
 
-## test: the whole suite (starts the local stack for the integration tests when it is down)
+## test: the whole suite (starts the local stack for the integration tests when it is down), on
+## TimescaleDB where the server has it; then the projection, rebuild and API tests again on the
+## plain-partition path (a database of the same server without the extension)
+PARTITION_TESTS := tests/integration/test_projections.py tests/integration/test_api.py
 test: setup-test .venv/.synced
 	$(UV) run pytest
+	OPTIBID_TEST_READ_MODELS=partitions $(UV) run pytest $(PARTITION_TESTS)
 
 ## lint: ruff (lint + format) and mypy --strict over the whole tree
 lint: .venv/.synced

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -22,9 +23,11 @@ from confluent_kafka.admin import (
     ConfigResource,
     NewTopic,
 )
+from psycopg import sql
 
 from optibid import stack
 from optibid.settings import Settings
+from projections.hypertables import has_timescale
 from schemas.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +68,35 @@ def local_stack() -> Settings:
     settings = Settings()
     stack.up(settings)
     return settings
+
+
+PARTITIONS_DB = "optibid_partitions"
+
+
+def read_model_paths(settings: Settings) -> dict[str, Settings]:
+    """Settings per read-model path of the local stack's PostgreSQL: "timescaledb" (the stack's
+    database, where the extension is loaded) and "partitions" (a database of the same server
+    that never gets it, created when missing)."""
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        paths = {"timescaledb": settings} if has_timescale(conn) else {}
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (PARTITIONS_DB,)
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{PARTITIONS_DB}"')
+    paths["partitions"] = settings.model_copy(update={"postgres_db": PARTITIONS_DB})
+    return paths
+
+
+def drop_schema(settings: Settings, schema: str) -> None:
+    """Drop a benchmark's schema, TimescaleDB's jobs on it first."""
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        if has_timescale(conn):
+            conn.execute(
+                "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
+                " WHERE hypertable_schema = %s",
+                (schema,),
+            )
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def delete_run_topics(settings: Settings, run: str) -> int:

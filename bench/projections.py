@@ -6,6 +6,11 @@
 - a rebuild: `optibid replay lmp` as a process (start-up, truncate, Redis included), wall time.
 
 Each of the three runs `--repeat` times, side by side in each attempt; medians are reported.
+Both read-model paths are measured in the same run, attempt by attempt: TimescaleDB hypertables
+(with their rollups' invalidation and compression settings, as `db migrate` leaves them) in the
+stack's database where it has the extension, and plain monthly partitions in a database of the
+same server without it. `ratio` is the projector's throughput over the bare COPY's on the first
+path (TimescaleDB where loaded), `partitions_ratio` on the plain path.
 Run on the local stack: `python bench/projections.py [--events N] [--repeat R]`.
 """
 
@@ -19,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
 
-from bench.common import ROOT, emit, local_stack, median, run_id
+from bench.common import ROOT, drop_schema, emit, local_stack, median, read_model_paths, run_id
 from optibid.settings import Settings
 from projections.folds import fold_lmp
 from projections.migrate import migrate
@@ -145,6 +151,94 @@ def reset(settings: Settings, schema: str) -> None:
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(schema, "lmp")))
 
 
+@dataclass
+class ReadPath:
+    """One read-model path's settings, schema and timings."""
+
+    name: str
+    settings: Settings
+    schema: str
+    ceiling_s: list[float] = field(default_factory=list)
+    writer_s: list[float] = field(default_factory=list)
+    projector_s: list[float] = field(default_factory=list)
+    rebuild_s: float = 0.0
+
+    def figures(self, rows: int) -> dict[str, Any]:
+        ceiling = rows / median(self.ceiling_s)
+        projected = rows / median(self.projector_s)
+        writer = rows / median(self.writer_s)
+        return {
+            "ceiling_copy_rows_per_s": round(ceiling),
+            "projector_rows_per_s": round(projected),
+            "ratio": round(projected / ceiling, 3),
+            "writer_rows_per_s": round(writer),
+            "writer_ratio": round(writer / ceiling, 3),
+            "rebuild_s": round(self.rebuild_s, 1),
+            "rebuild_events_per_s": round(rows / self.rebuild_s),
+        }
+
+
+def attempt(
+    path: ReadPath, rows: list[tuple[Any, ...]], catalog: TopicCatalog, serde: AvroSerde
+) -> None:
+    """One run of each contender on `path`, side by side."""
+    settings, schema = path.settings, path.schema
+    reset(settings, schema)
+    path.ceiling_s.append(bare_copy(settings, schema, rows))
+    reset(settings, schema)
+    path.writer_s.append(writer_only(settings, schema, rows))
+    reset(settings, schema)
+    config = ProjectorConfig(
+        bootstrap=settings.bootstrap_servers,
+        postgres_dsn=settings.postgres_dsn,
+        db_schema=schema,
+        redis_url=None,
+        batch_max_events=BATCH,
+        batch_max_wait_s=1.0,
+    )
+    projector = Projector(read_model("lmp"), catalog, serde, config, use_redis=False)
+    began = time.perf_counter()
+    progress = projector.run(threading.Event(), until_end=True)
+    path.projector_s.append(time.perf_counter() - began)
+    if progress.rows != len(rows):
+        raise RuntimeError(f"projector upserted {progress.rows} rows, expected {len(rows)}")
+    print(
+        f"  {path.name}: bare COPY {len(rows) / path.ceiling_s[-1]:,.0f} rows/s,"
+        f" batch writer {len(rows) / path.writer_s[-1]:,.0f} rows/s,"
+        f" projector {len(rows) / path.projector_s[-1]:,.0f} rows/s"
+        f" (ratio {path.ceiling_s[-1] / path.projector_s[-1]:.3f})",
+        flush=True,
+    )
+
+
+def rebuild(path: ReadPath, prefix: str, rows: int) -> None:
+    """`optibid replay lmp` as a process on `path`, timed."""
+    reset(path.settings, path.schema)
+    env = {
+        **os.environ,
+        "OPTIBID_TOPIC_PREFIX": f"{prefix}.",
+        "OPTIBID_DB_SCHEMA": path.schema,
+        "OPTIBID_POSTGRES_DB": path.settings.postgres_db,
+    }
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "optibid", "replay", "lmp"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    path.rebuild_s = time.perf_counter() - began
+    with psycopg.connect(path.settings.postgres_dsn) as conn:
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(path.schema, "lmp"))
+        ).fetchone()
+    if count != (rows,):
+        raise RuntimeError(f"{path.name}: rebuild left {count} rows, expected {rows}")
+    print(f"  {path.name}: rebuild (optibid replay lmp) {path.rebuild_s:.1f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -152,16 +246,17 @@ def main() -> None:
     args = parser.parse_args()
     settings = local_stack()
     prefix = run_id()
-    schema = prefix
     catalog = TopicCatalog(f"{prefix}.")
     topics = [catalog.core("lmp"), catalog.projection_dlq("lmp")]
     ensure_topics(settings.bootstrap_servers, topics)
     registry = RegistryClient(settings.schema_registry_url)
     register_all(registry, catalog, ContractSet())
     serde = AvroSerde(registry)
+    paths = [ReadPath(name, s, prefix) for name, s in read_model_paths(settings).items()]
     try:
-        with psycopg.connect(settings.postgres_dsn) as conn:
-            migrate(conn, schema)
+        for path in paths:
+            with psycopg.connect(path.settings.postgres_dsn) as conn:
+                migrate(conn, path.schema)
         print(f"producing {args.events:,} LMP events ...", flush=True)
         events = lmp_events(args.events)
         produce(settings, serde, topics[0], events)
@@ -170,77 +265,26 @@ def main() -> None:
         # the benchmark's own million rows are no garbage for the contenders to scan
         gc.collect()
         gc.freeze()
-
-        # partitions exist before any contender runs, so none pays for creating them
-        writer_only(settings, schema, rows[:1])
-        config = ProjectorConfig(
-            bootstrap=settings.bootstrap_servers,
-            postgres_dsn=settings.postgres_dsn,
-            db_schema=schema,
-            redis_url=None,
-            batch_max_events=BATCH,
-            batch_max_wait_s=1.0,
-        )
-        # each attempt runs the three side by side, so a busy spell of a shared machine
-        # weighs on one attempt of each rather than on one contender; medians are reported
-        ceiling_s, writer_s, projector_s = [], [], []
-        for attempt in range(args.repeat):
-            reset(settings, schema)
-            ceiling_s.append(bare_copy(settings, schema, rows))
-            reset(settings, schema)
-            writer_s.append(writer_only(settings, schema, rows))
-            reset(settings, schema)
-            projector = Projector(read_model("lmp"), catalog, serde, config, use_redis=False)
-            began = time.perf_counter()
-            progress = projector.run(threading.Event(), until_end=True)
-            projector_s.append(time.perf_counter() - began)
-            if progress.rows != len(rows):
-                raise RuntimeError(f"projector upserted {progress.rows} rows, expected {len(rows)}")
-            print(
-                f"  run {attempt + 1}: bare COPY {len(rows) / ceiling_s[-1]:,.0f} rows/s,"
-                f" batch writer {len(rows) / writer_s[-1]:,.0f} rows/s,"
-                f" projector {len(rows) / projector_s[-1]:,.0f} rows/s"
-                f" (ratio {ceiling_s[-1] / projector_s[-1]:.3f})",
-                flush=True,
-            )
-        reset(settings, schema)
-
-        env = {
-            **os.environ,
-            "OPTIBID_TOPIC_PREFIX": f"{prefix}.",
-            "OPTIBID_DB_SCHEMA": schema,
-        }
-        began = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "optibid", "replay", "lmp"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        rebuild_s = time.perf_counter() - began
-        with psycopg.connect(settings.postgres_dsn) as conn:
-            count = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "lmp"))
-            ).fetchone()
-        if count != (len(rows),):
-            raise RuntimeError(f"rebuild left {count} rows, expected {len(rows)}")
-        print(f"  rebuild (optibid replay lmp): {rebuild_s:.1f} s", flush=True)
-
-        ceiling = len(rows) / median(ceiling_s)
-        projected = len(rows) / median(projector_s)
-        writer = len(rows) / median(writer_s)
+        for path in paths:
+            # partitions exist before any contender runs, so none pays for creating them
+            writer_only(path.settings, path.schema, rows[:1])
+        # each attempt runs every contender on every path side by side, so a busy spell of a
+        # shared machine weighs on one attempt of each rather than on one; medians are reported
+        for number in range(args.repeat):
+            print(f"run {number + 1}:", flush=True)
+            for path in paths:
+                attempt(path, rows, catalog, serde)
+        for path in paths:
+            rebuild(path, prefix, len(rows))
+        figures = {p.name: p.figures(len(rows)) for p in paths}
+        first = figures[paths[0].name]
         emit(
             {
                 "events": len(rows),
-                "ceiling_copy_rows_per_s": round(ceiling),
-                "projector_rows_per_s": round(projected),
-                "ratio": round(projected / ceiling, 3),
-                "writer_rows_per_s": round(writer),
-                "writer_ratio": round(writer / ceiling, 3),
-                "rebuild_s": round(rebuild_s, 1),
-                "rebuild_events_per_s": round(len(rows) / rebuild_s),
+                "path": paths[0].name,
+                **first,
+                "partitions_ratio": figures["partitions"]["ratio"],
+                "paths": figures,
                 "repeat": args.repeat,
                 "batch_events": BATCH,
             }
@@ -250,8 +294,8 @@ def main() -> None:
         for subject in registry.subjects():
             if subject.startswith(f"{prefix}."):
                 registry.delete_subject(subject)
-        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        for path in paths:
+            drop_schema(path.settings, path.schema)
         registry.close()
 
 

@@ -4,6 +4,11 @@
 #   ops/setup.sh test   the same, and headless Chromium with its driver (the dashboard's test)
 #   ops/setup.sh uv     uv only (lint, the Python environment)
 #   ops/setup.sh --check demo|test|uv   print the missing packages (one line), change nothing
+# With demo and test, when ../shared/vendor holds TimescaleDB's source and the server lacks it,
+# also what `optibid stack up` needs to build it: cmake, a C compiler, the OpenSSL and GSSAPI
+# headers, and the server's own headers at exactly the installed server's version (an unpinned
+# install would upgrade the server too). OPTIBID_TIMESCALEDB=false skips them. (OPTIBID_VENDOR_DIR
+# and OPTIBID_PG_ROOT stand for ../shared/vendor and /usr/lib/postgresql in this script's tests.)
 # Installs through apt as root, or with sudo (where it asks no password, or can ask at a
 # terminal); otherwise stops with the one command to run. Does nothing, and needs no network,
 # when everything is there already. uv is run as `python3 -m uv` (installed with pip when
@@ -51,34 +56,76 @@ if ! uv_runs >/dev/null 2>&1; then
   need python3-pip pip_runs # Debian's python3 comes without pip
 fi
 
-if [ -n "$check_only" ]; then
-  echo "${missing# }"
-  exit 0
-fi
-
-if [ -n "$missing" ]; then
-  packages=${missing# }
-  install="apt-get update && apt-get install -y --no-install-recommends $packages"
+install_packages() { # install_packages WHAT PACKAGE...: apt-get install as root or with sudo
+  what=$1
+  shift
+  install="apt-get update && apt-get install -y --no-install-recommends --allow-downgrades $*"
   if [ "$(id -u)" = 0 ]; then
     run=""
   elif has sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
     run="sudo"
   else
-    echo "missing system packages: $packages" >&2
+    echo "missing $what: $*" >&2
     echo "install them, then run this again: sudo sh -c '$install'" >&2
-    exit 1
+    return 1
   fi
-  echo "== installing system packages: $packages"
+  echo "== installing $what: $*"
   log=$(mktemp)
-  # shellcheck disable=SC2086  # one word per package; $run is empty or sudo
+  # shellcheck disable=SC2086  # $run is empty or sudo
   if ! $run env DEBIAN_FRONTEND=noninteractive sh -c "$install" >"$log" 2>&1; then
     tail -n 20 "$log" >&2
     rm -f "$log"
     echo "apt-get failed (its last lines above); the command was: $install" >&2
-    exit 1
+    return 1
   fi
   grep -E '^(Need to get|After this operation)' "$log" || true
   rm -f "$log"
+}
+
+installed_version() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'; }
+
+timescale_missing="" # what building TimescaleDB needs and the machine lacks
+timescale_needs() {
+  timescale_missing=""
+  [ "$want" != uv ] || return 0
+  case ${OPTIBID_TIMESCALEDB:-true} in false | False | FALSE | 0 | no | off) return 0 ;; esac
+  vendor=${OPTIBID_VENDOR_DIR:-$(cd "$(dirname "$0")/.." && pwd)/../shared/vendor}
+  pg_root=${OPTIBID_PG_ROOT:-/usr/lib/postgresql}
+  ls "$vendor"/timescaledb-*.tar.gz >/dev/null 2>&1 || return 0
+  # the newest major, as the stack picks it
+  major=$(ls "$pg_root" 2>/dev/null | sort -n | tail -n 1)
+  [ -n "$major" ] && [ -x "$pg_root/$major/bin/postgres" ] || return 0 # no server yet
+  ls "$pg_root/$major"/lib/timescaledb*.so >/dev/null 2>&1 && return 0
+  server=$(installed_version "postgresql-$major")
+  [ -n "$server" ] || return 0 # a server not from a Debian package: `stack up` says what to do
+  for package in cmake build-essential libssl-dev libkrb5-dev; do
+    [ -n "$(installed_version "$package")" ] || timescale_missing="$timescale_missing $package"
+  done
+  for package in "postgresql-server-dev-$major" libpq-dev libpq5; do
+    [ "$(installed_version "$package")" = "$server" ] || timescale_missing="$timescale_missing $package=$server"
+  done
+}
+
+if [ -n "$check_only" ]; then
+  timescale_needs
+  echo "${missing# }${timescale_missing}" | sed 's/^ //'
+  exit 0
+fi
+
+if [ -n "$missing" ]; then
+  # shellcheck disable=SC2086  # one word per package
+  install_packages "system packages" ${missing# } || exit 1
+fi
+
+timescale_needs
+if [ -n "$timescale_missing" ]; then
+  # shellcheck disable=SC2086  # one word per package
+  if ! install_packages "packages to build TimescaleDB" ${timescale_missing# }; then
+    if [ "$want" = test ]; then
+      exit 1
+    fi
+    echo "the demo goes on without TimescaleDB: the read models use plain partitions" >&2
+  fi
 fi
 
 if ! uv_runs >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ and again when a projector starts, so a changed setting takes effect on the next
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -305,5 +306,18 @@ def _interval_text(conn: psycopg.Connection[Any], value: timedelta | None) -> st
     return str(row[0])
 
 
-def rollups_of(table: str) -> Iterable[Rollup]:
-    return (r for r in ROLLUPS if r.table == table)
+def refresh(conn: psycopg.Connection[Any], schema: str, rollup: Rollup, wait_s: float = 60) -> None:
+    """Refresh `rollup` over all history now (only invalidated buckets are recomputed); waits
+    out a refresh its policy job runs at the same time. `conn` must be in autocommit."""
+    deadline = time.monotonic() + wait_s
+    statement = sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
+        sql.Literal(f'"{schema}"."{rollup.name}"')
+    )
+    while True:
+        try:
+            conn.execute(statement)
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)

@@ -69,6 +69,9 @@ def stack_settings() -> Iterator[Settings]:
     elif READ_MODELS:
         pytest.fail(f"OPTIBID_TEST_READ_MODELS={READ_MODELS!r}: use timescaledb or partitions")
     yield settings
+    if READ_MODELS == "partitions":
+        with psycopg.connect(settings.postgres_dsn) as conn:
+            assert not has_timescale(conn), f"something created TimescaleDB in {PARTITIONS_DB}"
     if saved is None:
         os.environ.pop("OPTIBID_POSTGRES_DB", None)
     else:
@@ -78,11 +81,25 @@ def stack_settings() -> Iterator[Settings]:
 
 
 def create_database(settings: Settings, name: str) -> None:
-    """Create database `name` on the stack's server unless it exists (no extension in it)."""
+    """Create database `name` on the stack's server, without TimescaleDB: one that exists with
+    the extension is made again."""
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        if exists:
+            with psycopg.connect(
+                settings.model_copy(update={"postgres_db": name}).postgres_dsn
+            ) as db:
+                if not has_timescale(db):
+                    return
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def server_settings(stack_settings: Settings) -> Settings:
+    """The settings the stack's servers were started with (on its own database even in the
+    partitions pass): for a test that stops and starts a server."""
+    return Settings()
 
 
 def timescale_absence(settings: Settings) -> str:

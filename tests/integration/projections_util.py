@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ import psycopg
 from confluent_kafka import Consumer, Producer
 
 from optibid.settings import Settings
+from projections import hypertables
+from projections.hypertables import ROLLUPS
 from projections.query import table_checksum
 from projections.tables import TABLES
 from schemas.catalog import TopicCatalog, TopicSpec
@@ -452,17 +453,10 @@ def checksums(settings: Settings, schema: str) -> dict[str, tuple[int, str]]:
 
 
 def refresh_rollup(settings: Settings, schema: str, view: str) -> None:
-    """Refresh a rollup whole, waiting out a refresh its policy job runs at the same time."""
+    """Refresh a rollup whole now."""
+    rollup = next(r for r in ROLLUPS if r.name == view)
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        for _ in range(120):
-            try:
-                conn.execute(
-                    f"CALL refresh_continuous_aggregate('\"{schema}\".{view}', NULL, NULL)"
-                )
-                return
-            except psycopg.errors.LockNotAvailable:
-                time.sleep(0.5)
-    raise AssertionError(f"{view} stayed locked by a concurrent refresh for a minute")
+        hypertables.refresh(conn, schema, rollup)
 
 
 def lmp_rows(settings: Settings, schema: str) -> Iterator[tuple[LMP_KEY, int, float]]:

@@ -329,8 +329,10 @@ def test_bad_parameters_get_a_422_problem_naming_the_parameter(
     assert problem["invalid_params"][0]["name"] == param
 
 
-def test_postgres_down_history_is_503_latest_still_served(served: Served) -> None:
-    postgres = PostgresServer(served.settings)
+def test_postgres_down_history_is_503_latest_still_served(
+    served: Served, server_settings: Settings
+) -> None:
+    postgres = PostgresServer(server_settings)  # started on the stack's database
     postgres.down()
     try:
         history = get(served, "/v1/lmp", **day_range(), location_id=LOCATION)
@@ -346,7 +348,7 @@ def test_postgres_down_history_is_503_latest_still_served(served: Served) -> Non
         assert ready.json()["dependencies"]["postgres"] != "up"
     finally:
         postgres.up()
-        stack.up(served.settings)
+        stack.up(server_settings)
     wait_until(lambda: get(served, "/ready").status_code == 200, 60, "ready again")
     assert get(served, "/v1/lmp", **day_range(), location_id=LOCATION).status_code == 200
 

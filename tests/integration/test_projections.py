@@ -376,14 +376,14 @@ def test_sigkill_mid_batch_then_restart_ends_with_the_same_rows(
 
 
 def test_postgres_stopped_and_restarted_during_a_projection_loses_nothing(
-    lmp: LmpProjection, projector: ProjectorProcess
+    lmp: LmpProjection, projector: ProjectorProcess, server_settings: Settings
 ) -> None:
     first, second = two_parts(locations=10, intervals=60)
     lmp.produce(first)
     projector.start("lmp", "--batch-events", "200")
     wait_until(lmp.caught_up, 60, "first part")
 
-    postgres = PostgresServer(lmp.settings)
+    postgres = PostgresServer(server_settings)  # started on the stack's database
     postgres.down()
     try:
         lmp.produce(second)
@@ -393,7 +393,7 @@ def test_postgres_stopped_and_restarted_during_a_projection_loses_nothing(
         assert projector.alive()
     finally:
         postgres.up()
-        stack.up(lmp.settings)  # the registry keeps its schemas in PostgreSQL
+        stack.up(server_settings)  # the registry keeps its schemas in PostgreSQL
     wait_until(lmp.caught_up, 90, "second part")
     projector.stop()
     assert "postgres available again" in projector.logs()

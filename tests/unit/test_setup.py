@@ -29,22 +29,24 @@ def machine(tmp_path: Path) -> Path:
     """A PATH with the shell tools the script uses and nothing else."""
     folder = tmp_path / "bin"
     folder.mkdir()
-    for tool in ("ls", "sed", "head"):
+    for tool in ("ls", "sed", "head", "sort", "tail", "dirname"):
         found = shutil.which(tool)
         assert found, tool
         (folder / tool).symlink_to(found)
     return folder
 
 
-def _missing(machine: Path, want: str, python: str = "exit 1") -> str:
+def _missing(machine: Path, want: str, python: str = "exit 1", **env: str) -> str:
     _stub(machine, "python", python)
+    env.setdefault("OPTIBID_VENDOR_DIR", str(machine / "no-vendor"))
     result = subprocess.run(
         ["/bin/sh", str(SETUP), "--check", want],
         capture_output=True,
         text=True,
-        env={"PATH": str(machine), "PYTHON": str(machine / "python")},
+        env={"PATH": str(machine), "PYTHON": str(machine / "python"), **env},
         check=True,
     )
+    assert result.stderr == ""
     return result.stdout.strip()
 
 
@@ -91,3 +93,60 @@ def test_an_unknown_command_is_refused(machine: Path) -> None:
     )
     assert result.returncode == 2
     assert "usage: ops/setup.sh" in result.stderr
+
+
+SERVER = "15.18-0+deb12u1"
+BUILD = "cmake build-essential libssl-dev libkrb5-dev"
+HEADERS = f"postgresql-server-dev-15={SERVER} libpq-dev={SERVER} libpq5={SERVER}"
+
+
+@pytest.fixture
+def timescale_machine(machine: Path, tmp_path: Path) -> dict[str, str]:
+    """A machine with everything the stack needs, PostgreSQL 15 from Debian's package, no
+    TimescaleDB, and its source in the vendor folder; dpkg-query answers from a table."""
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver"):
+        _stub(machine, name)
+    _stub(machine, "java", _java("17.0.15"))
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "timescaledb-2.28.3.tar.gz").write_bytes(b"")
+    server = tmp_path / "postgresql" / "15"
+    (server / "lib").mkdir(parents=True)
+    (server / "bin").mkdir()
+    _stub(server / "bin", "postgres")
+    versions = tmp_path / "versions"
+    versions.write_text(f"postgresql-15 {SERVER}\n")
+    _stub(
+        machine,
+        "dpkg-query",
+        f'v=$(sed -n "s/^$3 //p" {versions}); [ -n "$v" ] && printf "install ok installed %s" "$v"',
+    )
+    return {"OPTIBID_VENDOR_DIR": str(vendor), "OPTIBID_PG_ROOT": str(tmp_path / "postgresql")}
+
+
+def test_building_timescaledb_needs_the_tools_and_headers_pinned_to_the_server(
+    machine: Path, tmp_path: Path, timescale_machine: dict[str, str]
+) -> None:
+    env = timescale_machine
+    assert _missing(machine, "test", python="exit 0", **env) == f"{BUILD} {HEADERS}"
+    assert _missing(machine, "demo", python="exit 0", **env) == f"{BUILD} {HEADERS}"
+    assert _missing(machine, "uv", python="exit 0", **env) == ""
+    # the tools there, and a libpq newer than the server: pinned back to the server's
+    installed = ["cmake", "build-essential", "libssl-dev", "libkrb5-dev", "libpq-dev"]
+    with (tmp_path / "versions").open("a") as versions:
+        versions.writelines(f"{p} 1.0\n" for p in installed[:4])
+        versions.write(f"libpq-dev {SERVER}\nlibpq5 15.20-0+deb12u1\n")
+    assert _missing(machine, "test", python="exit 0", **env) == (
+        f"postgresql-server-dev-15={SERVER} libpq5={SERVER}"
+    )
+
+
+def test_building_timescaledb_is_not_asked_for_when_it_is_not_wanted(
+    machine: Path, tmp_path: Path, timescale_machine: dict[str, str]
+) -> None:
+    env = timescale_machine
+    assert _missing(machine, "test", python="exit 0", OPTIBID_TIMESCALEDB="false", **env) == ""
+    no_source = {**env, "OPTIBID_VENDOR_DIR": str(tmp_path / "elsewhere")}
+    assert _missing(machine, "test", python="exit 0", **no_source) == ""
+    (tmp_path / "postgresql" / "15" / "lib" / "timescaledb-2.28.3.so").write_bytes(b"")
+    assert _missing(machine, "test", python="exit 0", **env) == ""

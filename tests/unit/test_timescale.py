@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from optibid.stack import timescale
 from optibid.stack.errors import StackError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVER_VERSION = "PostgreSQL 15.18 (Debian 15.18-0+deb12u1)"
 
@@ -354,3 +357,10 @@ def test_staged_files_are_installed_with_the_loader_last(tmp_path: Path) -> None
     assert all((root / name).read_text() == name for name in files)
     assert existing.stat().st_ino != inode  # replaced, not rewritten in place
     assert not list(root.rglob(".*.tmp"))
+
+
+def test_docker_compose_runs_the_release_the_stack_builds() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == f"timescale/timescaledb:{timescale.TIMESCALEDB_VERSION}-pg15"
+    assert "shared_preload_libraries=timescaledb" in postgres["command"]

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter
 from psycopg import sql
 from psycopg.abc import Params
 from psycopg.rows import dict_row
@@ -21,6 +22,11 @@ from projections.tables import TABLES, TableSpec
 
 AGGREGATES = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
 BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+RESAMPLES = Counter(
+    "optibid_resample_total",
+    "Resamples answered, by read model and where from (a rollup, or the rows)",
+    ["table", "source"],
+)
 
 
 def _rows(
@@ -177,9 +183,11 @@ def resampled(
         raise ProjectionError(f"unknown aggregate {aggregate!r}")
     rollup = rollup_for(sel, value_column, width, group_by) if rollups else None
     if rollup is not None and rollup_is_exact(conn, schema, rollup, sel.start, sel.end):
+        RESAMPLES.labels(spec.name, "rollup").inc()
         return _rows(
             conn, *_from_rollup(schema, rollup, sel, value_column, width, aggregate, group_by)
         )
+    RESAMPLES.labels(spec.name, "rows").inc()
     return _rows(conn, *_from_rows(conn, schema, sel, value_column, width, aggregate, group_by))
 
 

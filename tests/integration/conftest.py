@@ -50,17 +50,28 @@ READ_MODELS = os.environ.get("OPTIBID_TEST_READ_MODELS", "")
 
 
 @pytest.fixture(scope="session")
-def stack_settings() -> Iterator[Settings]:
-    """Settings of a running local stack; starts it (and stops it afterwards) when it was down.
-    With OPTIBID_TEST_READ_MODELS=partitions, on the database without TimescaleDB."""
+def server_settings() -> Iterator[Settings]:
+    """Settings the local stack runs with; starts it (and stops it afterwards) when it was
+    down. A test that stops and starts a server uses these, so that the server comes back as
+    it was, whichever database the read models use."""
     settings = Settings()
     was_running = all(s.state == "running" for s in stack.status(settings))
     stack.up(settings)  # a failed up stops what it started itself; what ran before keeps running
+    yield settings
+    if not was_running and os.environ.get("OPTIBID_TEST_KEEP_STACK") != "1":
+        stack.down(settings)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(server_settings: Settings) -> Iterator[Settings]:
+    """Settings of the running local stack for the tests: on its database, or with
+    OPTIBID_TEST_READ_MODELS=partitions on the database without TimescaleDB."""
+    settings = server_settings
     saved = os.environ.get("OPTIBID_POSTGRES_DB")
     if READ_MODELS == "partitions":
         create_database(settings, PARTITIONS_DB)
         os.environ["OPTIBID_POSTGRES_DB"] = PARTITIONS_DB  # child processes follow
-        settings = Settings()
+        settings = settings.model_copy(update={"postgres_db": PARTITIONS_DB})
     elif READ_MODELS == "timescaledb":
         with psycopg.connect(settings.postgres_dsn) as conn:
             loaded = has_timescale(conn)
@@ -69,15 +80,13 @@ def stack_settings() -> Iterator[Settings]:
     elif READ_MODELS:
         pytest.fail(f"OPTIBID_TEST_READ_MODELS={READ_MODELS!r}: use timescaledb or partitions")
     yield settings
-    if READ_MODELS == "partitions":
-        with psycopg.connect(settings.postgres_dsn) as conn:
-            assert not has_timescale(conn), f"something created TimescaleDB in {PARTITIONS_DB}"
     if saved is None:
         os.environ.pop("OPTIBID_POSTGRES_DB", None)
     else:
         os.environ["OPTIBID_POSTGRES_DB"] = saved
-    if not was_running and os.environ.get("OPTIBID_TEST_KEEP_STACK") != "1":
-        stack.down(settings)
+    if READ_MODELS == "partitions":
+        with psycopg.connect(settings.postgres_dsn) as conn:
+            assert not has_timescale(conn), f"something created TimescaleDB in {PARTITIONS_DB}"
 
 
 def create_database(settings: Settings, name: str) -> None:
@@ -93,13 +102,6 @@ def create_database(settings: Settings, name: str) -> None:
                     return
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-
-
-@pytest.fixture(scope="session")
-def server_settings(stack_settings: Settings) -> Settings:
-    """The settings the stack's servers were started with (on its own database even in the
-    partitions pass): for a test that stops and starts a server."""
-    return Settings()
 
 
 def timescale_absence(settings: Settings) -> str:

@@ -31,6 +31,7 @@ from optibid import stack
 from optibid.settings import Settings
 from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
+from projections.hypertables import has_timescale
 from projections.models import READ_MODEL_LIST, read_model
 from schemas.catalog import TopicCatalog
 from schemas.contracts import ContractSet
@@ -126,6 +127,15 @@ def get(served: Served, path: str, **params: Any) -> httpx.Response:
     return httpx.get(f"{served.url}{path}", params=params, timeout=30)
 
 
+def resamples_by_source(served: Served) -> dict[str, float]:
+    """The API's count of LMP resamples by where they were answered from."""
+    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    found = re.findall(
+        r'^optibid_resample_total\{table="lmp",source="(\w+)"\} ([0-9.e+]+)$', metrics, re.MULTILINE
+    )
+    return {source: float(count) for source, count in found}
+
+
 def day_range() -> dict[str, str]:
     return {"start": DAY_START.isoformat(), "end": (DAY_START + timedelta(hours=25)).isoformat()}
 
@@ -183,8 +193,14 @@ def test_market_time_columns_and_resampling(served: Served) -> None:
     row = local.json()["data"][0]
     assert row["interval_start_utc"] == "2024-11-03T04:00:00Z"
     assert row["interval_start_local"] == "2024-11-03T00:00:00-04:00"  # EDT before fall-back
+    before = resamples_by_source(served)
     hourly = get(served, "/v1/lmp", **day_range(), location_id=LOCATION, resample="1h", agg="max")
     buckets = hourly.json()["data"]
+    # whole hours: the hourly rollup answers on TimescaleDB, the rows on plain partitions
+    with psycopg.connect(served.settings.postgres_dsn) as conn:
+        source = "rollup" if has_timescale(conn) else "rows"
+    after = resamples_by_source(served)
+    assert after.get(source, 0) == before.get(source, 0) + 1
     assert len(buckets) == 25
     want = expected_lmp(served, LOCATION)
     first_hour = [v[1] for k, v in want.items() if k < "2024-11-03T05:00:00Z"]

@@ -131,7 +131,7 @@ def resamples_by_source(served: Served) -> dict[str, float]:
     """The API's count of LMP resamples by where they were answered from."""
     metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
     found = re.findall(
-        r'^optibid_resample_total\{table="lmp",source="(\w+)"\} ([0-9.e+]+)$', metrics, re.MULTILINE
+        r'^optibid_resample_total\{source="(\w+)",table="lmp"\} ([0-9.e+]+)$', metrics, re.MULTILINE
     )
     return {source: float(count) for source, count in found}
 

@@ -296,6 +296,7 @@ def _build() -> tuple[TopicSpec, ...]:
             retention_ms=7 * DAY_MS,
         ),
     ]
+    topics += _identity_topics()
     topics += [
         TopicSpec(
             f"dlq.projections.{model}",
@@ -308,6 +309,48 @@ def _build() -> tuple[TopicSpec, ...]:
         for model in READ_MODELS
     ]
     return tuple(topics)
+
+
+AGGREGATE_KEY = "aggregate_type:aggregate_id"
+IDENTITY_PARTITIONS = 3
+
+
+def _identity_topics() -> list[TopicSpec]:
+    """Identity and access: commands, the events decided from them (the source of truth, kept
+    for good), each command's outcome, and the audit log."""
+    return [
+        TopicSpec(
+            "identity.commands",
+            AGGREGATE_KEY,
+            IDENTITY_PARTITIONS,
+            "energy.optibid.identity.IdentityCommand",
+            "Requests to change an organisation or a user, one handler per aggregate in order;"
+            " secrets sealed. Kept 30 days: the events are the record.",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            "identity.events",
+            AGGREGATE_KEY,
+            IDENTITY_PARTITIONS,
+            "energy.optibid.identity.IdentityEvent",
+            "Changes to organisations and users; replaying it rebuilds every identity read model.",
+        ),
+        TopicSpec(
+            "identity.command_outcomes",
+            AGGREGATE_KEY,
+            IDENTITY_PARTITIONS,
+            "energy.optibid.identity.IdentityCommandOutcome",
+            "Accepted or rejected, per command; the API waits for it.",
+            retention_ms=7 * DAY_MS,
+        ),
+        TopicSpec(
+            "audit.events",
+            "org_id",
+            IDENTITY_PARTITIONS,
+            "energy.optibid.identity.AuditRecorded",
+            "Every identity command and authentication event, with actor, organisation and client.",
+        ),
+    ]
 
 
 class TopicCatalog:
@@ -345,6 +388,13 @@ class TopicCatalog:
 
     def kpi(self, name: str) -> TopicSpec:
         return self._get(f"kpi.{name}")
+
+    def identity(self, name: str) -> TopicSpec:
+        """identity.commands, identity.events or identity.command_outcomes."""
+        return self._get(f"identity.{name}")
+
+    def audit(self) -> TopicSpec:
+        return self._get("audit.events")
 
     def projection_dlq(self, read_model: str) -> TopicSpec:
         """Dead letters of one read model's projector."""

@@ -11,7 +11,8 @@ from schemas.contracts import ContractSet
 
 CATALOG = TopicCatalog()
 LAYERED = re.compile(
-    r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot|projections)|core\.market|ingest|kpi)\.[a-z0-9_]+$"
+    r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot|projections)|core\.market|ingest|kpi"
+    r"|identity|audit)\.[a-z0-9_]+$"
 )
 
 
@@ -69,3 +70,13 @@ def test_compacted_topics_roll_their_segments_hourly_so_compaction_can_run() -> 
     for topic in compacted:
         assert topic.config["cleanup.policy"] == "compact"
         assert topic.config["segment.ms"] == str(3_600_000)
+
+
+def test_identity_topics_keep_the_events_for_good_and_key_by_aggregate() -> None:
+    events = CATALOG.identity("events")
+    assert events.retention_ms == -1
+    assert not events.compact
+    assert events.key == CATALOG.identity("commands").key == "aggregate_type:aggregate_id"
+    assert CATALOG.identity("commands").partitions == events.partitions  # co-partitioned
+    assert CATALOG.identity("command_outcomes").value_schema.endswith("IdentityCommandOutcome")
+    assert CATALOG.audit().retention_ms == -1

@@ -44,7 +44,13 @@ def test_the_v1_market_data_path_is_complete() -> None:
         "energy.optibid.ingest.RecordDeadLettered",
         "energy.optibid.kpi.KpiComputed",
     }
-    assert set(CONTRACTS.names()) == expected
+    identity = {
+        "energy.optibid.identity.IdentityCommand",
+        "energy.optibid.identity.IdentityEvent",
+        "energy.optibid.identity.IdentityCommandOutcome",
+        "energy.optibid.identity.AuditRecorded",
+    }
+    assert set(CONTRACTS.names()) == expected | identity
 
 
 @pytest.mark.parametrize("contract", ALL, ids=lambda c: c.name)

@@ -4,13 +4,14 @@ versions count, ids are deterministic, a command handed over twice causes nothin
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
 import pytest
 
-from identity import organization
+from identity import organization, state
 from identity.handler import (
     AUDIT_SCHEMA,
     COMMAND_SCHEMA,
@@ -161,3 +162,36 @@ def test_the_outcomes_kept_per_aggregate_are_bounded() -> None:
 def test_a_field_the_contract_lacks_is_a_programming_error() -> None:
     with pytest.raises(KeyError, match="no field favourite_colour"):
         contract_record(EVENT_SCHEMA, {"type": "X", "favourite_colour": "red"})
+
+
+def test_the_stored_state_survives_json_and_decides_the_same_afterwards() -> None:
+    accept = command(
+        "AcceptInvitation", 3, actor_id="ana", invitation_id="i1", token_hash="h", user_id="ana",
+    )  # fmt: skip
+    key = command(
+        "CreateApiKey", 4, key_id="k1", name="loader", prefix="obk_k1", secret_hash="s",
+        role="analyst", scope="read", expires_at_utc=T0 + timedelta(days=90),
+    )  # fmt: skip
+    pending = command(
+        "InviteMember", 5, invitation_id="i2", email="bo@x.com", role="viewer",
+        token_hash="h2", expires_at_utc=T0 + timedelta(days=7),
+    )  # fmt: skip
+    stored, _ = run(None, CREATE, INVITE, accept, key, pending)
+    assert stored is not None
+    restored = state.load(json.loads(json.dumps(state.dump(stored))))
+    assert restored == stored
+    nxt = command("AssignRole", 6, user_id="ana", role="viewer")
+    assert run(restored, nxt) == run(stored, nxt)
+    # and a user with its lockout and MFA
+    user_stored, _ = run(
+        None,
+        command("RegisterUser", 1, aggregate="u1", aggregate_type="user", email="a@b.com",
+                password_sealed="p"),
+        *[command("RecordSignIn", n, aggregate="u1", aggregate_type="user", succeeded=False,
+                  reason="bad_password") for n in range(2, 8)],
+    )  # fmt: skip
+    assert user_stored is not None
+    assert user_stored.state.locked_until_utc is not None  # type: ignore[union-attr]
+    assert state.load(json.loads(json.dumps(state.dump(user_stored)))) == user_stored
+    with pytest.raises(ValueError, match="format"):
+        state.load({"format": 99})

@@ -19,13 +19,14 @@ from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from streams.app import StreamWorker, WorkerConfig
+from streams.identity_app import IdentityWorker, IdentityWorkerConfig
 from streams.kpi_app import KpiWorker, KpiWorkerConfig
 from streams.kpi_state import KpiConfig
 from streams.redrive import RedriveError, Redriver
 from streams.runtime import ensure_changelogs
 from streams.validate import DEFAULT_BOUNDS, PriceBounds, ValidationConfig
 
-AppConfig = TypeVar("AppConfig", WorkerConfig, KpiWorkerConfig)
+AppConfig = TypeVar("AppConfig", WorkerConfig, KpiWorkerConfig, IdentityWorkerConfig)
 
 
 class _FaustWorker(Protocol):
@@ -127,6 +128,27 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             kpi=kpi_config(settings),
         )
         _serve(settings, config, KpiWorker, loglevel)
+
+    @app.command("identity")
+    def identity(
+        app_id: Annotated[str, typer.Option(help="Consumer group and table namespace.")] = (
+            "optibid-identity"
+        ),
+        store: Annotated[str, typer.Option(help="Table store: rocksdb:// or memory://")] = (
+            "rocksdb://"
+        ),
+        web_port: Annotated[int, typer.Option(help="Faust's web port (health, stats).")] = 6068,
+        metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 9469,
+        loglevel: Annotated[str, typer.Option()] = "warn",
+    ) -> None:
+        """Run the identity command handler: identity.commands decided per organisation and
+        user, to identity.events, identity.command_outcomes and audit.events."""
+        settings = _prepared(settings_of(), "identity", metrics_port)
+        config = app_config(
+            IdentityWorkerConfig, settings, "identity", app_id=app_id, store=store,
+            web_port=web_port,
+        )  # fmt: skip
+        _serve(settings, config, IdentityWorker, loglevel)
 
     dlq_app = typer.Typer(help="Dead-letter queues: what was rejected, and re-driving it.")
     app.add_typer(dlq_app, name="dlq")

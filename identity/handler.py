@@ -5,10 +5,15 @@
 returns the `IdentityEvent` records, the `IdentityCommandOutcome`, the `AuditRecorded` entry and
 what the table keeps next. The worker around it only decodes, calls this and sends.
 
-Idempotent by construction: event ids are UUIDv5 of (command id, position), and a command whose
-id is among the aggregate's latest `RECENT_COMMANDS` outcomes is answered with that outcome
-again and causes nothing (the runtime may hand a record over twice after a crash). The table
-keeps a bounded number of outcomes, so its size follows the number of aggregates, not the log.
+Idempotent by construction: event ids are UUIDv5 of (command id, position); a command at or
+below the offset of the last one decided for its aggregate is never decided again (the runtime
+may hand records over twice after a crash); if it is among the aggregate's latest
+`RECENT_COMMANDS`, its outputs are sent again (same ids: consumers drop duplicates), since its
+events may have missed the broker while the state reached it. The table keeps a bounded number
+of outputs per aggregate, so its size follows the number of aggregates, not the log.
+
+A command may name the aggregate version it was checked against (`expected_version`); it is
+refused as a conflict when the aggregate has moved on (two sign-ins with one recovery code).
 """
 
 from __future__ import annotations
@@ -45,34 +50,52 @@ class Aggregate:
     decide: Callable[[Any, Mapping[str, Any]], list[Record]]
     evolve: Callable[[Any, Record], Any]
     id_field: str  # the field of its commands and events that holds the aggregate's id
+    commands: frozenset[str]
 
 
 AGGREGATES: dict[str, Aggregate] = {
     "organization": Aggregate(
-        organization.Organization, organization.decide, organization.evolve, "org_id"
+        organization.Organization,
+        organization.decide,
+        organization.evolve,
+        "org_id",
+        organization.COMMANDS,
     ),
-    "user": Aggregate(user.User, user.decide, user.evolve, "user_id"),
+    "user": Aggregate(user.User, user.decide, user.evolve, "user_id", user.COMMANDS),
 }
 
 
 @dataclass(frozen=True)
+class Outputs:
+    """Everything one command sent: its events, outcome and audit entry."""
+
+    events: tuple[Record, ...]
+    outcome: Record
+    audit: Record
+
+
+@dataclass(frozen=True)
 class Stored:
-    """What the handler's table keeps per aggregate: its state and its latest outcomes."""
+    """What the handler's table keeps per aggregate: its state, the offset of the last command
+    it decided (one aggregate's commands are on one partition, so offsets only grow), and the
+    outputs of its latest RECENT_COMMANDS commands, to send again when one is handed over
+    again (its events may not have reached the broker although the state did)."""
 
     state: State
-    recent: tuple[tuple[str, Record], ...] = ()
+    recent: tuple[tuple[str, Outputs], ...] = ()
+    last_offset: int | None = None
 
-    def outcome_of(self, command_id: str) -> Record | None:
+    def outputs_of(self, command_id: str) -> Outputs | None:
         return next((o for c, o in self.recent if c == command_id), None)
 
 
 @dataclass(frozen=True)
 class Decision:
     events: list[Record]
-    outcome: Record
-    audit: Record
+    outcome: Record | None  # None only for a repeat too old to have its outputs kept
+    audit: Record | None
     stored: Stored | None  # what the table keeps next (None: nothing, no such aggregate)
-    repeated: bool = False  # the command was decided before; nothing new happened
+    repeated: bool = False  # decided before: the outputs are the earlier ones, sent again
 
 
 @cache
@@ -99,52 +122,93 @@ def _aggregate_command(command: Mapping[str, Any], aggregate: Aggregate) -> dict
     return decided
 
 
-def handle(stored: Stored | None, command: Mapping[str, Any], now: datetime) -> Decision:
-    """Decide `command` (an IdentityCommand record) against `stored` (None: nothing yet)."""
-    command_id = str(command["event_id"])
+def handle(
+    stored: Stored | None, command: Mapping[str, Any], now: datetime, offset: int | None = None
+) -> Decision:
+    """Decide `command` (an IdentityCommand record, read at `offset` of its partition) against
+    `stored` (None: nothing yet)."""
+    repeat = _repeat(stored, str(command["event_id"]), offset)
+    if repeat is not None:
+        return repeat
     kind = str(command["aggregate_type"])
     aggregate = AGGREGATES.get(kind)
-    if stored is not None:
-        earlier = stored.outcome_of(command_id)
-        if earlier is not None:
-            return Decision([], earlier, _audit(command, earlier, now), stored, repeated=True)
     if aggregate is None:
         known = ", ".join(sorted(AGGREGATES))
         unknown = Rejected("unknown_aggregate", f"no aggregate type {kind!r}; one of {known}")
-        return _rejected(stored, command, unknown, now)
+        return _rejected(stored, command, unknown, now, offset)
     if stored is None:
         stored = Stored(aggregate.empty(str(command["aggregate_id"])))
+    expected = command.get("expected_version")
+    if expected is not None and expected != stored.state.version:
+        conflict = Rejected(
+            "conflict",
+            f"{kind} {command['aggregate_id']} is at version {stored.state.version}, not"
+            f" {expected}: it changed meanwhile; read it again and retry",
+        )
+        return _rejected(stored, command, conflict, now, offset)
+    return _decide(stored, aggregate, command, now, offset)
+
+
+def _repeat(stored: Stored | None, command_id: str, offset: int | None) -> Decision | None:
+    """The answer to a command decided before: its outputs again when they are kept; nothing
+    (but no second decision) for one older than that."""
+    if stored is None:
+        return None
+    earlier = stored.outputs_of(command_id)
+    if earlier is not None:
+        return Decision(list(earlier.events), earlier.outcome, earlier.audit, stored, repeated=True)
+    if offset is not None and stored.last_offset is not None and offset <= stored.last_offset:
+        return Decision([], None, None, stored, repeated=True)
+    return None
+
+
+def _decide(
+    stored: Stored,
+    aggregate: Aggregate,
+    command: Mapping[str, Any],
+    now: datetime,
+    offset: int | None,
+) -> Decision:
     try:
         decided = aggregate.decide(stored.state, _aggregate_command(command, aggregate))
     except Rejected as refusal:
-        return _rejected(stored, command, refusal, now)
-    except KeyError as missing:  # a command without a field its type needs
-        invalid = Rejected("invalid", f"{command['type']} needs the field {missing.args[0]}")
-        return _rejected(stored, command, invalid, now)
+        return _rejected(stored, command, refusal, now, offset)
+    except (KeyError, TypeError, ValueError) as bad:  # a field missing or of the wrong kind
+        invalid = Rejected("invalid", f"{command['type']} is malformed: {bad!r}")
+        return _rejected(stored, command, invalid, now, offset)
     state = stored.state
     events = []
     for position, fields in enumerate(decided):
         state = aggregate.evolve(state, fields)
         events.append(_event(command, fields, position, state.version, now))
     outcome = _outcome(command, True, state.version, len(events), now)
-    kept = _remember(stored, state, command_id, outcome)
-    return Decision(events, outcome, _audit(command, outcome, now), kept)
+    outputs = Outputs(tuple(events), outcome, _audit(command, outcome, now))
+    kept = _remember(stored, state, str(command["event_id"]), outputs, offset)
+    return Decision(events, outcome, outputs.audit, kept)
 
 
-def _remember(stored: Stored, state: State, command_id: str, outcome: Record) -> Stored:
-    recent = (*stored.recent, (command_id, outcome))[-RECENT_COMMANDS:]
-    return replace(stored, state=state, recent=recent)
+def _remember(
+    stored: Stored, state: State, command_id: str, outputs: Outputs, offset: int | None
+) -> Stored:
+    recent = (*stored.recent, (command_id, outputs))[-RECENT_COMMANDS:]
+    last = offset if offset is not None else stored.last_offset
+    return replace(stored, state=state, recent=recent, last_offset=last)
 
 
 def _rejected(
-    stored: Stored | None, command: Mapping[str, Any], refusal: Rejected, now: datetime
+    stored: Stored | None,
+    command: Mapping[str, Any],
+    refusal: Rejected,
+    now: datetime,
+    offset: int | None,
 ) -> Decision:
     version = stored.state.version if stored is not None else 0
     outcome = _outcome(command, False, version, 0, now, refusal)
     audit = _audit(command, outcome, now)
     if stored is None:  # nothing to keep for an aggregate type that does not exist
         return Decision([], outcome, audit, None)
-    kept = _remember(stored, stored.state, str(command["event_id"]), outcome)
+    outputs = Outputs((), outcome, audit)
+    kept = _remember(stored, stored.state, str(command["event_id"]), outputs, offset)
     return Decision([], outcome, audit, kept)
 
 

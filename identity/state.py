@@ -11,12 +11,11 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from identity.handler import Record, Stored
+from identity.handler import Outputs, Record, Stored
 from identity.organization import ApiKey, Invitation, Organization, Role
 from identity.user import User
 
 FORMAT = 1
-_OUTCOME_TIMES = ("occurred_at_utc", "recorded_at_utc")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -53,10 +52,26 @@ def dump(stored: Stored) -> dict[str, Any]:
             "locked_until_utc": _time(state.locked_until_utc),
         }
     recent = [
-        [command_id, {**outcome, **{t: _time(outcome[t]) for t in _OUTCOME_TIMES}}]
-        for command_id, outcome in stored.recent
+        [
+            command_id,
+            {
+                "events": [_plain_record(e) for e in outputs.events],
+                "outcome": _plain_record(outputs.outcome),
+                "audit": _plain_record(outputs.audit),
+            },
+        ]
+        for command_id, outputs in stored.recent
     ]
-    return {"format": FORMAT, "state": body, "recent": recent}
+    return {"format": FORMAT, "state": body, "recent": recent, "last_offset": stored.last_offset}
+
+
+def _plain_record(record: Record) -> Record:
+    """A contract record as JSON: its times (every field named *_utc) as ISO-8601 text."""
+    return {k: _time(v) if k.endswith("_utc") else v for k, v in record.items()}
+
+
+def _revived(record: Record) -> Record:
+    return {k: _parse(v) if k.endswith("_utc") else v for k, v in record.items()}
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -95,8 +110,15 @@ def load(data: dict[str, Any]) -> Stored:
         state = User(**{**body, "locked_until_utc": _parse(body["locked_until_utc"])})
     else:
         raise ValueError(f"stored identity state of an unknown aggregate type {kind!r}")
-    recent: list[tuple[str, Record]] = [
-        (command_id, {**outcome, **{t: _parse(outcome[t]) for t in _OUTCOME_TIMES}})
-        for command_id, outcome in data["recent"]
-    ]
-    return Stored(state, tuple(recent))
+    recent = tuple(
+        (
+            command_id,
+            Outputs(
+                tuple(_revived(e) for e in outputs["events"]),
+                _revived(outputs["outcome"]),
+                _revived(outputs["audit"]),
+            ),
+        )
+        for command_id, outputs in data["recent"]
+    )
+    return Stored(state, recent, data["last_offset"])

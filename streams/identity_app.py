@@ -9,10 +9,12 @@ every command of an aggregate, in order) and keeps each aggregate's state in the
 - an audit entry to `audit.events` (keyed by organisation);
 with the table's changelog records in the same producer batch, before the command is acked.
 
-Delivery is at least once. A command handed over twice (after a crash) is answered with its
-earlier outcome and causes nothing, since the table keeps the aggregate's latest outcomes; a
-worker that lost its local store restores the table from its changelog first. A record that is
-not a decodable IdentityCommand is logged and counted, and the worker goes on.
+Delivery is at least once. A command handed over again (after a crash) is never decided twice:
+the table keeps, per aggregate, the offset of the last command decided and the outputs of the
+latest ones, which are sent again (same ids), since a crash may have kept the state and lost
+the events. A worker that lost its local store restores the table from its changelog first.
+A record that is not a decodable IdentityCommand, or is keyed under another aggregate, is
+logged and counted, and the worker goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from faust.types import Message
 from prometheus_client import Counter
 
 from identity import state
-from identity.handler import COMMAND_SCHEMA, handle
+from identity.handler import AGGREGATES, COMMAND_SCHEMA, handle
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.errors import DeserializationError
@@ -53,6 +55,7 @@ COMMANDS = Counter(
     ["command", "outcome"],  # accepted, rejected, repeated, undecodable
 )
 Output = tuple[str, bytes, bytes]
+KNOWN_COMMANDS = frozenset().union(*(a.commands for a in AGGREGATES.values()))
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class IdentityWorker:
             "audit": self.catalog.audit(),
         }
         self._encoders: dict[str, Encoder] = {}
-        self._batch: dict[str, dict[str, Any]] = {}  # states set by the batch in hand
+        # the states set by the batch in hand (only while one is), read before the table
+        self._batch: dict[str, dict[str, Any]] | None = None
         self._define()
 
     def prepare(self) -> None:
@@ -106,54 +110,72 @@ class IdentityWorker:
         spec = self.outputs[kind]
         return spec.name, key, self._encoder(spec)(record)
 
-    def decide(self, key: bytes | None, value: bytes | None, now: datetime) -> list[Output]:
-        """One command record: its events, outcome and audit entry, and the table updated."""
+    def decide(
+        self, key: bytes | None, value: bytes | None, now: datetime, offset: int | None = None
+    ) -> list[Output]:
+        """One command record: its events, outcome and audit entry, and the table updated.
+        A record that is not a command, or whose key is not its aggregate's, is logged,
+        counted and skipped; a registry outage is raised (the batch is read again)."""
         try:
-            if key is None or value is None:
-                raise DeserializationError("a command record needs a key and a value")
-            name, command = self.serde.decode(value)  # a registry outage is raised: no skip
-            if name != COMMAND_SCHEMA:
-                raise DeserializationError(f"a {name} record on {self.commands.name}")
+            command, table_key = self._command(key, value)
         except DeserializationError as exc:
             COMMANDS.labels("?", "undecodable").inc()
             log.error("identity.command_undecodable", topic=self.commands.name, error=str(exc))
             return []
-        table_key = key.decode()
-        kept = (
-            self._batch.get(table_key)
-            if table_key in self._batch
-            else self.aggregates.get(table_key)
-        )
-        decision = handle(state.load(kept) if kept is not None else None, command, now)
+        assert key is not None
+        kept = self._batch.get(table_key) if self._batch is not None else None
+        if kept is None:
+            kept = self.aggregates.get(table_key)
+        decision = handle(state.load(kept) if kept is not None else None, command, now, offset)
         if decision.stored is not None and not decision.repeated:
             dumped = state.dump(decision.stored)
             self.aggregates[table_key] = dumped
-            self._batch[table_key] = dumped
+            if self._batch is not None:
+                self._batch[table_key] = dumped
         out = [self._out("events", key, event) for event in decision.events]
-        out.append(self._out("outcomes", key, decision.outcome))
+        if decision.outcome is not None:
+            out.append(self._out("outcomes", key, decision.outcome))
+        if decision.audit is not None:
+            org = (decision.audit["org_id"] or "").encode()
+            out.append(self._out("audit", org, decision.audit))
         if decision.repeated:
             outcome = "repeated"
         else:
-            org = (decision.audit["org_id"] or "").encode()
-            out.append(self._out("audit", org, decision.audit))
-            outcome = "accepted" if decision.outcome["accepted"] else "rejected"
-        COMMANDS.labels(command["type"], outcome).inc()
+            outcome = (
+                "accepted" if decision.outcome and decision.outcome["accepted"] else "rejected"
+            )
+        kind = command["type"] if command["type"] in KNOWN_COMMANDS else "other"
+        COMMANDS.labels(kind, outcome).inc()
         log.info(
             "identity.command",
             command=command["type"],
             aggregate=table_key,
             outcome=outcome,
-            code=decision.outcome["code"],
+            code=decision.outcome["code"] if decision.outcome else None,
             events=len(decision.events),
         )
         return out
+
+    def _command(self, key: bytes | None, value: bytes | None) -> tuple[dict[str, Any], str]:
+        """The command a record holds and its table key; DeserializationError when it holds
+        none, or is keyed under another aggregate than its own (it would be decided against
+        that aggregate's state)."""
+        if key is None or value is None:
+            raise DeserializationError("a command record needs a key and a value")
+        name, command = self.serde.decode(value)  # a registry outage is raised: no skip
+        if name != COMMAND_SCHEMA:
+            raise DeserializationError(f"a {name} record on {self.commands.name}")
+        own = f"{command['aggregate_type']}:{command['aggregate_id']}"
+        if key != own.encode():
+            raise DeserializationError(f"command {command['event_id']} keyed {key!r}, not {own!r}")
+        return command, own
 
     async def apply(self, runs: list[list[Message]]) -> None:
         """The batch path: each command decided in order, outputs and the table's changelog
         records to the producer as one batch per topic-partition, then the acks."""
 
         def step(message: Message) -> list[Output]:
-            return self.decide(message.key, message.value, datetime.now(UTC))
+            return self.decide(message.key, message.value, datetime.now(UTC), message.offset)
 
         await await_writer_schemas(self.serde, runs)
         # a batch's table writes reach the store only when the batch is done, so the states
@@ -162,7 +184,7 @@ class IdentityWorker:
         try:
             await apply_runs(self.app, (self.aggregates,), runs, step, self.partition_of)
         finally:
-            self._batch = {}
+            self._batch = None
 
     async def send(self, records: list[Output]) -> None:
         """Records to the producer as one batch per topic-partition; waits for delivery."""
@@ -184,7 +206,9 @@ class IdentityWorker:
             # faust's per-event path: what runs with `batch` off
             async for event in stream.events():
                 message = event.message
-                await self.send(self.decide(message.key, message.value, datetime.now(UTC)))
+                await await_writer_schemas(self.serde, [[message]])  # waits out an outage
+                now = datetime.now(UTC)
+                await self.send(self.decide(message.key, message.value, now, message.offset))
 
         self.agent = self.app.agent(self.topic(self.commands), name="identity-commands")(consume)
         if self.transport is not None:

@@ -63,6 +63,16 @@ def run(stored: Stored | None, *commands: dict[str, Any]) -> tuple[Stored | None
     return stored, decisions
 
 
+def out(decision: Decision) -> dict[str, Any]:
+    assert decision.outcome is not None
+    return decision.outcome
+
+
+def aud(decision: Decision) -> dict[str, Any]:
+    assert decision.audit is not None
+    return decision.audit
+
+
 CREATE = command("CreateOrganization", 1, name="Desk", owner_user_id="owner")
 INVITE = command(
     "InviteMember", 2, invitation_id="i1", email="ana@x.com", role="analyst",
@@ -77,15 +87,15 @@ def test_an_accepted_command_gives_versioned_events_an_outcome_and_an_audit_entr
     for decision in (created, invited):
         for event in decision.events:
             assert round_trip(EVENT_SCHEMA, event) == event
-            assert event["command_id"] == decision.outcome["command_id"]
-        assert round_trip(OUTCOME_SCHEMA, decision.outcome) == decision.outcome
-        assert round_trip(AUDIT_SCHEMA, decision.audit) == decision.audit
+            assert event["command_id"] == out(decision)["command_id"]
+        assert round_trip(OUTCOME_SCHEMA, out(decision)) == decision.outcome
+        assert round_trip(AUDIT_SCHEMA, aud(decision)) == decision.audit
     member = created.events[1]
     assert (member["user_id"], member["role"], member["org_id"]) == ("owner", "owner", "org_1")
-    assert invited.outcome["accepted"] is True
-    assert (invited.outcome["aggregate_version"], invited.outcome["event_count"]) == (3, 1)
-    assert invited.audit["action"] == "InviteMember"
-    assert invited.audit["outcome"] == "accepted"
+    assert out(invited)["accepted"] is True
+    assert (out(invited)["aggregate_version"], out(invited)["event_count"]) == (3, 1)
+    assert aud(invited)["action"] == "InviteMember"
+    assert aud(invited)["outcome"] == "accepted"
     assert stored is not None
     # the events folded from nothing give the state the table keeps
     state = organization.Organization("org_1")
@@ -99,13 +109,47 @@ def test_event_ids_are_deterministic_and_a_repeated_command_causes_nothing() -> 
     _, [again] = run(None, CREATE)
     assert [e["event_id"] for e in first.events] == [e["event_id"] for e in again.events]
     assert len({e["event_id"] for e in first.events}) == 2
-    # handed over twice (a crash before the offset was committed): the same outcome, no events
+    # handed over twice (a crash before the offset was committed): the same outputs, sent
+    # again since the events may have missed the broker, and no second decision
     stored, [_, repeated] = run(None, CREATE, CREATE)
     assert repeated.repeated
-    assert repeated.events == []
+    assert repeated.events == first.events
     assert repeated.outcome == first.outcome
+    assert repeated.audit == first.audit
     assert stored is not None
     assert stored.state.version == 2
+
+
+def test_a_command_at_or_below_the_last_offset_is_never_decided_again() -> None:
+    stored: Stored | None = None
+    for offset, cmd in enumerate([CREATE, INVITE]):
+        decision = handle(stored, round_trip(COMMAND_SCHEMA, cmd), NOW, offset=offset)
+        stored = decision.stored
+    assert stored is not None
+    assert stored.last_offset == 1
+    forgotten = Stored(stored.state, (), stored.last_offset)  # its outputs no longer kept
+    again = handle(forgotten, round_trip(COMMAND_SCHEMA, CREATE), NOW, offset=0)
+    assert (again.repeated, again.events, again.outcome, again.stored) == (
+        True, [], None, forgotten,
+    )  # fmt: skip
+    nxt = handle(forgotten, round_trip(COMMAND_SCHEMA, command("AssignRole", 3, user_id="owner",
+                 role="owner")), NOW, offset=2)  # fmt: skip
+    assert nxt.stored is not None
+    assert nxt.stored.last_offset == 2
+
+
+def test_a_command_checked_against_an_older_version_is_a_conflict() -> None:
+    stored, _ = run(None, CREATE)
+    stale = command(
+        "InviteMember", 2, invitation_id="i9", email="z@x.com", role="viewer", token_hash="h",
+        expires_at_utc=T0 + timedelta(days=1), expected_version=1,
+    )  # fmt: skip
+    _, [conflict] = run(stored, stale)
+    assert conflict.outcome is not None
+    assert out(conflict)["code"] == "conflict"
+    _, [fine] = run(stored, {**stale, "expected_version": 2})
+    assert fine.outcome is not None
+    assert out(fine)["accepted"] is True
 
 
 def test_a_rejected_command_names_why_and_changes_nothing() -> None:
@@ -113,17 +157,17 @@ def test_a_rejected_command_names_why_and_changes_nothing() -> None:
         None, CREATE, command("AssignRole", 2, user_id="owner", role="viewer")
     )
     assert refused.events == []
-    assert refused.outcome["accepted"] is False
-    assert refused.outcome["code"] == "last_owner"
-    assert "last owner" in refused.outcome["message"]
-    assert refused.audit["outcome"] == "rejected"
-    assert refused.audit["detail"] == "last_owner"
+    assert out(refused)["accepted"] is False
+    assert out(refused)["code"] == "last_owner"
+    assert "last owner" in out(refused)["message"]
+    assert aud(refused)["outcome"] == "rejected"
+    assert aud(refused)["detail"] == "last_owner"
     assert stored is not None
     assert stored.state.version == 2
     missing = command("InviteMember", 3, email="x@y.com", role="viewer")  # no invitation_id
     _, [invalid] = run(stored, missing)
-    assert invalid.outcome["code"] == "invalid"
-    assert "invitation_id" in invalid.outcome["message"]
+    assert out(invalid)["code"] == "invalid"
+    assert "invitation_id" in out(invalid)["message"]
 
 
 def test_user_commands_decide_on_the_user_aggregate() -> None:
@@ -145,7 +189,7 @@ def test_user_commands_decide_on_the_user_aggregate() -> None:
 
 def test_an_unknown_aggregate_type_is_refused_and_nothing_is_kept() -> None:
     _, [refused] = run(None, command("CreateOrganization", 1, aggregate_type="planet"))
-    assert refused.outcome["code"] == "unknown_aggregate"
+    assert out(refused)["code"] == "unknown_aggregate"
     assert refused.stored is None
 
 
@@ -155,8 +199,8 @@ def test_the_outcomes_kept_per_aggregate_are_bounded() -> None:
         stored, _ = run(stored, command("AssignRole", n, user_id="nobody", role="viewer"))
     assert stored is not None
     assert len(stored.recent) == RECENT_COMMANDS
-    assert stored.outcome_of("cmd-1") is None  # the oldest are forgotten
-    assert stored.outcome_of(f"cmd-{RECENT_COMMANDS + 39}") is not None
+    assert stored.outputs_of("cmd-1") is None  # the oldest are forgotten
+    assert stored.outputs_of(f"cmd-{RECENT_COMMANDS + 39}") is not None
 
 
 def test_a_field_the_contract_lacks_is_a_programming_error() -> None:

@@ -4,9 +4,12 @@ The keys live in a schema of their own, `KEYS_SCHEMA`, never in a read-model sch
 models are dropped and rebuilt from the log at will, and a key rebuilt from the log cannot
 exist (that is the point). Nothing derived from the log may ever truncate this table.
 
-An erased key is deleted and the table vacuumed at once, so the row's bytes leave the table's
-pages too (PostgreSQL keeps a deleted row until a vacuum). WAL segments and base backups hold
+An erased key is deleted and the table vacuumed at once, so PostgreSQL stops keeping the dead
+row (a vacuum marks its space free; the bytes may stay on the page until it is reused, and a
+snapshot older than the delete keeps the row until it ends). WAL segments and base backups hold
 it until they are recycled or expire; that bounds how long an erasure takes to be complete.
+Wrapping the data keys under a key-encryption key held outside PostgreSQL would make the
+erasure immediate everywhere; not done yet.
 """
 
 from __future__ import annotations

@@ -13,7 +13,11 @@ Rules, the ones a security review asks about:
 - the last owner can be neither demoted nor removed (an organisation always has an owner);
 - an invitation is accepted once, before it expires, with the token it was sent with (only
   its hash is in the log); the state keeps no used or expired invitation, so it stays bounded;
-- an API key's role is at most its creator's, and a key is revoked once.
+- an API key's role is at most its creator's, only an owner revokes an owner's key, and a key
+  goes with its creator's rights: removing a member revokes their keys, demoting one revokes
+  those above the new role;
+- an invitation is for the address it was sent to (the accepting user's verified email must
+  be it) and lasts at most MAX_INVITATION.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +45,7 @@ MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
 # what a role may hand on to an API key it creates: never more than itself
 _RANK = {Role.OWNER: 4, Role.ADMIN: 3, Role.ANALYST: 2, Role.BILLING: 1, Role.VIEWER: 1}
 KEY_SCOPES = frozenset({"read", "read commands"})
+MAX_INVITATION = timedelta(days=14)
 
 
 class Rejected(Exception):  # noqa: N818 - a refusal, answered to the caller as it is
@@ -62,13 +67,15 @@ class Invitation:
 
 @dataclass(frozen=True)
 class ApiKey:
+    """A key in use: revoked and expired ones leave the state (the read models keep them)."""
+
     key_id: str
     name: str
     prefix: str
     role: Role
     scope: str
     expires_at_utc: datetime | None
-    revoked: bool = False
+    created_by: str
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,9 @@ def _invite(state: Organization, command: Command) -> list[Event]:
     if invitation_id in state.invitations:
         raise Rejected("exists", f"invitation {invitation_id} exists already")
     email = str(command["email"]).strip().lower()
+    expires = command["expires_at_utc"]
+    if not command["at_utc"] < expires <= command["at_utc"] + MAX_INVITATION:
+        raise Rejected("invalid", f"an invitation expires within {MAX_INVITATION.days} days")
     pending = [i for i in state.invitations.values() if i.email == email]
     if any(i.expires_at_utc > command["at_utc"] for i in pending):
         raise Rejected("exists", f"{email} has an invitation pending already")
@@ -178,8 +188,10 @@ def _accept(state: Organization, command: Command) -> list[Event]:
         raise Rejected("unknown_invitation", f"no usable invitation {command['invitation_id']}")
     if command["at_utc"] >= invitation.expires_at_utc:
         raise Rejected("expired", "this invitation has expired; ask for a new one")
-    if not hmac.compare_digest(invitation.token_hash, str(command["token_hash"])):
+    if not hmac.compare_digest(invitation.token_hash.encode(), str(command["token_hash"]).encode()):
         raise Rejected("invalid_token", "the invitation token does not match")
+    if str(command.get("email", "")).strip().lower() != invitation.email:
+        raise Rejected("wrong_invitee", "this invitation was sent to another address")
     user = str(command["user_id"])
     if user in state.members:
         raise Rejected("exists", f"{user} is a member already")
@@ -202,7 +214,17 @@ def _assign(state: Organization, command: Command) -> list[Event]:
         raise Rejected("forbidden", "only an owner can grant or take away the owner role")
     if previous is Role.OWNER and state.owners == 1:
         raise Rejected("last_owner", "the last owner cannot be demoted; make another owner first")
-    return [_event("RoleAssigned", command, user_id=user, role=role.value, previous_role=previous)]
+    assigned = _event(
+        "RoleAssigned", command, user_id=user, role=role.value, previous_role=previous
+    )
+    above = [
+        k for k in state.api_keys.values() if k.created_by == user and _RANK[k.role] > _RANK[role]
+    ]
+    return [assigned, *_revocations(command, above, "its creator's role went down")]
+
+
+def _revocations(command: Command, keys: list[ApiKey], reason: str) -> list[Event]:
+    return [_event("ApiKeyRevoked", command, key_id=k.key_id, reason=reason) for k in keys]
 
 
 def _remove(state: Organization, command: Command) -> list[Event]:
@@ -215,7 +237,9 @@ def _remove(state: Organization, command: Command) -> list[Event]:
         raise Rejected("forbidden", "only an owner can remove an owner")
     if role is Role.OWNER and state.owners == 1:
         raise Rejected("last_owner", "the last owner cannot be removed; make another owner first")
-    return [_event("MemberRemoved", command, user_id=user, role=role.value)]
+    theirs = [k for k in state.api_keys.values() if k.created_by == user]
+    removed = _event("MemberRemoved", command, user_id=user, role=role.value)
+    return [removed, *_revocations(command, theirs, "its creator left the organisation")]
 
 
 def _create_key(state: Organization, command: Command) -> list[Event]:
@@ -243,18 +267,19 @@ def _create_key(state: Organization, command: Command) -> list[Event]:
             role=role.value,
             scope=scope,
             expires_at_utc=expires,
+            created_by=str(command["actor_id"]),
         )
     ]
 
 
 def _revoke_key(state: Organization, command: Command) -> list[Event]:
-    _require_manager(state, command)
+    actor = _require_manager(state, command)
     key = state.api_keys.get(str(command["key_id"]))
-    if key is None:
-        raise Rejected("unknown_key", f"no API key {command['key_id']} in {state.org_id}")
-    if key.revoked:
-        raise Rejected("revoked", f"API key {key.key_id} is revoked already")
-    return [_event("ApiKeyRevoked", command, key_id=key.key_id)]
+    if key is None:  # never made, revoked already, or expired
+        raise Rejected("unknown_key", f"no API key {command['key_id']} in use in {state.org_id}")
+    if key.role is Role.OWNER and actor is not Role.OWNER:
+        raise Rejected("forbidden", "only an owner can revoke an owner's key")
+    return [_event("ApiKeyRevoked", command, key_id=key.key_id, reason="revoked")]
 
 
 _DECIDERS = {
@@ -315,13 +340,24 @@ def _key_created(state: Organization, event: Event) -> Organization:
         role=Role(event["role"]),
         scope=event["scope"],
         expires_at_utc=event["expires_at_utc"],
+        created_by=event["created_by"],
     )
-    return replace(state, api_keys={**state.api_keys, key.key_id: key})
+    return replace(state, api_keys={**_keys_in_use(state, event), key.key_id: key})
 
 
 def _key_revoked(state: Organization, event: Event) -> Organization:
-    revoked = replace(state.api_keys[event["key_id"]], revoked=True)
-    return replace(state, api_keys={**state.api_keys, revoked.key_id: revoked})
+    return replace(state, api_keys=_keys_in_use(state, event, drop=event["key_id"]))
+
+
+def _keys_in_use(state: Organization, event: Event, drop: str | None = None) -> dict[str, ApiKey]:
+    """The keys neither revoked nor expired at the event's time: the state grows with the
+    keys in use, not with every key ever made."""
+    at = event["at_utc"]
+    return {
+        k: key
+        for k, key in state.api_keys.items()
+        if k != drop and (key.expires_at_utc is None or key.expires_at_utc > at)
+    }
 
 
 _FOLDS = {

@@ -129,7 +129,10 @@ def _enrol_totp(state: User, command: Command) -> list[Event]:
 
 
 def _sign_in(state: User, command: Command) -> list[Event]:
-    """The outcome of a sign-in the API checked (password, code): success or failure."""
+    """The outcome of a sign-in the API checked (password, code): success or failure. A
+    sign-in with a recovery code carries the user version it was checked against
+    (`expected_version`, enforced by the handler), so two sign-ins with one code cannot both
+    pass: the second finds the version moved on."""
     at: datetime = command["at_utc"]
     if state.locked_until_utc is not None and at < state.locked_until_utc:
         raise Rejected(

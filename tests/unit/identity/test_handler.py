@@ -211,6 +211,7 @@ def test_a_field_the_contract_lacks_is_a_programming_error() -> None:
 def test_the_stored_state_survives_json_and_decides_the_same_afterwards() -> None:
     accept = command(
         "AcceptInvitation", 3, actor_id="ana", invitation_id="i1", token_hash="h", user_id="ana",
+        email="ana@x.com",
     )  # fmt: skip
     key = command(
         "CreateApiKey", 4, key_id="k1", name="loader", prefix="obk_k1", secret_hash="s",

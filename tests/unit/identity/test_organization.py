@@ -52,7 +52,7 @@ def founded(*members: tuple[str, Role]) -> tuple[Organization, list[dict[str, An
         state, accepted = apply(
             state,
             command("AcceptInvitation", actor=user, invitation_id=f"inv{n}", token_hash=f"h{n}",
-                    user_id=user),
+                    user_id=user, email=f"{user}@example.com"),
         )  # fmt: skip
         log += invited + accepted
     return state, log
@@ -133,7 +133,12 @@ def test_an_invitation_is_accepted_once_before_it_expires_with_its_token() -> No
                 token_hash="good", expires_at_utc=T0 + timedelta(days=1)),
     )  # fmt: skip
     assert state.invitations["i1"].email == "ana@example.com"
-    accept = command("AcceptInvitation", actor="ana", invitation_id="i1", user_id="ana")
+    accept = command(
+        "AcceptInvitation", actor="ana", invitation_id="i1", user_id="ana", email="ana@example.com"
+    )
+    with pytest.raises(Rejected) as other_address:
+        decide(state, {**accept, "token_hash": "good", "email": "eve@example.com"})
+    assert other_address.value.code == "wrong_invitee"
     with pytest.raises(Rejected, match="does not match"):
         decide(state, {**accept, "token_hash": "bad"})
     late = {**accept, "token_hash": "good", "at_utc": T0 + timedelta(days=1)}
@@ -157,6 +162,18 @@ def test_expired_invitations_leave_the_state_so_it_stays_bounded() -> None:
                     role="viewer", token_hash="h", expires_at_utc=at + timedelta(days=2)),
         )  # fmt: skip
     assert len(state.invitations) <= 2
+
+
+def test_an_invitation_lasts_at_most_two_weeks() -> None:
+    state, _ = founded()
+    invite = command(
+        "InviteMember", invitation_id="a", email="x@y.com", role="viewer", token_hash="h",
+        expires_at_utc=T0 + timedelta(days=15),
+    )  # fmt: skip
+    with pytest.raises(Rejected, match="within 14 days"):
+        decide(state, invite)
+    with pytest.raises(Rejected, match="within 14 days"):
+        decide(state, {**invite, "expires_at_utc": T0})
 
 
 def test_a_second_pending_invitation_to_one_address_is_refused() -> None:
@@ -198,12 +215,48 @@ def test_api_keys_are_scoped_at_most_their_creators_role_and_revoked_once() -> N
             with pytest.raises(Rejected) as refused:
                 decide(state, cmd)
             assert refused.value.code == code, cmd
+    assert state.api_keys["k1"].created_by == "adm"
     revoke = command("RevokeApiKey", actor="adm", key_id="k1")
     state, _ = apply(state, revoke)
-    assert state.api_keys["k1"].revoked
+    assert "k1" not in state.api_keys  # the state keeps the keys in use only
     with pytest.raises(Rejected) as twice:
         decide(state, revoke)
-    assert twice.value.code == "revoked"
+    assert twice.value.code == "unknown_key"
+
+
+def test_a_key_goes_with_its_creators_rights_and_only_an_owner_revokes_an_owners() -> None:
+    state, _ = founded(("adm", Role.ADMIN), ("adm2", Role.ADMIN))
+    key = command(
+        "CreateApiKey", actor="adm", key_id="ka", name="a", prefix="obk_ka", secret_hash="s",
+        role="admin", scope="read commands", expires_at_utc=None,
+    )  # fmt: skip
+    state, _ = apply(state, key)
+    state, _ = apply(state, {**key, "key_id": "kv", "role": "viewer"})
+    state, _ = apply(state, {**key, "actor_id": "owner", "key_id": "ko", "role": "owner"})
+    with pytest.raises(Rejected, match="only an owner can revoke"):
+        decide(state, command("RevokeApiKey", actor="adm2", key_id="ko"))
+    # demoted to analyst: the admin key goes, the viewer key stays
+    state, events = apply(state, command("AssignRole", user_id="adm", role="analyst"))
+    assert [(e["type"], e.get("key_id")) for e in events] == [
+        ("RoleAssigned", None), ("ApiKeyRevoked", "ka"),
+    ]  # fmt: skip
+    assert set(state.api_keys) == {"kv", "ko"}
+    # removed: the rest of their keys go too
+    state, events = apply(state, command("RemoveMember", user_id="adm"))
+    assert [e["type"] for e in events] == ["MemberRemoved", "ApiKeyRevoked"]
+    assert set(state.api_keys) == {"ko"}
+
+
+def test_expired_keys_leave_the_state() -> None:
+    state, _ = founded()
+    key = command(
+        "CreateApiKey", key_id="k1", name="a", prefix="obk_k1", secret_hash="s", role="viewer",
+        scope="read", expires_at_utc=T0 + timedelta(hours=1),
+    )  # fmt: skip
+    state, _ = apply(state, key)
+    later = T0 + timedelta(hours=2)
+    state, _ = apply(state, {**key, "key_id": "k2", "at_utc": later, "expires_at_utc": None})
+    assert set(state.api_keys) == {"k2"}
 
 
 def test_only_an_owner_removes_an_owner() -> None:

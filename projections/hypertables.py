@@ -30,6 +30,11 @@ CHUNK_STEPS: tuple[timedelta, ...] = tuple(
 )
 
 
+# a row costs more than its tuple: header, line pointer, page fill and its primary-key entry
+ROW_OVERHEAD = 1.5
+SAMPLE_ROWS = 10_000
+
+
 @dataclass(frozen=True)
 class Options:
     """The settings TimescaleDB's side of the read models follows (see optibid.settings)."""
@@ -176,17 +181,22 @@ def measure(conn: psycopg.Connection[Any], schema: str, table: str) -> Volume | 
         sql.SQL("SELECT count(*) FROM {r} WHERE {t} {b} %s").format(t=t, r=relation, b=bound),
         (since,),
     ).fetchone()
-    name = f'"{schema}"."{table}"'
-    sized = conn.execute(
-        "SELECT hypertable_size(%s::regclass), approximate_row_count(%s::regclass)",
-        (name, name),
+    # bytes per row from the recent rows themselves: sizes over the whole table would mix in
+    # compressed chunks (10x smaller) and row counts of chunks not analysed yet
+    sampled = conn.execute(
+        sql.SQL(
+            "SELECT avg(pg_column_size(s.*)) FROM (SELECT * FROM {r} WHERE {t} >= %s"
+            " ORDER BY {t} DESC LIMIT %s) AS s"
+        ).format(t=t, r=relation),
+        (since, SAMPLE_ROWS),
     ).fetchone()
     assert counted is not None
-    assert sized is not None
+    assert sampled is not None
     rows = int(counted[0])
-    bytes_per_row = int(sized[0] or 0) / max(int(sized[1] or 0), rows, 1)
+    tuple_bytes = float(sampled[0] or 0)
     return Volume(
-        rows_per_day=round(rows * (timedelta(days=1) / span)), bytes_per_row=bytes_per_row
+        rows_per_day=round(rows * (timedelta(days=1) / span)),
+        bytes_per_row=tuple_bytes * ROW_OVERHEAD,
     )
 
 
@@ -276,12 +286,21 @@ def _compression(
 def _refresh_policy(
     conn: psycopg.Connection[Any], schema: str, rollup: Rollup, every: timedelta
 ) -> None:
+    job = conn.execute(
+        "SELECT job_id, schedule_interval FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        " AND hypertable_schema = %s AND hypertable_name = %s",
+        (schema, rollup.name),
+    ).fetchone()
+    if job is not None:
+        if job[1] != every:  # a changed setting: the same policy, run as often as it says
+            conn.execute("SELECT alter_job(%s, schedule_interval => %s::interval)", (job[0], every))
+        return
     # start_offset NULL: a late revision however old is folded in by the next run (only the
     # invalidated buckets are recomputed); end_offset one bucket: the open bucket stays raw
     conn.execute(
         "SELECT add_continuous_aggregate_policy(%s::regclass, start_offset => NULL,"
-        " end_offset => %s::interval, schedule_interval => %s::interval,"
-        " if_not_exists => true)",
+        " end_offset => %s::interval, schedule_interval => %s::interval)",
         (f'"{schema}"."{rollup.name}"', rollup.width, every),
     )
 

@@ -286,3 +286,21 @@ def test_compression_follows_its_setting(timescale_settings: Settings, schema: s
             (schema,),
         ).fetchall()
         assert [s for (s,) in segments] == list(SERIES)
+
+
+def test_the_rollups_refresh_as_often_as_the_setting_says(
+    timescale_settings: Settings, schema: str
+) -> None:
+    def schedules(conn: psycopg.Connection[Any]) -> dict[str, timedelta]:
+        rows = conn.execute(
+            "SELECT hypertable_name, schedule_interval FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate' AND hypertable_schema = %s",
+            (schema,),
+        )
+        return {str(name): every for name, every in rows}
+
+    names = {r.name for r in ROLLUPS}
+    with psycopg.connect(timescale_settings.postgres_dsn) as conn:
+        assert schedules(conn) == dict.fromkeys(names, timedelta(minutes=1))
+        migrate(conn, schema, Options(compress_after=None, refresh_every=timedelta(minutes=5)))
+        assert schedules(conn) == dict.fromkeys(names, timedelta(minutes=5))

@@ -238,10 +238,10 @@ def _from_rows(
 
 # how each aggregate is taken again over a rollup's per-bucket figures
 _REAGGREGATE = {
-    "mean": "sum({v}_sum) / nullif(sum({v}_count), 0)",
-    "sum": "sum({v}_sum)",
-    "min": "min({v}_min)",
-    "max": "max({v}_max)",
+    "mean": "sum({sum}) / nullif(sum({count}), 0)",
+    "sum": "sum({sum})",
+    "min": "min({min})",
+    "max": "max({max})",
 }
 
 
@@ -297,7 +297,12 @@ def _from_rollup(
         g=groups,
         n=sql.Literal(len(group_by) + 1),
         b=bucket,
-        f=sql.SQL(_REAGGREGATE[aggregate]).format(v=sql.SQL(value_column)),
+        f=sql.SQL(_REAGGREGATE[aggregate]).format(
+            **{
+                part: sql.Identifier(f"{value_column}_{part}")
+                for part in ("sum", "count", "min", "max")
+            }
+        ),
         v=sql.Identifier(value_column),
         view=sql.Identifier(schema, rollup.name),
         w=sql.SQL(" AND ").join(conditions),

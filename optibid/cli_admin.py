@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import psycopg
 import typer
 
-from identity import passwords
+from identity import passwords, signing
 from identity.bus import CommandBus, OutcomeTimeout, new_command
 from identity.keystore import PgKeyStore
 from identity.vault import Vault
@@ -27,6 +28,7 @@ from schemas.serde import AvroSerde
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     admin_app = typer.Typer(help="Administration: organisations and users, through the log.")
     app.add_typer(admin_app, name="admin")
+    _rotate_command(admin_app, settings_of)
 
     @admin_app.command("bootstrap")
     def bootstrap(
@@ -80,6 +82,17 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
                     console.print(f"[red]error:[/] {command['type']}: {outcome['message']}")
                     raise typer.Exit(1)
         print(json.dumps({"user_id": user_id, "org_id": org_id, "email": email.lower()}))
+
+
+def _rotate_command(admin_app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
+    @admin_app.command("rotate-signing-key")
+    def rotate_signing_key() -> None:
+        """Make a new signing key for access tokens (the first, when there is none); the
+        previous ones stay published until the tokens they signed have expired."""
+        settings = settings_of()
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+            ring = signing.rotate(conn)
+        print(json.dumps({"current_kid": ring.current.kid, "kids": list(ring.kids)}))
 
 
 def _outcome(bus: CommandBus, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -21,3 +21,22 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "degraded"]
     dependencies: DependencyStatus
+
+
+class Jwk(BaseModel):
+    """A public signing key of the access tokens (RFC 7517; EC P-256, ES256)."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str
+    y: str
+    kid: str = Field(description="The key id access tokens name in their header.")
+    use: Literal["sig"]
+    alg: Literal["ES256"]
+
+
+class Jwks(BaseModel):
+    """The keys that verify access tokens now: the current one first, then those kept from
+    before a rotation until the tokens they signed have expired."""
+
+    keys: list[Jwk]

@@ -10,9 +10,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DependenciesDep
-from api.models.meta import Health, Readiness
+from api.deps import DependenciesDep, PostgresDep
+from api.models.meta import Health, Jwks, Readiness
 from api.openapi import problems
+from identity import signing
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
@@ -42,6 +43,20 @@ def ready(deps: DependenciesDep, response: Response) -> Readiness:
     return Readiness.model_validate(
         {"status": "ready" if not down else "degraded", "dependencies": status}
     )
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The public keys that verify access tokens",
+    tags=["auth"],
+    responses=problems(503),
+)
+def jwks(pool: PostgresDep, response: Response) -> Jwks:
+    with pool.connection() as conn:
+        ring = signing.load(conn)
+    # keys change at a rotation, and a token's previous key stays published long enough
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return Jwks.model_validate(ring.jwks() if ring is not None else {"keys": []})
 
 
 @router.get("/metrics", include_in_schema=False)

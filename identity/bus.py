@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from identity.handler import COMMAND_SCHEMA, contract_record
 from schemas.catalog import TopicCatalog
+from schemas.envelope import envelope
 from schemas.errors import ContractError
 from schemas.serde import AvroSerde
 
@@ -48,11 +49,9 @@ def new_command(
     return contract_record(
         COMMAND_SCHEMA,
         {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at_utc": at,
-            "recorded_at_utc": at,
-            "source": source,
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid4()), occurred_at_utc=at, recorded_at_utc=at, source=source
+            ),
             "type": kind,
             "aggregate_type": aggregate_type,
             "aggregate_id": aggregate_id,

@@ -28,6 +28,7 @@ from typing import Any
 from identity import organization, user
 from identity.organization import Rejected
 from schemas.contracts import ContractSet
+from schemas.envelope import envelope
 
 RECENT_COMMANDS = 64
 SOURCE = "worker:identity"
@@ -224,11 +225,12 @@ def _event(
     return contract_record(
         EVENT_SCHEMA,
         {
-            "event_id": str(uuid.uuid5(_IDS, f"{command_id}|{position}")),
-            "occurred_at_utc": command["occurred_at_utc"],
-            "recorded_at_utc": now,
-            "source": SOURCE,
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(_IDS, f"{command_id}|{position}")),
+                occurred_at_utc=command["occurred_at_utc"],
+                recorded_at_utc=now,
+                source=SOURCE,
+            ),
             "type": fields["type"],
             "aggregate_type": command["aggregate_type"],
             "aggregate_id": command["aggregate_id"],
@@ -252,11 +254,12 @@ def _outcome(
     return contract_record(
         OUTCOME_SCHEMA,
         {
-            "event_id": str(uuid.uuid5(_IDS, f"{command_id}|outcome")),
-            "occurred_at_utc": now,
-            "recorded_at_utc": now,
-            "source": SOURCE,
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(_IDS, f"{command_id}|outcome")),
+                occurred_at_utc=now,
+                recorded_at_utc=now,
+                source=SOURCE,
+            ),
             "command_id": command_id,
             "command_type": command["type"],
             "aggregate_type": command["aggregate_type"],
@@ -274,11 +277,12 @@ def _audit(command: Mapping[str, Any], outcome: Record, now: datetime) -> Record
     return contract_record(
         AUDIT_SCHEMA,
         {
-            "event_id": str(uuid.uuid5(_IDS, f"{command['event_id']}|audit")),
-            "occurred_at_utc": command["occurred_at_utc"],
-            "recorded_at_utc": now,
-            "source": SOURCE,
-            "schema_version": 1,
+            **envelope(
+                event_id=str(uuid.uuid5(_IDS, f"{command['event_id']}|audit")),
+                occurred_at_utc=command["occurred_at_utc"],
+                recorded_at_utc=now,
+                source=SOURCE,
+            ),
             **_actor(command),
             "action": command["type"],
             "outcome": "accepted" if outcome["accepted"] else "rejected",

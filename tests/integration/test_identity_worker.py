@@ -11,13 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-
 from identity.handler import COMMAND_SCHEMA, field_names
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
 from tests.integration.kafka_util import read_topic, wait_until
+from tests.integration.stack_util import produce
 from tests.integration.streams_util import WorkerProcess
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -38,12 +37,11 @@ def command(kind: str, n: int, **fields: Any) -> dict[str, Any]:
 def publish(
     settings: Settings, serde: AvroSerde, catalog: TopicCatalog, records: list[tuple[bytes, Any]]
 ) -> None:
+    """Commands (records) and raw bytes on identity.commands, in order."""
     topic = catalog.identity("commands")
     encode = serde.encoder(topic.subject, topic.value_schema)
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-    for key, record in records:
-        producer.produce(topic.name, encode(record) if isinstance(record, dict) else record, key)
-    assert producer.flush(30) == 0
+    values = [(key, encode(r) if isinstance(r, dict) else r) for key, r in records]
+    produce(settings, topic.name, values)
 
 
 def decoded(settings: Settings, serde: AvroSerde, topic: str) -> list[dict[str, Any]]:

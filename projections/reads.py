@@ -37,13 +37,6 @@ def _rows(
         return cur.execute(query, params).fetchall()
 
 
-def bucket_sql(conn: psycopg.Connection[Any], column: str) -> sql.Composed:
-    """`time_bucket(%s, column, origin)` with TimescaleDB, else `date_bin(%s, column, origin)`;
-    both take the width as the first parameter and give the same buckets."""
-    name = "time_bucket" if has_timescale(conn) else "date_bin"
-    return sql.SQL("{}(%s, {}, %s)").format(sql.Identifier(name), sql.Identifier(column))
-
-
 @dataclass(frozen=True)
 class Selection:
     """Which rows of a time-series read model: [start, end), column filters (a list means
@@ -181,32 +174,60 @@ def resampled(
         raise ProjectionError(f"{spec.name} has no column {value_column}")
     if aggregate not in AGGREGATES:
         raise ProjectionError(f"unknown aggregate {aggregate!r}")
-    rollup = rollup_for(sel, value_column, width, group_by) if rollups else None
-    if rollup is not None and rollup_is_exact(conn, schema, rollup, sel.start, sel.end):
+    timescale = has_timescale(conn)  # asked once per request
+    rollup = rollup_for(sel, value_column, width, group_by) if rollups and timescale else None
+    if rollup is not None and _exact(conn, schema, rollup, sel.start, sel.end):
         RESAMPLES.labels(spec.name, "rollup").inc()
         return _rows(
             conn, *_from_rollup(schema, rollup, sel, value_column, width, aggregate, group_by)
         )
     RESAMPLES.labels(spec.name, "rows").inc()
-    return _rows(conn, *_from_rows(conn, schema, sel, value_column, width, aggregate, group_by))
+    bucketing = "time_bucket" if timescale else "date_bin"  # the same buckets either way
+    return _rows(
+        conn, *_from_rows(bucketing, schema, sel, value_column, width, aggregate, group_by)
+    )
 
 
 def _bucket_of(
-    conn: psycopg.Connection[Any] | None, column: str, width: timedelta | None
+    column: str, width: timedelta | None, function: str
 ) -> tuple[sql.Composable, list[Any]]:
+    """The bucket of `column`: `function` (time_bucket or date_bin, which take the width first
+    and give the same buckets) of `width` aligned on 2000-01-01, or the UTC calendar month."""
     if width is None:
         month = sql.SQL("date_trunc('month', {c} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")
         return month.format(c=sql.Identifier(column)), []
-    if conn is None:
-        return sql.SQL("date_bin(%s, {c}, %s)").format(c=sql.Identifier(column)), [
-            width,
-            BUCKET_ORIGIN,
-        ]
-    return bucket_sql(conn, column), [width, BUCKET_ORIGIN]
+    bucket = sql.SQL("{f}(%s, {c}, %s)").format(
+        f=sql.Identifier(function), c=sql.Identifier(column)
+    )
+    return bucket, [width, BUCKET_ORIGIN]
+
+
+def _bucketed(
+    group_by: Sequence[str],
+    bucket: sql.Composable,
+    value: sql.Composable,
+    value_column: str,
+    intervals: sql.Composable,
+    source: sql.Composable,
+) -> sql.Composed:
+    """The resample query's one shape: per series and bucket, the value and the intervals."""
+    groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
+    return sql.SQL(
+        "SELECT {g}, {b} AS bucket_start_utc, {f} AS {v}, {i} AS intervals"
+        " FROM {s} GROUP BY {g}, {n} ORDER BY {g}, {n}"
+    ).format(
+        g=groups,
+        n=sql.Literal(len(group_by) + 1),
+        b=bucket,
+        f=value,
+        v=sql.Identifier(value_column),
+        i=intervals,
+        s=source,
+    )
 
 
 def _from_rows(
-    conn: psycopg.Connection[Any],
+    bucketing: str,
     schema: str,
     sel: Selection,
     value_column: str,
@@ -220,18 +241,17 @@ def _from_rows(
     source = _source(sel, conditions, schema)
     if sel.as_of is not None:
         params.append(sel.as_of)
-    bucket, bucket_params = _bucket_of(conn, spec.time_column, width)
-    groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
-    query = sql.SQL(
-        "SELECT {g}, {b} AS bucket_start_utc, {f}({v}) AS {v}, count(*) AS intervals"
-        " FROM {s} AS r GROUP BY {g}, {n} ORDER BY {g}, {n}"
-    ).format(
-        g=groups,
-        n=sql.Literal(len(group_by) + 1),
-        b=bucket,
-        f=sql.SQL(AGGREGATES[aggregate]),
-        v=sql.Identifier(value_column),
-        s=source,
+    bucket, bucket_params = _bucket_of(spec.time_column, width, bucketing)
+    value = sql.SQL("{f}({v})").format(
+        f=sql.SQL(AGGREGATES[aggregate]), v=sql.Identifier(value_column)
+    )
+    query = _bucketed(
+        group_by,
+        bucket,
+        value,
+        value_column,
+        sql.SQL("count(*)"),
+        sql.SQL("{} AS r").format(source),
     )
     return query, [*bucket_params, *params]
 
@@ -288,24 +308,16 @@ def _from_rollup(
     conditions: list[sql.Composable] = [sql.SQL("bucket_start_utc >= %s AND bucket_start_utc < %s")]
     params: list[Any] = [sel.start, sel.end]
     _filter(sel.filters, conditions, params)
-    bucket, bucket_params = _bucket_of(None, "bucket_start_utc", width)
-    groups = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
-    query = sql.SQL(
-        "SELECT {g}, {b} AS bucket_start_utc, {f} AS {v}, sum(intervals)::bigint AS intervals"
-        " FROM {view} WHERE {w} GROUP BY {g}, {n} ORDER BY {g}, {n}"
-    ).format(
-        g=groups,
-        n=sql.Literal(len(group_by) + 1),
-        b=bucket,
-        f=sql.SQL(_REAGGREGATE[aggregate]).format(
-            **{
-                part: sql.Identifier(f"{value_column}_{part}")
-                for part in ("sum", "count", "min", "max")
-            }
-        ),
-        v=sql.Identifier(value_column),
-        view=sql.Identifier(schema, rollup.name),
-        w=sql.SQL(" AND ").join(conditions),
+    bucket, bucket_params = _bucket_of("bucket_start_utc", width, "date_bin")
+    parts = ("sum", "count", "min", "max")
+    value = sql.SQL(_REAGGREGATE[aggregate]).format(
+        **{part: sql.Identifier(f"{value_column}_{part}") for part in parts}
+    )
+    source = sql.SQL("{view} WHERE {w}").format(
+        view=sql.Identifier(schema, rollup.name), w=sql.SQL(" AND ").join(conditions)
+    )
+    query = _bucketed(
+        group_by, bucket, value, value_column, sql.SQL("sum(intervals)::bigint"), source
     )
     return query, [*bucket_params, *params]
 
@@ -316,8 +328,13 @@ def rollup_is_exact(
     """Whether `rollup` answers [start, end) exactly now: it exists, and no change to the raw
     rows in the range below its watermark waits for a refresh (above the watermark the rollup
     aggregates the raw rows as it is read)."""
-    if not has_timescale(conn):
-        return False
+    return has_timescale(conn) and _exact(conn, schema, rollup, start, end)
+
+
+def _exact(
+    conn: psycopg.Connection[Any], schema: str, rollup: Rollup, start: datetime, end: datetime
+) -> bool:
+    """rollup_is_exact on a database known to have TimescaleDB."""
     row = conn.execute(
         EXACT_SQL, {"schema": schema, "view": rollup.name, "start": start, "end": end}
     ).fetchone()

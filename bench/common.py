@@ -23,11 +23,11 @@ from confluent_kafka.admin import (
     ConfigResource,
     NewTopic,
 )
-from psycopg import sql
 
 from optibid import stack
 from optibid.settings import Settings
 from projections.hypertables import has_timescale
+from projections.migrate import plain_database
 from schemas.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,27 +76,12 @@ PARTITIONS_DB = "optibid_partitions"
 def read_model_paths(settings: Settings) -> dict[str, Settings]:
     """Settings per read-model path of the local stack's PostgreSQL: "timescaledb" (the stack's
     database, where the extension is loaded) and "partitions" (a database of the same server
-    that never gets it, created when missing)."""
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+    that never gets it, `projections.migrate.plain_database`)."""
+    with psycopg.connect(settings.postgres_dsn) as conn:
         paths = {"timescaledb": settings} if has_timescale(conn) else {}
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PARTITIONS_DB,)
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{PARTITIONS_DB}"')
+    plain_database(settings.postgres_dsn, PARTITIONS_DB)
     paths["partitions"] = settings.model_copy(update={"postgres_db": PARTITIONS_DB})
     return paths
-
-
-def drop_schema(settings: Settings, schema: str) -> None:
-    """Drop a benchmark's schema, TimescaleDB's jobs on it first."""
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        if has_timescale(conn):
-            conn.execute(
-                "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
-                " WHERE hypertable_schema = %s",
-                (schema,),
-            )
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def delete_run_topics(settings: Settings, run: str) -> int:

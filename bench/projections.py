@@ -35,10 +35,10 @@ import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
 
-from bench.common import ROOT, drop_schema, emit, local_stack, median, read_model_paths, run_id
+from bench.common import ROOT, emit, local_stack, median, read_model_paths, run_id
 from optibid.settings import Settings
 from projections.folds import fold_lmp
-from projections.migrate import migrate
+from projections.migrate import drop_schema, migrate
 from projections.models import read_model
 from projections.pg import Batch, PgWriter
 from projections.projector import Projector, ProjectorConfig
@@ -295,7 +295,7 @@ def main() -> None:
             if subject.startswith(f"{prefix}."):
                 registry.delete_subject(subject)
         for path in paths:
-            drop_schema(path.settings, path.schema)
+            drop_schema(path.settings.postgres_dsn, path.schema)
         registry.close()
 
 

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 
-from bench.common import drop_schema, emit, local_stack, median, read_model_paths, run_id
+from bench.common import emit, local_stack, median, read_model_paths, run_id
 from optibid.settings import Settings
 from projections import hypertables, reads
 from projections.hypertables import ROLLUPS, Options
-from projections.migrate import migrate
+from projections.migrate import drop_schema, migrate
 from projections.pg import Batch, PgWriter
 from projections.tables import LMP
 
@@ -266,7 +266,7 @@ def main() -> None:
         emit(figures)
     finally:
         for settings_ in (ts, plain):
-            drop_schema(settings_, schema)
+            drop_schema(settings_.postgres_dsn, schema)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from projections import hypertables
 from projections.errors import MigrationError
@@ -122,3 +124,50 @@ def applied_versions(conn: psycopg.Connection[Any], schema: str) -> list[int]:
         sql.Identifier(schema)
     )
     return [int(v) for (v,) in conn.execute(query)]
+
+
+# a TimescaleDB job running while its schema is dropped can fail the drop; it is tried again
+_DROP_RACES = (
+    psycopg.errors.InternalError,  # "tuple concurrently deleted"
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.ObjectInUse,
+)
+
+
+def drop_schema(dsn: str, schema: str, attempts: int = 20) -> None:
+    """Drop `schema` with everything in it, TimescaleDB's jobs on it (compression, rollup
+    refreshes) first; a job that runs meanwhile can still fail the drop, so it is tried again."""
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                if hypertables.has_timescale(conn):
+                    conn.execute(
+                        "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
+                        " WHERE hypertable_schema = %s",
+                        (schema,),
+                    )
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+            return
+        except _DROP_RACES:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+
+
+def plain_database(dsn: str, name: str) -> str:
+    """Database `name` on the server of `dsn`, without TimescaleDB (the plain-partition path
+    of the read models): created when missing, made again when it has the extension. Returns
+    its DSN."""
+    target = make_conninfo(dsn, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            with psycopg.connect(target) as db:
+                if not hypertables.has_timescale(db):
+                    return target
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return target

@@ -13,7 +13,6 @@ run unless the extension is loaded (CI sets it, so a build that failed cannot pa
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from optibid.settings import Settings
 from optibid.stack import timescale
 from optibid.stack.postgres_server import REPO_ROOT
 from projections.hypertables import has_timescale
+from projections.migrate import drop_schema, plain_database
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registration import register_all
@@ -69,7 +69,7 @@ def stack_settings(server_settings: Settings) -> Iterator[Settings]:
     settings = server_settings
     saved = os.environ.get("OPTIBID_POSTGRES_DB")
     if READ_MODELS == "partitions":
-        create_database(settings, PARTITIONS_DB)
+        plain_database(settings.postgres_dsn, PARTITIONS_DB)
         os.environ["OPTIBID_POSTGRES_DB"] = PARTITIONS_DB  # child processes follow
         settings = settings.model_copy(update={"postgres_db": PARTITIONS_DB})
     elif READ_MODELS == "timescaledb":
@@ -87,21 +87,6 @@ def stack_settings(server_settings: Settings) -> Iterator[Settings]:
     if READ_MODELS == "partitions":
         with psycopg.connect(settings.postgres_dsn) as conn:
             assert not has_timescale(conn), f"something created TimescaleDB in {PARTITIONS_DB}"
-
-
-def create_database(settings: Settings, name: str) -> None:
-    """Create database `name` on the stack's server, without TimescaleDB: one that exists with
-    the extension is made again."""
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            with psycopg.connect(
-                settings.model_copy(update={"postgres_db": name}).postgres_dsn
-            ) as db:
-                if not has_timescale(db):
-                    return
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def timescale_absence(settings: Settings) -> str:
@@ -135,7 +120,7 @@ def timescale_settings(stack_settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def partitions_settings(stack_settings: Settings) -> Settings:
     """Settings on PARTITIONS_DB: the same server, a database without TimescaleDB."""
-    create_database(stack_settings, PARTITIONS_DB)
+    plain_database(stack_settings.postgres_dsn, PARTITIONS_DB)
     return stack_settings.model_copy(update={"postgres_db": PARTITIONS_DB})
 
 
@@ -230,29 +215,7 @@ def db_schema(stack_settings: Settings, test_id: str) -> Iterator[str]:
     with psycopg.connect(stack_settings.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{test_id}"')
     yield test_id
-    drop_schema(stack_settings, test_id)
-
-
-def drop_schema(settings: Settings, schema: str) -> None:
-    """Drop `schema` with everything in it. TimescaleDB's jobs on it (compression, rollup
-    refreshes) are deleted first; one running meanwhile can still make the drop fail, so it
-    is tried again."""
-    for attempt in range(20):
-        try:
-            with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-                if has_timescale(conn):
-                    conn.execute(
-                        "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
-                        " WHERE hypertable_schema = %s",
-                        (schema,),
-                    )
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            return
-        except (psycopg.errors.InternalError, psycopg.errors.LockNotAvailable,
-                psycopg.errors.DeadlockDetected, psycopg.errors.ObjectInUse):  # fmt: skip
-            if attempt == 19:
-                raise
-            time.sleep(0.25)
+    drop_schema(stack_settings.postgres_dsn, test_id)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from optibid.settings import Settings
 from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
 from projections.hypertables import has_timescale
+from projections.migrate import drop_schema
 from projections.models import READ_MODEL_LIST, read_model
 from schemas.catalog import TopicCatalog
 from schemas.contracts import ContractSet
@@ -39,7 +40,7 @@ from schemas.registration import register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.topics import ensure_topics
-from tests.integration.conftest import _cleanup, drop_schema
+from tests.integration.conftest import _cleanup
 from tests.integration.kafka_util import wait_until
 from tests.integration.projections_util import (
     DAY_START,
@@ -118,7 +119,7 @@ def served(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     api.send_signal(signal.SIGTERM)
     api.wait(30)
     projector.stop()
-    drop_schema(stack_settings, run)
+    drop_schema(stack_settings.postgres_dsn, run)
     _cleanup(stack_settings, list(catalog))
     registry.close()
 

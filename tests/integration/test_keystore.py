@@ -12,7 +12,7 @@ import pytest
 from identity.keystore import PgKeyStore
 from identity.vault import KEY_BYTES, SecretUnavailable, Vault
 from optibid.settings import Settings
-from tests.integration.conftest import drop_schema
+from projections.migrate import drop_schema
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def store(stack_settings: Settings, test_id: str) -> Iterator[PgKeyStore]:
     keys.ensure()
     keys.ensure()  # idempotent
     yield keys
-    drop_schema(stack_settings, keys.schema)
+    drop_schema(stack_settings.postgres_dsn, keys.schema)
 
 
 def test_a_key_is_made_once_even_when_many_ask_at_once(store: PgKeyStore) -> None:

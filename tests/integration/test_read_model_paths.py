@@ -16,9 +16,9 @@ import pytest
 from optibid.settings import Settings
 from projections import reads
 from projections.hypertables import ROLLUPS, has_timescale
+from projections.migrate import drop_schema
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
-from tests.integration.conftest import drop_schema
 from tests.integration.projections_util import (
     DAY_START,
     ProjectorProcess,
@@ -32,7 +32,7 @@ from tests.integration.projections_util import (
 @pytest.fixture
 def partitions_schema(partitions_settings: Settings, test_id: str) -> Iterator[str]:
     yield test_id
-    drop_schema(partitions_settings, test_id)
+    drop_schema(partitions_settings.postgres_dsn, test_id)
 
 
 def resamples(settings: Settings, schema: str) -> list[list[dict[str, Any]]]:

@@ -18,14 +18,14 @@ from api.app import create_app
 from identity import signing
 from identity.tokens import issue_access_token, verify_access_token
 from optibid.settings import Settings
-from tests.integration.conftest import drop_schema
+from projections.migrate import drop_schema
 from tests.integration.streams_util import PROJECT
 
 
 @pytest.fixture
 def keys_schema(stack_settings: Settings, test_id: str) -> Iterator[str]:
     yield f"{test_id}_keys"
-    drop_schema(stack_settings, f"{test_id}_keys")
+    drop_schema(stack_settings.postgres_dsn, f"{test_id}_keys")
 
 
 def test_rotations_keep_the_previous_keys_the_ring_retains(

@@ -31,7 +31,7 @@ from prometheus_client import Counter
 
 from identity import state
 from identity.handler import AGGREGATES, COMMAND_SCHEMA, handle
-from schemas.catalog import TopicCatalog, TopicSpec
+from schemas.catalog import TopicCatalog
 from schemas.contracts import ContractSet
 from schemas.errors import DeserializationError
 from schemas.registry import RegistryClient
@@ -94,21 +94,16 @@ class IdentityWorker:
         self._define()
 
     def prepare(self) -> None:
-        """Resolve the schema ids of the topics the worker writes, at start."""
-        for spec in self.outputs.values():
-            self._encoder(spec)
-
-    def _encoder(self, spec: TopicSpec) -> Encoder:
-        encoder = self._encoders.get(spec.name)
-        if encoder is None:
-            encoder = self._encoders[spec.name] = self.serde.encoder(
-                spec.subject, spec.value_schema
-            )
-        return encoder
+        """Resolve the schema ids of the three topics the worker writes, at start."""
+        self._encoders = {
+            kind: self.serde.encoder(spec.subject, spec.value_schema)
+            for kind, spec in self.outputs.items()
+        }
 
     def _out(self, kind: str, key: bytes, record: dict[str, Any]) -> Output:
-        spec = self.outputs[kind]
-        return spec.name, key, self._encoder(spec)(record)
+        if not self._encoders:
+            self.prepare()
+        return self.outputs[kind].name, key, self._encoders[kind](record)
 
     def decide(
         self, key: bytes | None, value: bytes | None, now: datetime, offset: int | None = None

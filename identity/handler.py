@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any
 
 from identity import organization, user
-from identity.organization import Rejected
+from identity.aggregate import Rejected
 from schemas.contracts import ContractSet
 from schemas.envelope import envelope
 

@@ -29,8 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-Event = dict[str, Any]
-Command = Mapping[str, Any]
+from identity.aggregate import Command, Event, Rejected, evolve_with, replay_with
 
 
 class Role(StrEnum):
@@ -46,14 +45,6 @@ MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
 _RANK = {Role.OWNER: 4, Role.ADMIN: 3, Role.ANALYST: 2, Role.BILLING: 1, Role.VIEWER: 1}
 KEY_SCOPES = frozenset({"read", "read commands"})
 MAX_INVITATION = timedelta(days=14)
-
-
-class Rejected(Exception):  # noqa: N818 - a refusal, answered to the caller as it is
-    """A command refused by the aggregate: `code` for programs, the message for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -295,11 +286,8 @@ COMMANDS = frozenset(_DECIDERS)
 
 
 def evolve(state: Organization, event: Event) -> Organization:
-    """`state` with `event` folded in (an event it does not know leaves it as it is, but
-    counts: the version is the number of events of the aggregate)."""
-    state = replace(state, version=state.version + 1)
-    fold = _FOLDS.get(event["type"])
-    return fold(state, event) if fold is not None else state
+    """`state` with `event` folded in (`aggregate.evolve_with`)."""
+    return evolve_with(_FOLDS, state, event)
 
 
 def _created(state: Organization, event: Event) -> Organization:
@@ -386,7 +374,4 @@ def _pending(state: Organization, event: Event, drop: str | None = None) -> dict
 
 def replay(org_id: str, events: list[Event]) -> Organization:
     """The state after `events`, from nothing."""
-    state = Organization(org_id)
-    for event in events:
-        state = evolve(state, event)
-    return state
+    return replay_with(Organization(org_id), evolve, events)

@@ -20,15 +20,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from identity.organization import Rejected
-
-Event = dict[str, Any]
-Command = Mapping[str, Any]
+from identity.aggregate import Command, Event, Rejected, evolve_with, replay_with
 
 STEP_UP = timedelta(minutes=5)
 MAX_FAILURES = 5
@@ -188,10 +185,8 @@ COMMANDS = frozenset(_DECIDERS)
 
 
 def evolve(state: User, event: Event) -> User:
-    """`state` with `event` folded in; the version counts every event of the aggregate."""
-    state = replace(state, version=state.version + 1)
-    fold = _FOLDS.get(event["type"])
-    return fold(state, event) if fold is not None else state
+    """`state` with `event` folded in (`aggregate.evolve_with`)."""
+    return evolve_with(_FOLDS, state, event)
 
 
 def _registered(state: User, event: Event) -> User:
@@ -237,7 +232,4 @@ EVENTS = frozenset(_FOLDS)
 
 
 def replay(user_id: str, events: list[Event]) -> User:
-    state = User(user_id)
-    for event in events:
-        state = evolve(state, event)
-    return state
+    return replay_with(User(user_id), evolve, events)

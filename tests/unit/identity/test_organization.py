@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from identity.aggregate import Rejected
 from identity.organization import (
     COMMANDS,
     EVENTS,
     Organization,
-    Rejected,
     Role,
     decide,
     evolve,

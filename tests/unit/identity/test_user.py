@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from identity.organization import Rejected
+from identity.aggregate import Rejected
 from identity.user import LOCKOUT, MAX_FAILURES, MAX_LOCKOUT, User, decide, evolve, replay
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)

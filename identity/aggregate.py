@@ -12,11 +12,16 @@ Command = Mapping[str, Any]
 
 
 class Rejected(Exception):  # noqa: N818 - a refusal, answered to the caller as it is
-    """A command refused by the aggregate: `code` for programs, the message for people."""
+    """A command refused by the aggregate: `code` for programs, the message for people.
 
-    def __init__(self, code: str, message: str) -> None:
+    A refusal may still change the aggregate: `events` are what it causes all the same (a
+    reused refresh token is refused and revokes its session). The handler folds and sends
+    them as it does an accepted command's, and answers the command as refused."""
+
+    def __init__(self, code: str, message: str, *, events: Iterable[Event] = ()) -> None:
         super().__init__(message)
         self.code = code
+        self.events: list[Event] = list(events)
 
 
 class Versioned(Protocol):

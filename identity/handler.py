@@ -14,6 +14,10 @@ of outputs per aggregate, so its size follows the number of aggregates, not the 
 
 A command may name the aggregate version it was checked against (`expected_version`); it is
 refused as a conflict when the aggregate has moved on (two sign-ins with one recovery code).
+
+A refusal may carry events (`Rejected.events`: a reused refresh token revokes its session):
+they are folded and sent like an accepted command's, and the outcome says refused, with the
+refusal's code and the number of those events.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from identity import organization, user
+from identity import email, organization, session, user
 from identity.aggregate import Rejected
 from schemas.contracts import ContractSet
 from schemas.envelope import envelope
@@ -40,7 +44,7 @@ AUDIT_SCHEMA = "energy.optibid.identity.AuditRecorded"
 COMMAND_SCHEMA = "energy.optibid.identity.IdentityCommand"
 
 Record = dict[str, Any]
-State = organization.Organization | user.User
+State = organization.Organization | user.User | session.Session | email.EmailIndex
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ AGGREGATES: dict[str, Aggregate] = {
         organization.COMMANDS,
     ),
     "user": Aggregate(user.User, user.decide, user.evolve, "user_id", user.COMMANDS),
+    "session": Aggregate(
+        session.Session, session.decide, session.evolve, "session_id", session.COMMANDS
+    ),
+    "email": Aggregate(email.EmailIndex, email.decide, email.evolve, "email", email.COMMANDS),
 }
 
 
@@ -170,10 +178,13 @@ def _decide(
     now: datetime,
     offset: int | None,
 ) -> Decision:
+    refusal: Rejected | None = None
     try:
         decided = aggregate.decide(stored.state, _aggregate_command(command, aggregate))
-    except Rejected as refusal:
-        return _rejected(stored, command, refusal, now, offset)
+    except Rejected as refused:
+        if not refused.events:
+            return _rejected(stored, command, refused, now, offset)
+        refusal, decided = refused, refused.events  # refused, but with effects all the same
     except (KeyError, TypeError, ValueError) as bad:  # a field missing or of the wrong kind
         invalid = Rejected("invalid", f"{command['type']} is malformed: {bad!r}")
         return _rejected(stored, command, invalid, now, offset)
@@ -182,7 +193,7 @@ def _decide(
     for position, fields in enumerate(decided):
         state = aggregate.evolve(state, fields)
         events.append(_event(command, fields, position, state.version, now))
-    outcome = _outcome(command, True, state.version, len(events), now)
+    outcome = _outcome(command, refusal is None, state.version, len(events), now, refusal)
     outputs = Outputs(tuple(events), outcome, _audit(command, outcome, now))
     kept = _remember(stored, state, str(command["event_id"]), outputs, offset)
     return Decision(events, outcome, outputs.audit, kept)

@@ -11,11 +11,14 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from identity.handler import Outputs, Record, Stored
+from identity.email import EmailIndex
+from identity.handler import Outputs, Record, State, Stored
 from identity.organization import ApiKey, Invitation, Organization, Role
+from identity.session import Session
 from identity.user import User
 
 FORMAT = 1
+_SESSION_TIMES = ("created_at_utc", "last_used_at_utc", "expires_at_utc", "revoked_at_utc")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -45,12 +48,21 @@ def dump(stored: Stored) -> dict[str, Any]:
                 for k in state.api_keys.values()
             ],
         }
-    else:
+    elif isinstance(state, User):
         body = {
             "aggregate_type": "user",
             **_plain(state),
             "locked_until_utc": _time(state.locked_until_utc),
         }
+    elif isinstance(state, Session):
+        body = {
+            "aggregate_type": "session",
+            **_plain(state),
+            **{name: _time(getattr(state, name)) for name in _SESSION_TIMES},
+            "previous_hashes": list(state.previous_hashes),
+        }
+    else:
+        body = {"aggregate_type": "email", **_plain(state)}
     recent = [
         [
             command_id,
@@ -86,7 +98,7 @@ def load(data: dict[str, Any]) -> Stored:
         )
     body = dict(data["state"])
     kind = body.pop("aggregate_type")
-    state: Organization | User
+    state: State
     if kind == "organization":
         state = Organization(
             org_id=body["org_id"],
@@ -108,6 +120,16 @@ def load(data: dict[str, Any]) -> Stored:
         )
     elif kind == "user":
         state = User(**{**body, "locked_until_utc": _parse(body["locked_until_utc"])})
+    elif kind == "session":
+        state = Session(
+            **{
+                **body,
+                **{name: _parse(body[name]) for name in _SESSION_TIMES},
+                "previous_hashes": tuple(body["previous_hashes"]),
+            }
+        )
+    elif kind == "email":
+        state = EmailIndex(**body)
     else:
         raise ValueError(f"stored identity state of an unknown aggregate type {kind!r}")
     recent = tuple(

@@ -3,6 +3,7 @@ versions count, ids are deterministic, a command handed over twice causes nothin
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -240,3 +241,123 @@ def test_the_stored_state_survives_json_and_decides_the_same_afterwards() -> Non
     assert state.load(json.loads(json.dumps(state.dump(user_stored)))) == user_stored
     with pytest.raises(ValueError, match="format"):
         state.load({"format": 99})
+
+
+def digest(n: int) -> str:
+    return hashlib.sha256(f"refresh-{n}".encode()).hexdigest()
+
+
+SESSION = "5b0d7a8e-2f44-4c1e-8f1a-7a6a3e9d2c11"
+
+
+def session_command(kind: str, n: int, **fields: Any) -> dict[str, Any]:
+    return command(
+        kind, n, aggregate=SESSION, aggregate_type="session", org_id="org_1", actor_id="ana",
+        **fields,
+    )  # fmt: skip
+
+
+START = session_command(
+    "StartSession", 1, user_id="ana", token_hash=digest(0),
+    expires_at_utc=T0 + timedelta(days=30), idle_timeout_s=3600, amr="pwd otp",
+)  # fmt: skip
+
+
+def test_a_session_starts_and_rotates_through_the_handler() -> None:
+    stored, [started, refreshed] = run(
+        None,
+        START,
+        session_command("RefreshSession", 2, token_hash=digest(0), new_token_hash=digest(1)),
+    )
+    [event] = started.events
+    assert round_trip(EVENT_SCHEMA, event) == event
+    assert (event["type"], event["aggregate_type"], event["aggregate_id"]) == (
+        "SessionStarted", "session", SESSION,
+    )  # fmt: skip
+    assert (event["user_id"], event["org_id"], event["token_hash"]) == ("ana", "org_1", digest(0))
+    assert (event["idle_timeout_s"], event["amr"]) == (3600, "pwd otp")
+    [rotated] = refreshed.events
+    assert (rotated["type"], rotated["token_hash"], rotated["aggregate_version"]) == (
+        "SessionRefreshed", digest(1), 2,
+    )  # fmt: skip
+    assert out(refreshed)["accepted"] is True
+    assert stored is not None
+    assert stored.state.current_hash == digest(1)  # type: ignore[union-attr]
+
+
+def test_a_reused_refresh_token_is_refused_and_revokes_the_session() -> None:
+    stored, [*_, reused] = run(
+        None,
+        START,
+        session_command("RefreshSession", 2, token_hash=digest(0), new_token_hash=digest(1)),
+        session_command("RefreshSession", 3, token_hash=digest(0), new_token_hash=digest(2)),
+    )
+    [event] = reused.events
+    assert round_trip(EVENT_SCHEMA, event) == event
+    assert (event["type"], event["reason"], event["aggregate_version"]) == (
+        "SessionRevoked", "refresh token reused", 3,
+    )  # fmt: skip
+    assert event["command_id"] == "cmd-3"
+    outcome = out(reused)
+    assert round_trip(OUTCOME_SCHEMA, outcome) == outcome
+    assert (outcome["accepted"], outcome["code"], outcome["event_count"]) == (
+        False, "refresh_reused", 1,
+    )  # fmt: skip
+    assert outcome["aggregate_version"] == 3
+    assert "used already" in outcome["message"]
+    assert (aud(reused)["outcome"], aud(reused)["detail"]) == ("rejected", "refresh_reused")
+    assert stored is not None
+    assert stored.state.version == 3
+    assert stored.state.revoked_reason == "refresh token reused"  # type: ignore[union-attr]
+    # handed over again: the same refusal and the same event, and no second revocation
+    _, [again] = run(stored, session_command("RefreshSession", 3, token_hash=digest(0),
+                                             new_token_hash=digest(2)))  # fmt: skip
+    assert again.repeated
+    assert again.events == reused.events
+    assert again.outcome == reused.outcome
+    # the current token is dead too
+    _, [late] = run(
+        stored,
+        session_command("RefreshSession", 4, token_hash=digest(1), new_token_hash=digest(3)),
+    )
+    assert (out(late)["code"], late.events) == ("revoked", [])
+
+
+def test_an_email_is_claimed_once_through_the_handler() -> None:
+    def claim(n: int, user: str) -> dict[str, Any]:
+        return command("ClaimEmail", n, aggregate="ana@x.com", aggregate_type="email",
+                       org_id=None, actor_kind="system", user_id=user)  # fmt: skip
+
+    stored, [first, same, other] = run(None, claim(1, "u1"), claim(2, "u1"), claim(3, "u2"))
+    [event] = first.events
+    assert (event["type"], event["email"], event["user_id"]) == ("EmailClaimed", "ana@x.com", "u1")
+    assert (out(same)["accepted"], out(same)["event_count"]) == (True, 0)
+    assert (out(other)["accepted"], out(other)["code"]) == (False, "email_taken")
+    assert other.events == []
+    assert stored is not None
+    assert stored.state.version == 1
+
+
+def test_session_and_email_state_survive_json() -> None:
+    session_stored, _ = run(
+        None,
+        START,
+        *[session_command("RefreshSession", n, token_hash=digest(n - 2),
+                          new_token_hash=digest(n - 1)) for n in range(2, 5)],
+        session_command("EndSession", 5, reason="logout"),
+    )  # fmt: skip
+    assert session_stored is not None
+    assert session_stored.state.previous_hashes == (digest(0), digest(1), digest(2))  # type: ignore[union-attr]
+    assert session_stored.state.revoked_at_utc is not None  # type: ignore[union-attr]
+    restored = state.load(json.loads(json.dumps(state.dump(session_stored))))
+    assert restored == session_stored
+    end_again = session_command("EndSession", 6, reason="again")
+    assert run(restored, end_again) == run(session_stored, end_again)
+    email_stored, _ = run(
+        None,
+        command("ClaimEmail", 1, aggregate="bo@x.com", aggregate_type="email", user_id="u1"),
+    )
+    assert email_stored is not None
+    assert state.load(json.loads(json.dumps(state.dump(email_stored)))) == email_stored
+    with pytest.raises(ValueError, match="unknown aggregate type"):
+        state.load({"format": state.FORMAT, "state": {"aggregate_type": "planet"}})

@@ -13,18 +13,25 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
+from api.auth import Permission, require
 from api.deps import ApiSettings, Dependencies
-from api.middleware import HotPath, RequestMetrics
-from api.openapi import DocumentedApi
-from api.routes import catalog, history, latest, live, meta, quality
+from api.identity import AuthSettings
+from api.middleware import HotPath, RequestMetrics, SecurityHeaders
+from api.openapi import DocumentedApi, problems
+from api.routes import auth, catalog, history, latest, live, me, meta, orgs, quality
 
 log = structlog.get_logger(__name__)
 
-# latest first: the most requested route is matched first
-ROUTERS = (latest.router, history.router, catalog.router, quality.router, live.router, meta.router)
+# market data, latest first (the most requested route is matched first): every route needs a
+# principal whose role reads market data
+MARKET_ROUTERS = (latest.router, history.router, catalog.router, quality.router, live.router)
+# identity and operations: each route names its own requirement (or none: health, readiness,
+# metrics, the JWKS, login and refresh, the dashboard's files)
+OTHER_ROUTERS = (auth.router, me.router, orgs.router, meta.router)
 
 
 def create_app(
@@ -34,8 +41,10 @@ def create_app(
     *,
     max_range: timedelta = timedelta(days=92),
     heartbeat_s: float = 15.0,
+    auth_settings: AuthSettings | None = None,
 ) -> FastAPI:
-    deps = Dependencies(ApiSettings(postgres_dsn, redis_url, schema, max_range, heartbeat_s))
+    settings = ApiSettings(postgres_dsn, redis_url, schema, max_range, heartbeat_s)
+    deps = Dependencies(settings, auth_settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,11 +64,26 @@ def create_app(
     )
     app.state.deps = deps
     errors.install(app)
-    for router in ROUTERS:
+    market = [Depends(require(Permission.MARKET_READ))]
+    for router in MARKET_ROUTERS:
+        app.include_router(router, dependencies=market, responses=problems(401, 403))
+    for router in OTHER_ROUTERS:
         app.include_router(router)
+    origins = deps.auth_settings.cors_origins
+    if origins:  # closed unless configured: browsers refuse other origins' reads
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
+            max_age=600,
+        )
     return app
 
 
 def serve(app: FastAPI) -> Any:
-    """The ASGI application to run: request metrics around the hot path around FastAPI."""
-    return RequestMetrics(HotPath(app, latest.HOT_PATHS))
+    """The ASGI application to run: request metrics around the security headers around the
+    hot path (authenticated like the routes it serves) around FastAPI."""
+    return RequestMetrics(
+        SecurityHeaders(HotPath(app, latest.HOT_PATHS, require(Permission.MARKET_READ)))
+    )

@@ -9,6 +9,8 @@ raises its own exception (psycopg's, redis'), which `api.errors` answers as a 50
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,11 +23,15 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
+from api.auth import Authenticator, Principal
+from api.identity import AuthSettings, IdentityServices
 from api.live import LiveHub
 from api.problems import postgres_unavailable, redis_unavailable
 from projections.redis_sink import channel
 
 CONNECT_TIMEOUT_S = 2.0
+KEY_USE_AUDIT_S = 60.0
+KEY_USE_ENTRIES = 10_000
 
 Pool = ConnectionPool[psycopg.Connection[Any]]
 
@@ -44,8 +50,9 @@ class ApiSettings:
 class Dependencies:
     """The settings, connections and live hub of one API process."""
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, auth: AuthSettings | None = None) -> None:
         self.settings = settings
+        self.auth_settings = auth or AuthSettings()
         self.pool: Pool = ConnectionPool(
             settings.postgres_dsn,
             min_size=1,
@@ -70,9 +77,42 @@ class Dependencies:
             socket_timeout=CONNECT_TIMEOUT_S,
         )
         schema = settings.schema
+        self.identity = IdentityServices(
+            self.auth_settings, self.pool, schema, settings.postgres_dsn
+        )
+        self.auth = Authenticator(
+            self.pool,
+            schema,
+            issuer=self.auth_settings.issuer,
+            audience=self.auth_settings.audience,
+            ring=self.auth_settings.ring,
+            on_key_use=self._key_used,
+        )
+        self._key_uses: dict[str, float] = {}
         self.hub = LiveHub(
             settings.redis_url, {channel(schema, "lmp"): "lmp", channel(schema, "kpis"): "kpi"}
         )
+
+    def _key_used(self, principal: Principal, request: Request) -> None:
+        """Audit an API key's use: once per key per KEY_USE_AUDIT_S in this process (every
+        request would flood the log with what the request metrics count already)."""
+        now = time.monotonic()
+        if now - self._key_uses.get(principal.subject, -KEY_USE_AUDIT_S) < KEY_USE_AUDIT_S:
+            return
+        if len(self._key_uses) > KEY_USE_ENTRIES:
+            self._key_uses.clear()
+        self._key_uses[principal.subject] = now
+        ip = request.client.host if request.client is not None else None
+        threading.Thread(
+            target=self.identity.record,
+            kwargs={
+                "action": "ApiKeyUsed", "outcome": "accepted", "org_id": principal.org_id,
+                "actor_id": principal.subject, "actor_kind": "api_key", "ip": ip,
+                "user_agent": request.headers.get("user-agent"), "target_type": "api_key",
+                "target_id": principal.subject, "detail": request.url.path,
+            },
+            daemon=True,
+        ).start()  # fmt: skip
 
     @staticmethod
     def of(request: Request) -> Dependencies:
@@ -89,6 +129,7 @@ class Dependencies:
         try:
             yield
         finally:
+            self.identity.close()
             await self.hub.stop()
             await self.aredis.aclose()
             self.pool.close()

@@ -17,6 +17,14 @@ COMPONENTS = "#/components/schemas/"
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (Problem, *LIVE_MODELS)
 
 PROBLEM_DESCRIPTIONS = {
+    400: "The request cannot be served as sent.",
+    401: "No principal: credentials missing, malformed, expired or revoked. Send an access "
+    "token (`Authorization: Bearer`) or an API key (`Authorization: Bearer` or `X-API-Key`).",
+    403: "The principal's role or key scope does not allow this; `code` says which.",
+    404: "No such resource in the principal's organisation.",
+    409: "The change conflicts with the current state (exists already, the last owner, "
+    "changed meanwhile); `code` says which.",
+    429: "Too many attempts: try again after `Retry-After` seconds.",
     422: "A parameter is invalid: `invalid_params` names it.",
     500: "The server failed.",
     503: "A dependency is down (PostgreSQL for history, catalog and quality; Redis for latest "

@@ -27,6 +27,7 @@ class ProblemError(Exception):
         *,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -34,6 +35,7 @@ class ProblemError(Exception):
         self.detail = detail
         self.param = param
         self.headers = headers or {}
+        self.code = code  # for programs: what to do next (e.g. "otp_required")
 
 
 def bad_parameter(param: str, detail: str) -> ProblemError:
@@ -87,6 +89,11 @@ class Problem(BaseModel):
     invalid_params: list[InvalidParam] = Field(
         default_factory=list, description="Only when a parameter is at fault: that parameter."
     )
+    code: str | None = Field(
+        None,
+        description="For programs, where the status alone does not say what to do next, e.g. "
+        "'otp_required' (send the login again with the authenticator code) or 'step_up_required'.",
+    )
 
 
 def body(problem: ProblemError, instance: str) -> dict[str, Any]:
@@ -100,6 +107,8 @@ def body(problem: ProblemError, instance: str) -> dict[str, Any]:
     }
     if problem.param is not None:
         content["invalid_params"] = [{"name": problem.param, "reason": problem.detail}]
+    if problem.code is not None:
+        content["code"] = problem.code
     return content
 
 
@@ -110,3 +119,19 @@ def respond(problem: ProblemError, request: Request) -> JSONResponse:
         media_type=PROBLEM,
         headers=problem.headers,
     )
+
+
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="optibid"'}
+
+
+def unauthenticated(detail: str, code: str = "unauthenticated") -> ProblemError:
+    """No principal: no credentials, or ones that do not verify (RFC 6750's challenge)."""
+    return ProblemError(401, "Unauthorized", detail, headers=BEARER_CHALLENGE, code=code)
+
+
+def forbidden(detail: str, code: str = "forbidden") -> ProblemError:
+    return ProblemError(403, "Forbidden", detail, code=code)
+
+
+def not_found(detail: str) -> ProblemError:
+    return ProblemError(404, "Not found", detail, code="not_found")

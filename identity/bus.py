@@ -22,7 +22,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from identity.handler import COMMAND_SCHEMA, contract_record
+from identity.handler import AUDIT_SCHEMA, COMMAND_SCHEMA, contract_record
 from schemas.catalog import TopicCatalog
 from schemas.envelope import envelope
 from schemas.errors import ContractError
@@ -71,6 +71,8 @@ class CommandBus:
         self.commands = catalog.identity("commands")
         self.outcomes = catalog.identity("command_outcomes")
         self._encode = serde.encoder(self.commands.subject, self.commands.value_schema)
+        self.audit_topic = catalog.audit()
+        self._encode_audit = serde.encoder(self.audit_topic.subject, self.audit_topic.value_schema)
         self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
         self._consumer = Consumer(
             {
@@ -118,6 +120,26 @@ class CommandBus:
         finally:
             with self._lock:
                 self._waiters.pop(command_id, None)
+
+    def record(self, **fields: Any) -> None:
+        """Publish an audit entry of something that is no command (a key used, a sign-in
+        with an unknown email), without waiting: `fields` are AuditRecorded's."""
+        at = datetime.now(UTC)
+        entry = contract_record(
+            AUDIT_SCHEMA,
+            {
+                **envelope(
+                    event_id=str(uuid.uuid4()),
+                    occurred_at_utc=at,
+                    recorded_at_utc=at,
+                    source=fields.pop("source", "api"),
+                ),
+                **fields,
+            },
+        )
+        key = str(entry.get("org_id") or "").encode()
+        self._producer.produce(self.audit_topic.name, self._encode_audit(entry), key)
+        self._producer.poll(0)
 
     def _read(self) -> None:
         while not self._stop.is_set():

@@ -103,6 +103,14 @@ def _event(kind: str, command: Command, **fields: Any) -> Event:
 
 def _actor_role(state: Organization, command: Command) -> Role:
     actor = command.get("actor_id")
+    if command.get("actor_kind") == "api_key":  # a program, with its key's role and scope
+        key = state.api_keys.get(str(actor))
+        ends = key.expires_at_utc if key is not None else None
+        if key is None or (ends is not None and command["at_utc"] >= ends):
+            raise Rejected("not_a_member", f"API key {actor} is not in use in {state.org_id}")
+        if "commands" not in key.scope.split():
+            raise Rejected("forbidden", f"API key {actor} has the scope {key.scope!r}: no changes")
+        return key.role
     role = state.members.get(str(actor)) if actor is not None else None
     if role is None:
         raise Rejected("not_a_member", f"{actor} is not a member of {state.org_id}")

@@ -292,6 +292,7 @@ class AccessClaims:
     kid: str
     session_id: str | None = None  # sid: the refresh family the token came from
     amr: tuple[str, ...] = ()
+    auth_time: datetime | None = None  # when the user last proved the password (OIDC auth_time)
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -325,6 +326,7 @@ def issue_access_token(
     lifetime: timedelta = DEFAULT_ACCESS_LIFETIME,
     session_id: str | None = None,
     amr: Iterable[str] | None = None,
+    auth_time: datetime | None = None,
 ) -> str:
     """Sign an access token with the ring's current key."""
     if not MIN_ACCESS_LIFETIME <= lifetime <= MAX_ACCESS_LIFETIME:
@@ -353,6 +355,8 @@ def issue_access_token(
         payload["sid"] = session_id
     if amr is not None:
         payload["amr"] = _names(amr, "amr")
+    if auth_time is not None:
+        payload["auth_time"] = int(_utc(auth_time, "auth_time").timestamp())
     key = ring.current
     return jwt.encode(
         payload,
@@ -507,6 +511,7 @@ def verify_access_token(
         kid=kid,
         session_id=sid,
         amr=_text_list(payload, "amr") if "amr" in payload else (),
+        auth_time=_instant(payload, "auth_time") if "auth_time" in payload else None,
     )
 
 

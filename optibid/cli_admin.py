@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import psycopg
 import typer
 
-from identity import passwords, signing
-from identity.bus import CommandBus, OutcomeTimeout, new_command
+from identity import passwords, provisioning, signing
+from identity.bus import CommandBus, OutcomeTimeout
 from identity.keystore import PgKeyStore
 from identity.vault import Vault
 from optibid.cli_common import console
@@ -51,36 +50,30 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         except passwords.PasswordRejected as refused:
             console.print(f"[red]error:[/] {refused}")
             raise typer.Exit(2) from None
-        user_id, org_id = f"usr_{uuid.uuid4().hex}", f"org_{uuid.uuid4().hex}"
         keys = PgKeyStore(settings.postgres_dsn)
         keys.ensure()
-        sealed = Vault(keys).seal_for(
-            user_id, "password", passwords.hash_password(password).encode()
-        )
         catalog = prepare_contracts(settings)
+        admin = provisioning.Actor(source="cli:admin")
         with (
             RegistryClient(settings.schema_registry_url) as registry,
             CommandBus(
                 settings.bootstrap_servers, AvroSerde(registry, ContractSet()), catalog
             ) as bus,
         ):
-            steps = [
-                new_command(
-                    "RegisterUser", "user", user_id, actor_id=None, actor_kind="system",
-                    source="cli:admin", email=email, display_name=display_name,
-                    password_sealed=sealed,
-                ),
-                new_command(
-                    "CreateOrganization", "organization", org_id, actor_id=None,
-                    actor_kind="system", source="cli:admin", org_id=org_id, name=org_name,
-                    owner_user_id=user_id,
-                ),
-            ]  # fmt: skip
-            for command in steps:
-                outcome = _outcome(bus, command, timeout_s)
-                if not outcome["accepted"]:
-                    console.print(f"[red]error:[/] {command['type']}: {outcome['message']}")
-                    raise typer.Exit(1)
+            try:
+                user_id = provisioning.register_user(
+                    bus, Vault(keys), email=email, password=password, display_name=display_name,
+                    actor=admin, context=(org_name,), timeout_s=timeout_s,
+                )  # fmt: skip
+                org_id = provisioning.create_organization(
+                    bus, name=org_name, owner_user_id=user_id, actor=admin, timeout_s=timeout_s
+                )
+            except provisioning.Refused as refused:
+                console.print(f"[red]error:[/] {refused.outcome['command_type']}: {refused}")
+                raise typer.Exit(1) from None
+            except OutcomeTimeout as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from None
         print(json.dumps({"user_id": user_id, "org_id": org_id, "email": email.lower()}))
 
 
@@ -93,11 +86,3 @@ def _rotate_command(admin_app: typer.Typer, settings_of: Callable[[], Settings])
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
             ring = signing.rotate(conn)
         print(json.dumps({"current_kid": ring.current.kid, "kids": list(ring.kids)}))
-
-
-def _outcome(bus: CommandBus, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    try:
-        return bus.send(command, timeout_s)
-    except OutcomeTimeout as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None

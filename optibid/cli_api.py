@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from api.app import create_app, serve
+from api.identity import AuthSettings
 from optibid.settings import Settings
 
 
@@ -26,6 +27,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             settings.db_schema,
             max_range=timedelta(days=settings.api_max_range_days),
             heartbeat_s=settings.api_heartbeat_s,
+            auth_settings=auth_settings(settings),
         )
         typer.echo(
             f"OptiBid API on http://{settings.api_host}:{port or settings.api_port}/ "
@@ -39,3 +41,16 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             log_level=settings.log_level,
             access_log=False,
         )
+
+
+def auth_settings(settings: Settings) -> AuthSettings:
+    return AuthSettings(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        access_lifetime=timedelta(minutes=settings.access_token_minutes),
+        bootstrap=settings.bootstrap_servers,
+        registry_url=settings.schema_registry_url,
+        topic_prefix=settings.topic_prefix,
+        command_timeout_s=settings.identity_command_timeout_s,
+        cors_origins=tuple(settings.api_cors_origins),
+    )

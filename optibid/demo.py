@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -25,11 +26,11 @@ from connectors.live import CADENCE, Poller
 from connectors.replay import replay, replay_files
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
-from optibid import stack
+from optibid import demo_identity, stack
 from optibid.settings import PROJECT_ROOT, Settings
 from optibid.wiring import connector_runtime, prepare_contracts
 from projections.migrate import migrate
-from schemas.catalog import ISO_DATASETS, Dataset, Iso
+from schemas.catalog import ISO_DATASETS, Dataset, Iso, TopicCatalog
 
 SHARED_ISO = PROJECT_ROOT.parent / "shared" / "fixtures" / "iso"
 
@@ -60,6 +61,7 @@ def run_demo(
     fed = feed(settings, console, locations)
     with Services(settings, console) as services:
         services.start()
+        services.sign_in()
         services.wait_for_data()
         services.live(locations)
         services.report()
@@ -123,6 +125,8 @@ PROCESSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("worker", ("worker",)),
     ("kpis", ("kpis",)),
     ("projectors", ("project", "all")),
+    ("identity", ("identity",)),
+    ("identity-projector", ("project-identity",)),
     ("api", ("api",)),
 )
 
@@ -135,6 +139,8 @@ class Services:
     console: Console
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    credentials: Path = field(default_factory=demo_identity.credentials_path)
+    api_key: str = ""
     threads: list[threading.Thread] = field(default_factory=list)
 
     def __enter__(self) -> Services:
@@ -180,6 +186,19 @@ class Services:
             )
             self.console.print(f"  {name:<11} pid {self.procs[name].pid}, log {log.name}")
 
+    def sign_in(self) -> None:
+        """The demo organisation (one user and one API key per role), and the API key the
+        demo's own requests use."""
+        with self.console.status("the demo organisation: users and API keys per role"):
+            entries = demo_identity.provision(
+                self.settings, TopicCatalog(self.settings.topic_prefix), self.credentials
+            )
+        self.api_key = next(e["api_key"] for e in entries if e["role"] == "viewer")
+        self.console.print(
+            f"  demo organisation: {len(entries)} users and API keys, one per role, in"
+            f" {self.credentials}"
+        )
+
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -197,7 +216,10 @@ class Services:
             while time.monotonic() - began < deadline_s:
                 self._check_alive()
                 try:
-                    answer = httpx.get(f"{self.url}/v1/lmp/latest", timeout=5)
+                    answer = httpx.get(
+                        f"{self.url}/v1/lmp/latest", timeout=5,
+                        headers={"X-API-Key": self.api_key},
+                    )  # fmt: skip
                     rows = answer.json().get("data", []) if answer.status_code == 200 else []
                     served |= {str(row.get("iso")) for row in rows} & wanted
                 except (httpx.HTTPError, ValueError):
@@ -239,6 +261,7 @@ class Services:
         table.add_row("API (OpenAPI)", f"{self.url}/docs")
         table.add_row("latest prices", f"{self.url}/v1/lmp/latest")
         table.add_row("live updates (SSE)", f"{self.url}/v1/live")
+        table.add_row("sign-in (one user and API key per role)", str(self.credentials))
         table.add_row("logs", str(self.settings.state_dir / "logs"))
         self.console.print(table)
         self.console.print(

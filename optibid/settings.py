@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         "127.0.0.1", description="Address the Prometheus metrics endpoints bind to."
     )
+    identity_projector_metrics_port: int = Field(
+        9470, description="Prometheus metrics port of `optibid project-identity` (0: none)."
+    )
 
     # The query API.
     api_host: str = Field(
@@ -119,7 +122,22 @@ class Settings(BaseSettings):
     )
     api_port: int = Field(28000, description="Port of the query API and dashboard.")
     api_allow_remote: bool = Field(
-        False, description="Let the API bind beyond loopback (it has no authentication yet)."
+        False,
+        description="Let the API bind beyond loopback (every /v1 route needs credentials; "
+        "put TLS in front of it).",
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins other than the API's own whose browsers may call it (none: CORS "
+        "closed).",
+    )
+    auth_issuer: str = Field("optibid", description="The `iss` of access tokens.")
+    auth_audience: str = Field("optibid-api", description="The `aud` of access tokens.")
+    access_token_minutes: float = Field(
+        10.0, ge=5.0, le=15.0, description="Lifetime of access tokens (5 to 15 minutes)."
+    )
+    identity_command_timeout_s: float = Field(
+        10.0, description="How long the API waits for an identity command's outcome (then 503)."
     )
     api_max_range_days: float = Field(
         92.0, description="Longest time range one history request serves."
@@ -158,8 +176,8 @@ class Settings(BaseSettings):
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
         if not loopback and not self.api_allow_remote:
             raise ValueError(
-                f"api_host {host!r} is not loopback: the API has no authentication yet "
-                "(set OPTIBID_API_ALLOW_REMOTE=true to bind there anyway)"
+                f"api_host {host!r} is not loopback: set OPTIBID_API_ALLOW_REMOTE=true to serve"
+                " beyond this machine (behind TLS)"
             )
         return self
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from typing import Any, Literal
 
 import httpx
@@ -11,6 +13,7 @@ from schemas.errors import IncompatibleSchemaError, RegistryUnavailableError, Sc
 
 Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FULL", "NONE"]
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+CONFIG_ATTEMPTS = 10
 
 
 class RegistryClient:
@@ -89,7 +92,18 @@ class RegistryClient:
         return [str(s) for s in response.json()]
 
     def set_compatibility(self, subject: str, level: Compatibility) -> None:
-        response = self._call("PUT", f"/config/{subject}", {"compatibility": level})
+        """Set the subject's rule. Processes starting together set the same rules at once, and
+        the registry answers one of two concurrent writes with 409: that one reads the rule
+        back and tries again until it holds."""
+        for attempt in range(CONFIG_ATTEMPTS):
+            response = self._call("PUT", f"/config/{subject}", {"compatibility": level})
+            if response.status_code != 409:
+                response.raise_for_status()
+                return
+            time.sleep(0.05 * (attempt + 1))
+            with contextlib.suppress(httpx.HTTPStatusError):
+                if self.compatibility(subject) == level:
+                    return
         response.raise_for_status()
 
     def compatibility(self, subject: str) -> str:

@@ -17,29 +17,44 @@ from fastapi import FastAPI
 
 from api.app import create_app, serve
 from api.deps import postgres, redis_client
+from api.identity import AuthSettings
 from api.models.latest import KpiLatestList, LmpLatestList
 from api.models.meta import Readiness
 from api.problems import PROBLEM
 from api.rows import ENVELOPE_COLUMNS
 from projections.redis_sink import values_key
+from identity.tokens import KeyRing, issue_access_token
 from projections.tables import KPIS, LMP
 
 SCHEMA = "demo"
 COMPONENTS = "#/components/schemas/"
+# a fixed key ring: tokens verify without PostgreSQL; one without a session (`sid`) is taken
+# at its claims, so these tests need no identity read model
+AUTH = AuthSettings(ring=KeyRing.generate())
+assert AUTH.ring is not None
+VIEWER = issue_access_token(
+    AUTH.ring, issuer=AUTH.issuer, audience=AUTH.audience, subject="usr_test", org="org_test",
+    roles=["viewer"], scope="read",
+)  # fmt: skip
 
 
 @pytest.fixture
 def app() -> FastAPI:
     # never started (no lifespan): the pool is closed and nothing listens on port 1, so every
     # dependency is down until a test stands one in
-    return create_app("postgresql://optibid@127.0.0.1:1/optibid", "redis://127.0.0.1:1/0", SCHEMA)
+    return create_app(
+        "postgresql://optibid@127.0.0.1:1/optibid", "redis://127.0.0.1:1/0", SCHEMA,
+        auth_settings=AUTH,
+    )  # fmt: skip
 
 
-def get(asgi: Any, path: str) -> httpx.Response:
+def get(asgi: Any, path: str, token: str | None = VIEWER) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            return await client.get(path)
+            return await client.get(path, headers=headers)
 
     return asyncio.run(call())
 
@@ -155,24 +170,32 @@ def test_every_operation_documents_its_answer_and_its_problems(app: FastAPI) -> 
     document = app.openapi()
     schemas = document["components"]["schemas"]
     problem = {PROBLEM: {"schema": {"$ref": f"{COMPONENTS}Problem"}}}
+    public = {"/v1/auth/login", "/v1/auth/refresh"}
     for path, operations in document["paths"].items():
-        responses = operations["get"]["responses"]
-        ok = responses["200"]["content"]
-        if path == "/v1/live":
-            data = ok["text/event-stream"]["itemSchema"]["properties"]["data"]
-            assert data["contentSchema"]["oneOf"] == [
-                {"$ref": f"{COMPONENTS}LmpUpdate"},
-                {"$ref": f"{COMPONENTS}KpiUpdate"},
-            ]
-        else:
-            shape = schemas[ok["application/json"]["schema"]["$ref"].removeprefix(COMPONENTS)]
-            if path.startswith("/v1/"):
-                assert shape["required"] == ["data", "next_cursor"], path
-        assert responses["422"]["content"] == problem, path
-        assert responses["500"]["content"] == problem, path
-        if "503" in responses and path != "/ready":
-            assert responses["503"]["content"] == problem, path
-            assert "Retry-After" in responses["503"]["headers"], path
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            success = next(code for code in responses if code.startswith("2"))
+            ok = responses[success].get("content", {})
+            if path == "/v1/live":
+                data = ok["text/event-stream"]["itemSchema"]["properties"]["data"]
+                assert data["contentSchema"]["oneOf"] == [
+                    {"$ref": f"{COMPONENTS}LmpUpdate"},
+                    {"$ref": f"{COMPONENTS}KpiUpdate"},
+                ]
+            elif success != "204":
+                ref = ok["application/json"]["schema"]["$ref"]
+                shape = schemas[ref.removeprefix(COMPONENTS)]
+                if set(operation["tags"]) & {"latest", "history", "catalog", "quality"}:
+                    assert shape["required"] == ["data", "next_cursor"], path
+            where = f"{method} {path}"
+            assert responses["422"]["content"] == problem, where
+            assert responses["500"]["content"] == problem, where
+            if path.startswith("/v1/") and path not in public:
+                assert responses["401"]["content"] == problem, where
+                assert responses["403"]["content"] == problem, where
+            if "503" in responses and path != "/ready":
+                assert responses["503"]["content"] == problem, where
+                assert "Retry-After" in responses["503"]["headers"], where
     assert set(refs(document)) <= {f"{COMPONENTS}{name}" for name in schemas}
     assert "HTTPValidationError" not in schemas  # FastAPI's 422 shape is not what is sent
 

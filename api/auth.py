@@ -1,0 +1,408 @@
+"""Who is asking, and may they: the principal of a request and role-based access control.
+
+Every `/v1` route depends on `require(permission)` (the hot path calls the same check), which
+authenticates the request and checks the principal's role and scope:
+
+- an access token (`Authorization: Bearer <jwt>`): ES256, `typ at+jwt`, issuer, audience and
+  times checked against the key ring in `identity_keys.signing_keys` (`identity.tokens`). A
+  token from a session (`sid`) is also checked against the identity read models: the session
+  not ended, the user neither disabled nor erased, and still a member of the token's
+  organisation; the role is the member's current one, so a demotion counts within
+  `CACHE_TTL_S`, not at the token's expiry;
+- an API key (`Authorization: Bearer obk_...` or `X-API-Key: obk_...`): found by its prefix,
+  compared by hash, neither revoked nor expired; its role and scope are the key's.
+
+What was verified is cached per process for `CACHE_TTL_S` (bounded: `CACHE_ENTRIES` each), so
+the hot path pays a dictionary lookup, and a revocation, a removal or a demotion takes effect
+within that time. A read model that does not answer is a 503, never a pass (fail closed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import structlog
+from fastapi import Request
+from prometheus_client import Counter
+from psycopg import sql
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import forbidden, not_found, unauthenticated
+from identity import apikeys, signing
+from identity.organization import Role
+from identity.tokens import AccessClaims, KeyRing, TokenError, verify_access_token
+
+log = structlog.get_logger(__name__)
+
+CACHE_TTL_S = 5.0
+CACHE_ENTRIES = 4096
+RING_TTL_S = 60.0
+RING_RELOAD_MIN_S = 5.0  # an unknown kid reloads the ring at most this often
+
+AUTHENTICATIONS = Counter(
+    "optibid_api_authentications_total",
+    "Requests authenticated, by credential kind and result",
+    ["kind", "result"],  # kind: token, api_key, none; result: ok, refused
+)
+
+
+class Permission(StrEnum):
+    MARKET_READ = "market:read"  # every market-data route
+    MEMBERS_READ = "members:read"
+    MEMBERS_MANAGE = "members:manage"  # roles, removals, invitations
+    KEYS_MANAGE = "keys:manage"
+    AUDIT_READ = "audit:read"
+    SELF = "self"  # /v1/me: the signed-in user's own account and sessions
+
+    @property
+    def writes(self) -> bool:
+        return self in (Permission.MEMBERS_MANAGE, Permission.KEYS_MANAGE)
+
+
+_EVERYONE = {Permission.SELF}
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.ADMIN: frozenset(Permission),
+    Role.ANALYST: frozenset({Permission.MARKET_READ, *_EVERYONE}),
+    Role.VIEWER: frozenset({Permission.MARKET_READ, *_EVERYONE}),
+    Role.BILLING: frozenset(_EVERYONE),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of one request."""
+
+    kind: str  # "user" or "api_key"
+    subject: str  # the user id, or the key id
+    org_id: str
+    role: Role
+    scopes: frozenset[str]
+    session_id: str | None = None
+    amr: tuple[str, ...] = ()
+    auth_time: datetime | None = None
+    user_id: str | None = None  # the user, or the key's creator
+
+    def can(self, permission: Permission) -> bool:
+        if permission not in ROLE_PERMISSIONS[self.role]:
+            return False
+        if permission is Permission.SELF:
+            return self.kind == "user"
+        return not permission.writes or "commands" in self.scopes
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+@dataclass
+class TtlCache(Generic[_K, _V]):
+    """A bounded map whose entries expire: least recently stored out first."""
+
+    ttl_s: float = CACHE_TTL_S
+    size: int = CACHE_ENTRIES
+    _entries: OrderedDict[_K, tuple[float, _V]] = field(default_factory=OrderedDict)
+
+    def get(self, key: _K) -> _V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_s:
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: _K, value: _V) -> None:
+        self._entries[key] = (time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: _K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key_id: str
+    org_id: str
+    secret_hash: str
+    role: str
+    scope: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_by: str
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    user_id: str
+    org_id: str
+    revoked_at: datetime | None
+    expires_at: datetime
+    disabled: bool
+    erased: bool
+    role: str | None  # None: no longer a member
+
+
+Pool = Any  # psycopg_pool.ConnectionPool; Any keeps this module free of the pool's generics
+
+
+class Authenticator:
+    """Finds and checks the principal of requests; one per API process."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        schema: str,
+        *,
+        issuer: str,
+        audience: str,
+        ring: KeyRing | None = None,
+        on_key_use: Callable[[Principal, Request], None] | None = None,
+    ) -> None:
+        self.pool, self.schema = pool, schema
+        self.issuer, self.audience = issuer, audience
+        self._static_ring = ring
+        self._ring: KeyRing | None = ring
+        self._ring_loaded = 0.0
+        self._tokens: TtlCache[str, AccessClaims] = TtlCache(ttl_s=60.0)
+        self._sessions: TtlCache[str, SessionRow | None] = TtlCache()
+        self._keys: TtlCache[str, KeyRow | None] = TtlCache()
+        self.on_key_use = on_key_use
+
+    # --- the key ring ---
+
+    def ring(self, *, reload: bool = False) -> KeyRing | None:
+        """The key ring of access tokens (from PostgreSQL, cached RING_TTL_S)."""
+        if self._static_ring is not None:
+            return self._static_ring
+        age = time.monotonic() - self._ring_loaded
+        if self._ring is None or age > RING_TTL_S or (reload and age > RING_RELOAD_MIN_S):
+            with self.pool.connection() as conn:
+                self._ring = signing.load(conn)
+            self._ring_loaded = time.monotonic()
+        return self._ring
+
+    def forget_session(self, session_id: str) -> None:
+        """Check the session again at its next use (it just ended here)."""
+        self._sessions.drop(session_id)
+
+    def forget_keys(self) -> None:
+        """Check every API key again at its next use (one was just revoked here)."""
+        self._keys.clear()
+
+    def forget(self) -> None:
+        """Drop every cached verdict (a test, or an operator after an incident)."""
+        self._tokens.clear()
+        self._sessions.clear()
+        self._keys.clear()
+
+    # --- requests ---
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The principal of `request`, or a 401 problem naming what is wrong."""
+        cached = request.scope.get("optibid.principal")
+        if isinstance(cached, Principal):
+            return cached
+        credential, kind = _credential(request)
+        try:
+            if kind == "api_key":
+                principal = await self._api_key(credential)
+            else:
+                principal = await self._token(credential)
+        except Exception:
+            AUTHENTICATIONS.labels(kind, "refused").inc()
+            raise
+        AUTHENTICATIONS.labels(kind, "ok").inc()
+        request.scope["optibid.principal"] = principal
+        if kind == "api_key" and self.on_key_use is not None:
+            self.on_key_use(principal, request)
+        return principal
+
+    async def _token(self, token: str) -> Principal:
+        now = datetime.now(UTC)
+        claims = self._tokens.get(token)
+        if claims is None or now >= claims.expires_at:
+            claims = await run_in_threadpool(self._verify, token, now)
+            self._tokens.put(token, claims)
+        if claims.session_id is None:
+            role = _role(claims.roles[0] if claims.roles else "")
+            return Principal(
+                "user", claims.subject, claims.org, role, claims.scopes, None, claims.amr,
+                claims.auth_time, claims.subject,
+            )  # fmt: skip
+        session = self._sessions.get(claims.session_id)
+        if session is None:
+            session = await run_in_threadpool(self._session, claims.session_id)
+            self._sessions.put(claims.session_id, session)
+        role = _session_role(session, claims, now)
+        return Principal(
+            "user", claims.subject, claims.org, role, claims.scopes, claims.session_id,
+            claims.amr, claims.auth_time, claims.subject,
+        )  # fmt: skip
+
+    def _verify(self, token: str, now: datetime) -> AccessClaims:
+        ring = self.ring()
+        if ring is None:
+            raise unauthenticated("no access token can verify: no signing key exists yet")
+        try:
+            return verify_access_token(
+                token, ring, issuer=self.issuer, audience=self.audience, now=now
+            )
+        except TokenError as exc:
+            if "unknown or retired" in str(exc):
+                fresh = self.ring(reload=True)  # a key made by a rotation since the last load
+                if fresh is not None and fresh is not ring:
+                    try:
+                        return verify_access_token(
+                            token, fresh, issuer=self.issuer, audience=self.audience, now=now
+                        )
+                    except TokenError as again:
+                        raise unauthenticated(f"access token refused: {again}") from None
+            raise unauthenticated(f"access token refused: {exc}") from None
+
+    def _session(self, session_id: str) -> SessionRow | None:
+        query = sql.SQL(
+            "SELECT s.user_id, s.org_id, s.revoked_at, s.expires_at, u.disabled, u.erased, m.role"
+            " FROM {s} s JOIN {u} u ON u.user_id = s.user_id"
+            " LEFT JOIN {m} m ON m.org_id = s.org_id AND m.user_id = s.user_id"
+            " WHERE s.session_id = %s"
+        ).format(
+            s=sql.Identifier(self.schema, "identity_sessions"),
+            u=sql.Identifier(self.schema, "identity_users"),
+            m=sql.Identifier(self.schema, "identity_memberships"),
+        )
+        with self.pool.connection() as conn:
+            row = conn.execute(query, (session_id,)).fetchone()
+        return SessionRow(*row) if row is not None else None
+
+    async def _api_key(self, key: str) -> Principal:
+        prefix = apikeys.prefix_of(key)
+        if prefix is None:
+            raise unauthenticated("the API key is malformed (obk_<prefix>_<secret>)")
+        row = self._keys.get(prefix)
+        if row is None:
+            row = await run_in_threadpool(self._key_row, prefix)
+            self._keys.put(prefix, row)
+        if row is None or not apikeys.matches(key, row.secret_hash):
+            raise unauthenticated("unknown API key")
+        if row.revoked_at is not None:
+            raise unauthenticated(f"API key {prefix} was revoked", code="key_revoked")
+        if row.expires_at is not None and datetime.now(UTC) >= row.expires_at:
+            raise unauthenticated(f"API key {prefix} expired", code="key_expired")
+        scopes = frozenset(row.scope.split())
+        return Principal(
+            "api_key", row.key_id, row.org_id, _role(row.role), scopes, user_id=row.created_by
+        )
+
+    def _key_row(self, prefix: str) -> KeyRow | None:
+        query = sql.SQL(
+            "SELECT key_id, org_id, secret_hash, role, scope, expires_at, revoked_at, created_by"
+            " FROM {} WHERE prefix = %s"
+        ).format(sql.Identifier(self.schema, "identity_api_keys"))
+        with self.pool.connection() as conn:
+            row = conn.execute(query, (prefix,)).fetchone()
+        return KeyRow(*row) if row is not None else None
+
+
+def _credential(request: Request) -> tuple[str, str]:
+    """The one credential of a request and its kind; 401 for none, two, or a bad scheme."""
+    headers = request.headers
+    authorization = headers.get("authorization")
+    api_key = headers.get("x-api-key")
+    if authorization is not None and api_key is not None:
+        raise unauthenticated("send one credential: Authorization or X-API-Key, not both")
+    if api_key is not None:
+        return api_key.strip(), "api_key"
+    if authorization is None:
+        AUTHENTICATIONS.labels("none", "refused").inc()
+        raise unauthenticated(
+            "this route needs credentials: an access token or an API key"
+            " (Authorization: Bearer ..., or X-API-Key)"
+        )
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise unauthenticated("the Authorization header must be 'Bearer <token or API key>'")
+    value = value.strip()
+    return value, "api_key" if apikeys.looks_like_api_key(value) else "token"
+
+
+def _role(name: str) -> Role:
+    try:
+        return Role(name)
+    except ValueError:
+        raise unauthenticated(f"the credential names no known role ({name!r})") from None
+
+
+def _session_role(session: SessionRow | None, claims: AccessClaims, now: datetime) -> Role:
+    if session is None or session.user_id != claims.subject or session.org_id != claims.org:
+        raise unauthenticated("the token's session is unknown", code="session_unknown")
+    if session.revoked_at is not None:
+        raise unauthenticated("the token's session has ended; sign in again", code="session_ended")
+    if now >= session.expires_at:
+        raise unauthenticated(
+            "the token's session has expired; sign in again", code="session_ended"
+        )
+    if session.disabled or session.erased:
+        raise unauthenticated("the account is disabled", code="account_disabled")
+    if session.role is None:
+        raise unauthenticated("no longer a member of the organisation", code="not_a_member")
+    return _role(session.role)
+
+
+def authorize(principal: Principal, permission: Permission) -> None:
+    """403 unless the principal's role (and, for changes, its scope) allows `permission`."""
+    if principal.can(permission):
+        return
+    if permission is Permission.SELF:
+        raise forbidden("this route is for signed-in users, not API keys", code="users_only")
+    if permission in ROLE_PERMISSIONS[principal.role]:
+        raise forbidden(
+            f"this API key's scope ({' '.join(sorted(principal.scopes))}) does not allow"
+            " changes; a key with the scope 'read commands' does",
+            code="scope",
+        )
+    raise forbidden(f"the role {principal.role} does not allow {permission}", code="role")
+
+
+def in_org(principal: Principal, org_id: str) -> None:
+    """Another organisation's resource does not exist for this principal: 404, never 403."""
+    if principal.org_id != org_id:
+        raise not_found(f"no organisation {org_id}")
+
+
+Dependency = Callable[[Request], Awaitable[Principal]]
+_REQUIREMENTS: dict[Permission, Dependency] = {}
+
+
+def require(permission: Permission) -> Dependency:
+    """The dependency of a route that needs `permission` (one function per permission, so a
+    test can find each route's requirement)."""
+    existing = _REQUIREMENTS.get(permission)
+    if existing is not None:
+        return existing
+
+    async def required(request: Request) -> Principal:
+        authenticator: Authenticator = request.app.state.deps.auth
+        principal = await authenticator.authenticate(request)
+        authorize(principal, permission)
+        return principal
+
+    required.permission = permission  # type: ignore[attr-defined]  # read by the route test
+    _REQUIREMENTS[permission] = required
+    return required
+
+
+def required_permission(dependency: object) -> Permission | None:
+    value = getattr(dependency, "permission", None)
+    return value if isinstance(value, Permission) else None

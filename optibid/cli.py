@@ -11,7 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from optibid import cli_admin, cli_api, cli_connectors, cli_projections, cli_streams, stack
+from optibid import (
+    cli_admin,
+    cli_api,
+    cli_connectors,
+    cli_identity,
+    cli_projections,
+    cli_streams,
+    stack,
+)
 from optibid.demo import run_demo
 from optibid.logs import configure_logging
 from optibid.settings import Settings
@@ -194,6 +202,7 @@ def demo(
 cli_connectors.register(app, _settings)
 cli_streams.register(app, _settings)
 cli_projections.register(app, _settings)
+cli_identity.register(app, _settings)
 cli_api.register(app, _settings)
 cli_admin.register(app, _settings)
 

@@ -1,81 +1,15 @@
 // The query API, same origin: JSON pages `{"data": [...], "next_cursor": ...}` and errors as
 // RFC 9457 problem details (`title`, `status`, `detail`), which become ApiError here so that
-// every panel can show them instead of failing.
+// every panel can show them instead of failing. Every /v1 route needs the signed-in session's
+// access token: requests go through `apiFetch` of auth.js, which adds it.
 
-// The dashboard is served at <api root>/dashboard/, so the API root is one level up from this
-// module wherever the API is mounted.
-const API_ROOT = new URL("../", import.meta.url);
+import { apiFetch } from "./auth.js";
+import { ApiError, apiUrl, describeError, isAbort, problemOf, readBody } from "./http.js";
+
+export { ApiError, apiUrl, describeError, isAbort };
 
 // A guard against a server that hands out cursors forever; no real answer comes near it.
 const MAX_PAGES = 1000;
-
-export class ApiError extends Error {
-  /**
-   * @param {number} status HTTP status, 0 when the API could not be reached
-   * @param {string} title
-   * @param {string} detail
-   */
-  constructor(status, title, detail) {
-    super(detail ? `${title}: ${detail}` : title);
-    this.name = "ApiError";
-    this.status = status;
-    this.title = title;
-    this.detail = detail;
-  }
-}
-
-/** A line for people: `Invalid parameter (422): start: required`. */
-export function describeError(error) {
-  if (error instanceof ApiError) {
-    const status = error.status ? ` (${error.status})` : "";
-    return error.detail ? `${error.title}${status}: ${error.detail}` : `${error.title}${status}`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function isAbort(error) {
-  return error instanceof DOMException && error.name === "AbortError";
-}
-
-/**
- * The URL of an API route with its query; parameters that are null, undefined or empty are
- * left out, arrays repeat the parameter.
- * @param {string} path e.g. `v1/lmp/latest`
- * @param {Record<string, unknown>} [params]
- * @returns {URL}
- */
-export function apiUrl(path, params = {}) {
-  const url = new URL(path.replace(/^\/+/, ""), API_ROOT);
-  for (const [name, value] of Object.entries(params)) {
-    for (const item of Array.isArray(value) ? value : [value]) {
-      if (item !== null && item !== undefined && item !== "") {
-        url.searchParams.append(name, String(item));
-      }
-    }
-  }
-  return url;
-}
-
-async function readBody(response) {
-  const text = await response.text();
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function problemOf(response, body) {
-  if (body && typeof body === "object") {
-    const title = typeof body.title === "string" ? body.title : response.statusText || "Error";
-    const detail = typeof body.detail === "string" ? body.detail : "";
-    return new ApiError(Number(body.status) || response.status, title, detail);
-  }
-  // A proxy in front of the API may answer with HTML: keep the first words of its text.
-  const text = typeof body === "string" ? body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim() : "";
-  return new ApiError(response.status, response.statusText || "Error", text.slice(0, 160));
-}
 
 /**
  * GET a route and parse its JSON; any answer that is not a success throws ApiError.
@@ -84,16 +18,29 @@ function problemOf(response, body) {
  * @param {{signal?: AbortSignal}} [options]
  */
 export async function getJson(path, params = {}, { signal } = {}) {
-  let response;
-  try {
-    response = await fetch(apiUrl(path, params), { headers: { Accept: "application/json" }, signal });
-  } catch (error) {
-    if (isAbort(error)) throw error;
-    throw new ApiError(0, "API unreachable", error instanceof Error ? error.message : String(error));
-  }
+  const response = await apiFetch(apiUrl(path, params), { headers: { Accept: "application/json" }, signal });
   const body = await readBody(response);
   if (!response.ok) throw problemOf(response, body);
   return body;
+}
+
+/**
+ * Send a request with a JSON body (or none) to a protected route and parse the answer's JSON;
+ * null for an answer without a body (204). Any answer that is not a success throws ApiError.
+ * @param {string} path
+ * @param {{method?: string, body?: unknown, params?: Record<string, unknown>, signal?: AbortSignal}} [options]
+ */
+export async function sendJson(path, { method = "POST", body, params = {}, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, signal };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await apiFetch(apiUrl(path, params), init);
+  const answer = await readBody(response);
+  if (!response.ok) throw problemOf(response, answer);
+  return answer;
 }
 
 /**

@@ -1,6 +1,8 @@
 // The OptiBid dashboard: latest prices, a DA vs RT chart of one location, daily KPIs with their
 // benchmarks, data quality and the state of the live stream. Plain modules, no build step; every
-// request goes to the query API that serves this page.
+// request goes to the query API that serves this page, with the signed-in session's token. The
+// dashboard runs from the first time it is shown after signing in until signing out (shell.js
+// decides which view is shown).
 
 import { describeError, getAll, getReadiness, isAbort } from "./api.js";
 import { PriceChart } from "./chart.js";
@@ -23,6 +25,8 @@ import { KpiTable } from "./kpis.js";
 import { LatestTable, isHub, locationKey } from "./latest.js";
 import { LiveStream } from "./live.js";
 import { deadLetterTotal, deadLettersByReason, qualitySection, renderGeneric } from "./quality.js";
+import { currentRoute, replaceHash, routeHash } from "./router.js";
+import { startShell } from "./shell.js";
 
 const CHART_SPAN_MS = 48 * HOUR_MS;
 const CHART_MAX_SPAN_MS = 96 * HOUR_MS; // when real time lags far behind day-ahead
@@ -68,6 +72,15 @@ const state = {
   chartRequest: null,
   kpiRequest: null,
   selectTimer: 0,
+  /** Whether the dashboard runs (signed in and shown at least once since). */
+  running: false,
+  /** Whether the first prices since starting are still on their way (start() chooses then). */
+  starting: false,
+  /** Counts the starts: what a start awaits is dropped when a stop (and another start) came between. */
+  run: 0,
+  wired: false,
+  /** @type {number[]} the polls of a running dashboard */
+  intervals: [],
 };
 
 const latest = new LatestTable($("#latest-table"), {
@@ -230,7 +243,7 @@ function choose(iso, locationId, market) {
   }
   ui.locationSelect.value = locationKey(iso, id);
   renderMarketSelect();
-  history.replaceState(null, "", `#${encodeURIComponent(locationKey(iso, id))}`);
+  showChosenInAddress();
   loadChart();
   if (!sameLocation) {
     if (ui.liveChosenOnly.checked) openLive();
@@ -238,11 +251,16 @@ function choose(iso, locationId, market) {
   }
 }
 
-/** The location in the address (`#PJM|51288`), if any. */
+/** The location in the address (`#/PJM%7C51288`, or the older `#PJM|51288`), if any. */
 function locationFromHash() {
-  const text = decodeURIComponent(window.location.hash.slice(1));
-  const bar = text.indexOf("|");
-  return bar > 0 ? { iso: text.slice(0, bar), locationId: text.slice(bar + 1) } : null;
+  const route = currentRoute();
+  return route?.view === "dashboard" ? route.location : null;
+}
+
+/** Put the chosen location in the address, while the dashboard is the view shown. */
+function showChosenInAddress() {
+  if (!state.chosen || currentRoute()?.view !== "dashboard") return;
+  replaceHash(routeHash("dashboard", state.chosen));
 }
 
 /** The first hub of the first ISO: something worth seeing before anyone chooses. */
@@ -585,28 +603,65 @@ function wireControls() {
   });
   ui.kpiScope.addEventListener("change", () => loadKpis());
   ui.liveChosenOnly.addEventListener("change", () => openLive());
-  window.addEventListener("hashchange", () => {
-    const wanted = locationFromHash();
-    if (wanted) choose(wanted.iso, wanted.locationId);
-  });
 }
 
+/** Start the dashboard (once: later calls while it runs do nothing). */
 async function start() {
-  wireControls();
+  if (state.running) return;
+  state.running = true;
+  state.run += 1;
+  const run = state.run;
+  if (!state.wired) {
+    wireControls();
+    state.wired = true;
+  }
   showLiveState("connecting");
   checkReady();
   loadQuality();
+  state.intervals = [
+    window.setInterval(() => latest.tickAges(), AGE_TICK_MS),
+    window.setInterval(checkReady, READY_POLL_MS),
+    window.setInterval(() => recover(false), RETRY_MS),
+    window.setInterval(loadQuality, QUALITY_POLL_MS),
+  ];
+  state.starting = true;
   await loadLatest();
-  const wanted = locationFromHash() ?? defaultLocation();
-  if (wanted) choose(wanted.iso, wanted.locationId);
+  if (state.run !== run || !state.running) return; // signed out meanwhile
+  state.starting = false;
+  // After signing in again the location chosen before is charted afresh.
+  const previous = state.chosen;
+  state.chosen = null;
+  const asked = locationFromHash();
+  const same = asked && previous && asked.iso === previous.iso && asked.locationId === previous.locationId;
+  const wanted = (same ? previous : asked) ?? previous ?? defaultLocation();
+  if (wanted) choose(wanted.iso, wanted.locationId, wanted.rtMarket ?? undefined);
   else chart.setMessage("Choose a location.");
   openLive();
   loadCatalog();
   if (ui.kpiScope.value !== "chosen" || !wanted) loadKpis();
-  window.setInterval(() => latest.tickAges(), AGE_TICK_MS);
-  window.setInterval(checkReady, READY_POLL_MS);
-  window.setInterval(() => recover(false), RETRY_MS);
-  window.setInterval(loadQuality, QUALITY_POLL_MS);
 }
 
-start();
+/** Stop the dashboard (signed out): no stream, no polls, no requests in flight. */
+function stop() {
+  if (!state.running) return;
+  state.running = false;
+  state.starting = false;
+  for (const id of state.intervals) window.clearInterval(id);
+  state.intervals = [];
+  state.chartRequest?.abort();
+  state.kpiRequest?.abort();
+  window.clearTimeout(state.selectTimer);
+  state.selectTimer = 0;
+  live.stop("signed out");
+}
+
+/**
+ * The dashboard is shown at an address: chart the location it names, or put the chosen one in it.
+ * @param {{iso: string, locationId: string} | null} location
+ */
+function show(location) {
+  if (location && state.running && !state.starting) choose(location.iso, location.locationId);
+  else if (!location) showChosenInAddress();
+}
+
+startShell({ start, stop, show });

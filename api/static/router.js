@@ -1,0 +1,60 @@
+// The page's addresses: hash routes, so that the static files need no server-side routing.
+//   #/login     the sign-in form
+//   #/          the dashboard; #/PJM%7C51288 the dashboard charting a location
+//   #/sessions  the signed-in user's sessions
+//   #/admin     the organisation's members, invitations, API keys and audit log
+// The dashboard's older addresses (#PJM|51288) still open the dashboard at that location. A hash
+// that is neither (#latest-panel, the skip link's) is an anchor within the page, not a route.
+
+/** @typedef {"login"|"dashboard"|"sessions"|"admin"} View */
+/** @typedef {{view: View, location: {iso: string, locationId: string} | null}} Route */
+
+const NAMED = new Set(["login", "sessions", "admin"]);
+
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** `PJM|51288` as a location, or null. */
+function parseLocation(text) {
+  const bar = text.indexOf("|");
+  return bar > 0 && bar < text.length - 1 ? { iso: text.slice(0, bar), locationId: text.slice(bar + 1) } : null;
+}
+
+/**
+ * The route of a hash, or null when the hash is an anchor within the page.
+ * @param {string} hash `location.hash`, with or without its `#`
+ * @returns {Route | null}
+ */
+export function parseRoute(hash) {
+  const text = decode(String(hash ?? "").replace(/^#/, ""));
+  if (!text || text === "/") return { view: "dashboard", location: null };
+  if (text.startsWith("/")) {
+    const rest = text.slice(1);
+    const name = rest.split(/[/?]/)[0];
+    if (NAMED.has(name)) return { view: /** @type {View} */ (name), location: null };
+    return { view: "dashboard", location: parseLocation(rest) };
+  }
+  const location = parseLocation(text);
+  return location ? { view: "dashboard", location } : null;
+}
+
+/** The hash of a view (and, for the dashboard, of its location). */
+export function routeHash(view, location = null) {
+  if (view !== "dashboard") return `#/${view}`;
+  return location ? `#/${encodeURIComponent(`${location.iso}|${location.locationId}`)}` : "#/";
+}
+
+/** The route of the page's address now. */
+export function currentRoute() {
+  return parseRoute(window.location.hash);
+}
+
+/** Change the address without a `hashchange` (the caller shows the view itself). */
+export function replaceHash(hash) {
+  if (window.location.hash !== hash) window.history.replaceState(window.history.state, "", hash);
+}

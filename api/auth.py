@@ -42,8 +42,8 @@ log = structlog.get_logger(__name__)
 
 CACHE_TTL_S = 5.0
 CACHE_ENTRIES = 4096
-RING_TTL_S = 60.0
-RING_RELOAD_MIN_S = 5.0  # an unknown kid reloads the ring at most this often
+RING_TTL_S = 30.0
+RING_RELOAD_MIN_S = 2.0  # an unknown kid reloads the ring at most this often
 
 AUTHENTICATIONS = Counter(
     "optibid_api_authentications_total",
@@ -169,13 +169,18 @@ class Authenticator:
         audience: str,
         ring: KeyRing | None = None,
         on_key_use: Callable[[Principal, Request], None] | None = None,
+        ring_ttl_s: float = RING_TTL_S,
     ) -> None:
         self.pool, self.schema = pool, schema
         self.issuer, self.audience = issuer, audience
         self._static_ring = ring
         self._ring: KeyRing | None = ring
         self._ring_loaded = 0.0
-        self._tokens: TtlCache[str, AccessClaims] = TtlCache(ttl_s=60.0)
+        self._ring_ttl_s = ring_ttl_s
+        self._generation = 0  # counts the rings read that differ from the one before
+        # verified tokens, with the ring generation that verified them: a token is checked
+        # again once another ring was read (its key may have been retired since)
+        self._tokens: TtlCache[str, tuple[AccessClaims, int]] = TtlCache(ttl_s=60.0)
         self._sessions: TtlCache[str, SessionRow | None] = TtlCache()
         self._keys: TtlCache[str, KeyRow | None] = TtlCache()
         self.on_key_use = on_key_use
@@ -187,11 +192,19 @@ class Authenticator:
         if self._static_ring is not None:
             return self._static_ring
         age = time.monotonic() - self._ring_loaded
-        if self._ring is None or age > RING_TTL_S or (reload and age > RING_RELOAD_MIN_S):
+        if self._ring is None or age > self._ring_ttl_s or (reload and age > RING_RELOAD_MIN_S):
             with self.pool.connection() as conn:
-                self._ring = signing.load(conn)
-            self._ring_loaded = time.monotonic()
+                ring = signing.load(conn)
+            before = self._ring.kids if self._ring is not None else ()
+            if ring is None or ring.kids != before:
+                self._generation += 1
+            self._ring, self._ring_loaded = ring, time.monotonic()
         return self._ring
+
+    def _ring_stale(self) -> bool:
+        return self._static_ring is None and (
+            time.monotonic() - self._ring_loaded > self._ring_ttl_s
+        )
 
     def forget_session(self, session_id: str) -> None:
         """Check the session again at its next use (it just ended here)."""
@@ -231,10 +244,14 @@ class Authenticator:
 
     async def _token(self, token: str) -> Principal:
         now = datetime.now(UTC)
-        claims = self._tokens.get(token)
-        if claims is None or now >= claims.expires_at:
+        if self._ring_stale():
+            await run_in_threadpool(self.ring)
+        cached = self._tokens.get(token)
+        if cached is None or cached[1] != self._generation or now >= cached[0].expires_at:
             claims = await run_in_threadpool(self._verify, token, now)
-            self._tokens.put(token, claims)
+            self._tokens.put(token, (claims, self._generation))
+        else:
+            claims = cached[0]
         if claims.session_id is None:
             role = _role(claims.roles[0] if claims.roles else "")
             return Principal(

@@ -86,6 +86,7 @@ class Dependencies:
             issuer=self.auth_settings.issuer,
             audience=self.auth_settings.audience,
             ring=self.auth_settings.ring,
+            ring_ttl_s=self.auth_settings.ring_ttl_s,
             on_key_use=self._key_used,
         )
         self._key_uses: dict[str, float] = {}

@@ -228,3 +228,26 @@ def create_api_key(
     )  # fmt: skip
     outcome = expect(bus, create, timeout_s)
     return NewApiKey(key_id, prefix, key, outcome)
+
+
+def erase_user(
+    bus: Bus,
+    vault: Vault,
+    *,
+    user_id: str,
+    email: str | None,
+    actor: Actor = SYSTEM,
+    timeout_s: float = 10.0,
+) -> bool:
+    """Erase a user: `EraseUser` through the log, their address released for reuse, then their
+    key deleted (crypto-shredding: every secret sealed for them in the log is noise from now
+    on, and a replay still folds every event). Whether a key was deleted."""
+    expect(bus, command("EraseUser", "user", user_id, actor), timeout_s)
+    if email:
+        release = command("ReleaseEmail", "email", normalise_email(email), actor, user_id=user_id)
+        try:
+            expect(bus, release, timeout_s)
+        except Refused as exc:
+            if exc.code != "not_holder":  # claimed by nobody or someone else: nothing to free
+                raise
+    return vault.erase(user_id)

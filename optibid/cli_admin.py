@@ -19,6 +19,7 @@ from identity.vault import Vault
 from optibid.cli_common import console
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
+from projections import identity_reads
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
@@ -28,6 +29,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     admin_app = typer.Typer(help="Administration: organisations and users, through the log.")
     app.add_typer(admin_app, name="admin")
     _rotate_command(admin_app, settings_of)
+    _erase_command(admin_app, settings_of)
 
     @admin_app.command("bootstrap")
     def bootstrap(
@@ -75,6 +77,39 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
                 console.print(f"[red]error:[/] {exc}")
                 raise typer.Exit(1) from None
         print(json.dumps({"user_id": user_id, "org_id": org_id, "email": email.lower()}))
+
+
+def _erase_command(admin_app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
+    @admin_app.command("erase-user")
+    def erase_user(
+        user_id: Annotated[str, typer.Option(help="The user to erase (usr_...).")],
+        timeout_s: Annotated[float, typer.Option(help="Wait this long for each outcome.")] = 30,
+    ) -> None:
+        """Erase a user for good: disabled, their address freed, and their key deleted, so
+        nothing sealed for them in the log opens again (a replay still works)."""
+        settings = settings_of()
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+            row = identity_reads.user(conn, settings.db_schema, user_id)
+        catalog = prepare_contracts(settings)
+        with (
+            RegistryClient(settings.schema_registry_url) as registry,
+            CommandBus(
+                settings.bootstrap_servers, AvroSerde(registry, ContractSet()), catalog
+            ) as bus,
+        ):
+            try:
+                shredded = provisioning.erase_user(
+                    bus, Vault(PgKeyStore(settings.postgres_dsn)), user_id=user_id,
+                    email=row["email"] if row else None,
+                    actor=provisioning.Actor(source="cli:admin"), timeout_s=timeout_s,
+                )  # fmt: skip
+            except provisioning.Refused as refused:
+                console.print(f"[red]error:[/] {refused.outcome['command_type']}: {refused}")
+                raise typer.Exit(1) from None
+            except OutcomeTimeout as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from None
+        print(json.dumps({"user_id": user_id, "erased": True, "key_deleted": shredded}))
 
 
 def _rotate_command(admin_app: typer.Typer, settings_of: Callable[[], Settings]) -> None:

@@ -53,4 +53,5 @@ def auth_settings(settings: Settings) -> AuthSettings:
         topic_prefix=settings.topic_prefix,
         command_timeout_s=settings.identity_command_timeout_s,
         cors_origins=tuple(settings.api_cors_origins),
+        ring_ttl_s=settings.auth_key_ring_ttl_s,
     )

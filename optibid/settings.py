@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(
         10.0, ge=5.0, le=15.0, description="Lifetime of access tokens (5 to 15 minutes)."
     )
+    auth_key_ring_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long the API keeps the signing keys it read (a rotated-out key's "
+        "tokens are refused at most this much later).",
+    )
     identity_command_timeout_s: float = Field(
         10.0, description="How long the API waits for an identity command's outcome (then 503)."
     )

@@ -201,9 +201,13 @@ def _record_sign_in(
         raise unavailable("Identity handler", str(exc)) from None
 
 
-def _org_and_role(deps: Dependencies, user_id: str, wanted: str | None) -> tuple[str, str]:
+def _memberships(deps: Dependencies, user_id: str) -> list[dict[str, Any]]:
     with deps.pool.connection() as conn:
-        joined = identity_reads.memberships(conn, deps.settings.schema, user_id)
+        return identity_reads.memberships(conn, deps.settings.schema, user_id)
+
+
+def _org_and_role(deps: Dependencies, user_id: str, wanted: str | None) -> tuple[str, str]:
+    joined = _memberships(deps, user_id)
     if wanted is not None:
         joined = [m for m in joined if m["org_id"] == wanted]
     if not joined:
@@ -245,16 +249,19 @@ def login(body: LoginRequest, request: Request, deps: DependenciesDep) -> TokenP
             f"too many failed sign-ins; try again after {locked:%H:%M:%S} UTC",
             headers={"Retry-After": str(wait)}, code="locked",
         )  # fmt: skip
-    org_id, role = _org_and_role(deps, user["user_id"], body.org_id)
     ok, reason, fields = _verify_factors(
         services, user, body.password, body.otp, body.recovery_code, now
     )
-    _record_sign_in(services, request, user, org_id, ok, reason, fields)
+    joined = _memberships(deps, user["user_id"])
+    audit_org = joined[0]["org_id"] if joined else None
+    _record_sign_in(services, request, user, audit_org, ok, reason, fields)
     if not ok:
         _failed(ip)
         if reason.startswith("otp") or reason == "recovery_code":
             raise unauthenticated("the authenticator code is wrong", code="invalid_otp")
         raise _invalid()
+    # which organisation, only now: before, a refusal would tell who has an account
+    org_id, role = _org_and_role(deps, user["user_id"], body.org_id)
     amr = ["pwd", "otp"] if user["totp_sealed"] is not None else ["pwd"]
     session_id = uuid.uuid4().hex
     refresh = new_refresh_token(session_id)

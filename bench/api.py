@@ -1,16 +1,26 @@
 """The query API under load, side by side in one run:
-- latest price (`GET /v1/lmp/latest?iso=&market=&location_id=`) against a bare Starlette route
-  that reads the same Redis hash field and returns it (the ceiling); both one uvicorn process,
-  driven by wrk on loopback (a Python load generator when wrk is absent); `ratio` = API req/s
-  over ceiling req/s;
-- median and p99 latency of a one-location one-day history query (JSON, 288 rows), and of a
-  one-month 5-minute query streamed as CSV (one location, 8,928 rows).
-The read model holds 100 locations x 31 days of 5-minute LMPs (~890k rows) in a schema of its own.
-Run on the local stack: `python bench/api.py [--seconds S] [--connections C]`.
+- latest price (`GET /v1/lmp/latest?iso=&market=&location_id=`), authenticated two ways: with an
+  API key (`X-API-Key`) and with an access token of a session (ES256 JWT with `sid`, so the
+  session, user and membership are checked against the identity read models, then cached for
+  `api.auth.CACHE_TTL_S`); against a bare Starlette route that reads the same Redis hash field
+  and returns it, anonymously (the ceiling). The API and the ceiling are one uvicorn process
+  each, driven by wrk on loopback (a Python load generator when wrk is absent); the three
+  alternate within each of `--rounds` rounds and the medians are reported. `ratio_api_key` and
+  `ratio_jwt` = that credential's req/s over the ceiling's; `ratio` = the lower of the two;
+- median and p99 latency, with the API key, of a one-location one-day history query (JSON, 288
+  rows), and of a one-month 5-minute query streamed as CSV (one location, 8,928 rows).
+The read model holds 100 locations x 31 days of 5-minute LMPs (~890k rows) in a schema of its own,
+beside identity read-model rows written here directly (an organisation, a viewer member, a session
+and a read-only API key; no login happens). Access tokens are signed with the database's key ring
+(`identity_keys.signing_keys`, made when missing and left in place). Each credential must get a
+200 before it is timed, and a request without one a 401.
+Run on the local stack:
+`python bench/api.py [--seconds S] [--connections C] [--rounds R]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -20,6 +30,9 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +43,8 @@ import psycopg
 import redis
 
 from bench.common import ROOT, arguments, emit, local_stack, median, run_id
+from identity import apikeys, signing
+from identity.tokens import MAX_ACCESS_LIFETIME, KeyRing, issue_access_token
 from optibid.settings import Settings
 from projections.migrate import migrate
 from projections.redis_sink import values_key
@@ -105,6 +120,83 @@ def load(settings: Settings, schema: str) -> None:
     client.close()
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The principal the API sees: a viewer of one organisation, with a session and a key."""
+
+    org_id: str
+    user_id: str
+    session_id: str
+    api_key: str
+
+
+def seed_identity(settings: Settings, schema: str) -> Identity:
+    """Identity read-model rows in the bench's schema, as `optibid project-identity` would fold
+    them: an organisation, a user, their viewer membership, a session open for a day and a
+    read-only API key; and a key ring in `identity_keys` (made only when there is none)."""
+    org_id, user_id, session_id = (str(uuid.uuid4()) for _ in range(3))
+    key, prefix, secret_hash = apikeys.new_api_key()
+    now = datetime.now(UTC)
+    versions = [("organization", org_id, 3), ("user", user_id, 1), ("session", session_id, 1)]
+    with psycopg.connect(settings.postgres_dsn) as conn, conn.cursor() as cur:
+        cur.execute(f'SET search_path TO "{schema}"')
+        cur.execute(
+            "INSERT INTO identity_organizations (org_id, name, created_by, created_at)"
+            " VALUES (%s, 'Bench', %s, %s)",
+            (org_id, user_id, now),
+        )
+        cur.execute(
+            "INSERT INTO identity_users (user_id, email, display_name, password_sealed,"
+            " created_at, updated_at) VALUES (%s, %s, 'Bench viewer', 'unused', %s, %s)",
+            (user_id, f"{user_id}@bench.invalid", now, now),
+        )
+        cur.execute(
+            "INSERT INTO identity_memberships (org_id, user_id, role, since)"
+            " VALUES (%s, %s, 'viewer', %s)",
+            (org_id, user_id, now),
+        )
+        cur.execute(
+            "INSERT INTO identity_sessions (session_id, user_id, org_id, amr, created_at,"
+            " last_used_at, expires_at, idle_timeout_s) VALUES (%s, %s, %s, 'pwd', %s, %s, %s,"
+            " %s)",
+            (session_id, user_id, org_id, now, now, now + timedelta(days=1), 30 * 86_400),
+        )
+        cur.execute(
+            "INSERT INTO identity_api_keys (key_id, org_id, name, prefix, secret_hash, role,"
+            " scope, created_by, created_at)"
+            " VALUES (%s, %s, 'bench', %s, %s, 'viewer', 'read', %s, %s)",
+            (str(uuid.uuid4()), org_id, prefix, secret_hash, user_id, now),
+        )
+        cur.executemany(
+            "INSERT INTO identity_versions (aggregate_type, aggregate_id, version)"
+            " VALUES (%s, %s, %s)",
+            versions,
+        )
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        if signing.load(conn) is None:
+            signing.rotate(conn)  # shared by every schema of the database: kept afterwards
+    return Identity(org_id, user_id, session_id, key)
+
+
+def access_token(settings: Settings, identity: Identity) -> str:
+    """A fresh access token of the seeded session, signed with the database's current key."""
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        ring: KeyRing | None = signing.load(conn)
+    assert ring is not None, "no key ring in identity_keys.signing_keys"
+    return issue_access_token(
+        ring,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        subject=identity.user_id,
+        org=identity.org_id,
+        roles=["viewer"],
+        scope="read",
+        lifetime=MAX_ACCESS_LIFETIME,
+        session_id=identity.session_id,
+        amr=["pwd"],
+    )
+
+
 def serve(argv: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -120,12 +212,16 @@ def serve(argv: list[str], env: dict[str, str], url: str) -> subprocess.Popen[by
     raise RuntimeError(f"{argv} did not answer at {url}")
 
 
-def throughput(url: str, seconds: int, connections: int) -> float:
+def throughput(
+    url: str, seconds: int, connections: int, headers: Mapping[str, str] | None = None
+) -> float:
     """Requests/s with wrk (one thread: the server has the other core), else Python."""
+    headers = headers or {}
     wrk = shutil.which("wrk")
     if wrk:
+        header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
         out = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", url],
+            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", *header_args, url],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         if "Non-2xx" in out:
@@ -134,17 +230,19 @@ def throughput(url: str, seconds: int, connections: int) -> float:
         assert match, out
         return float(match.group(1))
     done, deadline = 0, time.monotonic() + seconds
-    with httpx.Client() as client:
+    with httpx.Client(headers=dict(headers)) as client:
         while time.monotonic() < deadline:
             client.get(url).raise_for_status()
             done += 1
     return done / seconds
 
 
-def latencies(url: str, params: dict[str, str], repeat: int) -> tuple[float, float, int]:
+def latencies(
+    url: str, params: dict[str, str], repeat: int, headers: Mapping[str, str]
+) -> tuple[float, float, int]:
     """(median ms, p99 ms, bytes of one answer) of sequential requests."""
     times, size = [], 0
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, headers=dict(headers)) as client:
         for _ in range(repeat):
             began = time.perf_counter()
             with client.stream("GET", url, params=params) as answer:
@@ -155,12 +253,45 @@ def latencies(url: str, params: dict[str, str], repeat: int) -> tuple[float, flo
     return median(times), times[min(len(times) - 1, int(len(times) * 0.99))], size
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def check_latest(url: str, headers: Mapping[str, str], what: str) -> None:
+    """The credential gets a 200 with the asked-for series, before it is timed."""
+    answer = httpx.get(url, headers=dict(headers))
+    if answer.status_code != 200:
+        raise RuntimeError(f"{what}: {answer.status_code} {answer.text}")
+    assert answer.json()["data"][0]["location_id"] == "50042", answer.text
+
+
+def credential_rate(
+    url: str, args: argparse.Namespace, headers_of: Callable[[], dict[str, str]], what: str
+) -> float:
+    """Requests/s of `url` with a credential that got a 200 just before. One retry, with the
+    credential made again, when the load saw errors: the key ring is the database's, and
+    another process may rotate a token's key out mid-run (the identity integration tests do)."""
+    for attempt in (1, 2):
+        headers = headers_of()
+        check_latest(url, headers, what)
+        try:
+            return throughput(url, args.seconds, args.connections, headers)
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise
+            now = httpx.get(url, headers=headers).status_code
+            print(f"{what}: errors under load (a single request now gets {now}); once more: "
+                  f"{str(exc).splitlines()[0]}", file=sys.stderr)  # fmt: skip
+    raise AssertionError("unreachable")
+
+
 def main() -> None:
     args = arguments(__doc__, seconds=10, connections=32, rounds=3)
     settings = local_stack()
     schema = run_id()
     began = time.perf_counter()
     load(settings, schema)
+    identity = seed_identity(settings, schema)
     rows = DAYS * 288 * LOCATIONS
     print(
         f"{rows} LMP rows in schema {schema} in {time.perf_counter() - began:.0f} s",
@@ -189,29 +320,42 @@ def main() -> None:
         latest_url = (
             f"http://127.0.0.1:{api_port}/v1/lmp/latest?iso=PJM&market=RT_5MIN&location_id=50042"
         )
-        assert httpx.get(latest_url).json()["data"][0]["location_id"] == "50042"
-        api_rates, ceiling_rates = [], []
-        for n in range(args.rounds):  # alternate, so drift on a shared machine hits both
+        with_key = {"X-API-Key": identity.api_key}
+        anonymous = httpx.get(latest_url)
+        if anonymous.status_code != 401:
+            raise RuntimeError(f"no credentials: {anonymous.status_code}, not 401")
+        check_latest(latest_url, with_key, "API key")
+        check_latest(latest_url, bearer(access_token(settings, identity)), "access token")
+        ceiling_rates: list[float] = []
+        key_rates: list[float] = []
+        jwt_rates: list[float] = []
+        for n in range(args.rounds):  # alternate, so drift on a shared machine hits all three
             ceiling_rates.append(
                 throughput(
                     f"http://127.0.0.1:{ceiling_port}/latest", args.seconds, args.connections
                 )
             )
-            api_rates.append(throughput(latest_url, args.seconds, args.connections))
+            key_rates.append(credential_rate(latest_url, args, lambda: with_key, "API key"))
+            jwt_rates.append(  # a fresh token each round: tokens live 15 minutes at most
+                credential_rate(
+                    latest_url, args, lambda: bearer(access_token(settings, identity)), "JWT"
+                )
+            )
             print(f"round {n + 1}: ceiling {ceiling_rates[-1]:.0f} req/s, "
-                  f"API {api_rates[-1]:.0f} req/s", file=sys.stderr)  # fmt: skip
+                  f"API key {key_rates[-1]:.0f} req/s, JWT {jwt_rates[-1]:.0f} req/s",
+                  file=sys.stderr)  # fmt: skip
         history = f"http://127.0.0.1:{api_port}/v1/lmp"
         day = {"iso": "PJM", "market": "RT_5MIN", "location_id": "50042",
                "start": "2025-01-15T05:00:00Z", "end": "2025-01-16T05:00:00Z"}  # fmt: skip
-        day_p50, day_p99, day_bytes = latencies(history, day, 200)
+        day_p50, day_p99, day_bytes = latencies(history, day, 200, with_key)
         month = {
             **day,
             "start": START.isoformat(),
             "end": (START + timedelta(days=DAYS)).isoformat(),
             "format": "csv",
         }
-        month_p50, month_p99, _ = latencies(history, month, 30)
-        check = httpx.get(history, params=month, timeout=60).text
+        month_p50, month_p99, _ = latencies(history, month, 30, with_key)
+        check = httpx.get(history, params=month, headers=with_key, timeout=60).text
         month_rows = len(io.StringIO(check).readlines()) - 1
         print(f"one-day JSON: p50 {day_p50:.1f} ms, p99 {day_p99:.1f} ms ({day_bytes} B); "
               f"one-month CSV ({month_rows} rows): p50 {month_p50:.1f} ms, p99 {month_p99:.1f} ms",
@@ -224,15 +368,22 @@ def main() -> None:
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         redis.Redis.from_url(settings.redis_dsn).delete(values_key(schema, "lmp"))
-    api_rate, ceiling_rate = median(api_rates), median(ceiling_rates)
+    ceiling_rate = median(ceiling_rates)
+    key_rate, jwt_rate = median(key_rates), median(jwt_rates)
+    ratio_key, ratio_jwt = key_rate / ceiling_rate, jwt_rate / ceiling_rate
     emit(
         {
             "benchmark": "api",
             "load_generator": "wrk" if shutil.which("wrk") else "python",
             "connections": args.connections,
-            "latest_api_req_per_s": round(api_rate),
+            "rounds": args.rounds,
+            "seconds": args.seconds,
             "latest_ceiling_req_per_s": round(ceiling_rate),
-            "ratio": round(api_rate / ceiling_rate, 3),
+            "latest_api_key_req_per_s": round(key_rate),
+            "latest_jwt_req_per_s": round(jwt_rate),
+            "ratio_api_key": round(ratio_key, 3),
+            "ratio_jwt": round(ratio_jwt, 3),
+            "ratio": round(min(ratio_key, ratio_jwt), 3),
             "day_history_json_p50_ms": round(day_p50, 1),
             "day_history_json_p99_ms": round(day_p99, 1),
             "month_5min_csv_rows": month_rows,

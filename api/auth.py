@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+import psycopg
 import structlog
 from fastapi import Request
 from prometheus_client import Counter
@@ -42,6 +43,10 @@ log = structlog.get_logger(__name__)
 
 CACHE_TTL_S = 5.0
 CACHE_ENTRIES = 4096
+# while PostgreSQL is down the last verdict stands this long: nothing can be revoked meanwhile
+# (the projector cannot write either), and the latest values keep being served from Redis
+STALE_S = 900.0
+DOWN_RETRY_S = 5.0  # after a failed read, PostgreSQL is asked again this much later
 RING_TTL_S = 30.0
 RING_RELOAD_MIN_S = 2.0  # an unknown kid reloads the ring at most this often
 
@@ -99,6 +104,7 @@ class Principal:
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
+_Row = TypeVar("_Row")
 
 
 @dataclass
@@ -110,11 +116,17 @@ class TtlCache(Generic[_K, _V]):
     _entries: OrderedDict[_K, tuple[float, _V]] = field(default_factory=OrderedDict)
 
     def get(self, key: _K) -> _V | None:
+        """The value stored within the TTL (None: none, or older)."""
         entry = self._entries.get(key)
-        if entry is None:
+        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
             return None
-        if time.monotonic() - entry[0] > self.ttl_s:
-            del self._entries[key]
+        return entry[1]
+
+    def stale(self, key: _K, max_age_s: float) -> _V | None:
+        """The value stored within `max_age_s`, however stale, for when it cannot be read
+        again (entries past the TTL stay until pushed out by newer ones)."""
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > max_age_s:
             return None
         return entry[1]
 
@@ -177,6 +189,7 @@ class Authenticator:
         self._ring: KeyRing | None = ring
         self._ring_loaded = 0.0
         self._ring_ttl_s = ring_ttl_s
+        self._down_until = 0.0
         self._generation = 0  # counts the rings read that differ from the one before
         # verified tokens, with the ring generation that verified them: a token is checked
         # again once another ring was read (its key may have been retired since)
@@ -188,13 +201,19 @@ class Authenticator:
     # --- the key ring ---
 
     def ring(self, *, reload: bool = False) -> KeyRing | None:
-        """The key ring of access tokens (from PostgreSQL, cached RING_TTL_S)."""
+        """The key ring of access tokens (from PostgreSQL, cached RING_TTL_S; kept while
+        PostgreSQL does not answer)."""
         if self._static_ring is not None:
             return self._static_ring
         age = time.monotonic() - self._ring_loaded
         if self._ring is None or age > self._ring_ttl_s or (reload and age > RING_RELOAD_MIN_S):
-            with self.pool.connection() as conn:
-                ring = signing.load(conn)
+            try:
+                with self.pool.connection() as conn:
+                    ring = signing.load(conn)
+            except psycopg.OperationalError:
+                if self._ring is None or age > STALE_S:
+                    raise
+                return self._ring
             before = self._ring.kids if self._ring is not None else ()
             if ring is None or ring.kids != before:
                 self._generation += 1
@@ -260,13 +279,31 @@ class Authenticator:
             )  # fmt: skip
         session = self._sessions.get(claims.session_id)
         if session is None:
-            session = await run_in_threadpool(self._session, claims.session_id)
-            self._sessions.put(claims.session_id, session)
+            session = await self._read(self._sessions, claims.session_id, self._session)
         role = _session_role(session, claims, now)
         return Principal(
             "user", claims.subject, claims.org, role, claims.scopes, claims.session_id,
             claims.amr, claims.auth_time, claims.subject,
         )  # fmt: skip
+
+    async def _read(
+        self, cache: TtlCache[str, _Row | None], key: str, read: Callable[[str], _Row | None]
+    ) -> _Row | None:
+        """`read(key)` from the read models, remembered; while PostgreSQL does not answer, the
+        last answer of the past STALE_S stands (else the outage is a 503)."""
+        stale = cache.stale(key, STALE_S)
+        if stale is not None and time.monotonic() < self._down_until:
+            return stale  # PostgreSQL failed a moment ago: not every request waits for it
+        try:
+            value = await run_in_threadpool(read, key)
+        except psycopg.OperationalError:
+            self._down_until = time.monotonic() + DOWN_RETRY_S
+            if stale is None:
+                raise
+            log.warning("api.auth_stale", reason="PostgreSQL unavailable", key=key[:12])
+            return stale
+        cache.put(key, value)
+        return value
 
     def _verify(self, token: str, now: datetime) -> AccessClaims:
         ring = self.ring()
@@ -309,8 +346,7 @@ class Authenticator:
             raise unauthenticated("the API key is malformed (obk_<prefix>_<secret>)")
         row = self._keys.get(prefix)
         if row is None:
-            row = await run_in_threadpool(self._key_row, prefix)
-            self._keys.put(prefix, row)
+            row = await self._read(self._keys, prefix, self._key_row)
         if row is None or not apikeys.matches(key, row.secret_hash):
             raise unauthenticated("unknown API key")
         if row.revoked_at is not None:

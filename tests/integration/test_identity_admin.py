@@ -56,7 +56,7 @@ def test_bootstrap_makes_the_first_owner_through_the_log(
         v for _, v in read_topic(stack_settings, contracts_ready.identity("events").name, serde)
     ]
     by_type = {e["type"]: e for e in events}
-    assert set(by_type) == {"UserRegistered", "OrganizationCreated", "MemberAdded"}
+    assert set(by_type) == {"EmailClaimed", "UserRegistered", "OrganizationCreated", "MemberAdded"}
     registered = by_type["UserRegistered"]
     assert (registered["aggregate_id"], registered["email"]) == (
         ids["user_id"],

@@ -22,8 +22,8 @@ from api.models.latest import KpiLatestList, LmpLatestList
 from api.models.meta import Readiness
 from api.problems import PROBLEM
 from api.rows import ENVELOPE_COLUMNS
-from projections.redis_sink import values_key
 from identity.tokens import KeyRing, issue_access_token
+from projections.redis_sink import values_key
 from projections.tables import KPIS, LMP
 
 SCHEMA = "demo"

@@ -69,21 +69,21 @@ def create_app(
         app.include_router(router, dependencies=market, responses=problems(401, 403))
     for router in OTHER_ROUTERS:
         app.include_router(router)
-    origins = deps.auth_settings.cors_origins
+    return app
+
+
+def serve(app: FastAPI) -> Any:
+    """The ASGI application to run: request metrics around the security headers around CORS
+    (only for the origins configured) around the hot path (authenticated like the routes it
+    serves) around FastAPI."""
+    inner: Any = HotPath(app, latest.HOT_PATHS, require(Permission.MARKET_READ))
+    origins = Dependencies.of_app(app).auth_settings.cors_origins
     if origins:  # closed unless configured: browsers refuse other origins' reads
-        app.add_middleware(
-            CORSMiddleware,
+        inner = CORSMiddleware(
+            inner,
             allow_origins=list(origins),
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
             max_age=600,
         )
-    return app
-
-
-def serve(app: FastAPI) -> Any:
-    """The ASGI application to run: request metrics around the security headers around the
-    hot path (authenticated like the routes it serves) around FastAPI."""
-    return RequestMetrics(
-        SecurityHeaders(HotPath(app, latest.HOT_PATHS, require(Permission.MARKET_READ)))
-    )
+    return RequestMetrics(SecurityHeaders(inner))

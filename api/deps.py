@@ -116,6 +116,11 @@ class Dependencies:
         ).start()  # fmt: skip
 
     @staticmethod
+    def of_app(app: Any) -> Dependencies:
+        deps: Dependencies = app.state.deps
+        return deps
+
+    @staticmethod
     def of(request: Request) -> Dependencies:
         """The dependencies of the app serving `request`."""
         deps: Dependencies = request.app.state.deps

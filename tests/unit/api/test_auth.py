@@ -147,3 +147,18 @@ def test_a_sessions_token_is_refused_when_its_read_models_do_not_answer(app: Fas
         app, "/v1/catalog/isos", {"Authorization": f"Bearer {token(session_id='s' * 32)}"}
     )
     assert answer.status_code == 503
+
+
+def test_cors_is_closed_by_default_and_open_to_the_origins_configured() -> None:
+    closed = create_app("postgresql://x@127.0.0.1:1/x", "redis://127.0.0.1:1/0", "demo",
+                        auth_settings=AUTH)  # fmt: skip
+    origin = {"Origin": "https://desk.example.com", "Authorization": f"Bearer {token()}"}
+    assert "access-control-allow-origin" not in _get(closed, "/v1/catalog/isos", origin).headers
+    settings = AuthSettings(ring=AUTH.ring, cors_origins=("https://desk.example.com",))
+    opened = create_app("postgresql://x@127.0.0.1:1/x", "redis://127.0.0.1:1/0", "demo",
+                        auth_settings=settings)  # fmt: skip
+    for path in ("/v1/catalog/isos", "/v1/lmp/latest"):  # FastAPI's routes and the hot path
+        answer = _get(opened, path, origin)
+        assert answer.headers["access-control-allow-origin"] == "https://desk.example.com", path
+    other = {**origin, "Origin": "https://elsewhere.example"}
+    assert "access-control-allow-origin" not in _get(opened, "/v1/catalog/isos", other).headers

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from identity import sso
 from identity.aggregate import Command, Event, Rejected, evolve_with, replay_with
 
 
@@ -79,6 +80,7 @@ class Organization:
     members: Mapping[str, Role] = field(default_factory=dict)
     invitations: Mapping[str, Invitation] = field(default_factory=dict)
     api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    connections: Mapping[str, sso.SsoConnection] = field(default_factory=dict)  # single sign-on
 
     @property
     def exists(self) -> bool:
@@ -281,7 +283,80 @@ def _revoke_key(state: Organization, command: Command) -> list[Event]:
     return [_event("ApiKeyRevoked", command, key_id=key.key_id, reason="revoked")]
 
 
+def _configure_sso(state: Organization, command: Command) -> list[Event]:
+    _require_manager(state, command)
+    connection = sso.connection_of(command)
+    taken = {
+        d for c in state.connections.values() if c.connection_id != connection.connection_id
+        for d in c.allowed_domains
+    }  # fmt: skip
+    overlap = sorted(taken & set(connection.allowed_domains))
+    if overlap:
+        raise Rejected("exists", f"another connection serves {', '.join(overlap)} already")
+    return [_event("SsoConfigured", command, **sso.event_fields(connection))]
+
+
+def _remove_sso(state: Organization, command: Command) -> list[Event]:
+    _require_manager(state, command)
+    connection_id = str(command["connection_id"])
+    if connection_id not in state.connections:
+        raise Rejected("unknown_connection", f"no SSO connection {connection_id} in {state.org_id}")
+    return [_event("SsoRemoved", command, connection_id=connection_id)]
+
+
+def _sso_role(state: Organization, command: Command) -> tuple[sso.SsoConnection, Role]:
+    """The connection a sign-in came through and the role its mapping gave (the API read the
+    provider's verified claims); the role must be one the mapping can give."""
+    if command.get("actor_kind") != "sso":
+        raise Rejected("forbidden", f"{command['type']} comes from a single sign-on only")
+    connection = state.connections.get(str(command["connection_id"]))
+    if connection is None:
+        raise Rejected("unknown_connection", f"no SSO connection {command['connection_id']}")
+    if not connection.allows(str(command["email"])):
+        raise Rejected("domain", f"{command['email']} is outside the connection's domains")
+    role = role_of(command["role"])
+    mapping = connection.role_mapping
+    if role.value not in {r for _, r in mapping.values} | {mapping.default}:
+        raise Rejected("forbidden", f"the connection's role mapping never gives {role}")
+    return connection, role
+
+
+def _provision(state: Organization, command: Command) -> list[Event]:
+    connection, role = _sso_role(state, command)
+    if not connection.jit:
+        raise Rejected(
+            "no_jit", "this connection does not provision members; ask for an invitation"
+        )
+    user = str(command["user_id"])
+    if user in state.members:
+        raise Rejected("exists", f"{user} is a member already")
+    return [_event("MemberAdded", command, user_id=user, role=role.value)]
+
+
+def _sync_role(state: Organization, command: Command) -> list[Event]:
+    _, role = _sso_role(state, command)
+    user = str(command["user_id"])
+    previous = state.members.get(user)
+    if previous is None:
+        raise Rejected("not_a_member", f"{user} is not a member of {state.org_id}")
+    if role == previous:
+        return []
+    if previous is Role.OWNER and state.owners == 1:
+        raise Rejected("last_owner", "the last owner cannot be demoted; make another owner first")
+    assigned = _event(
+        "RoleAssigned", command, user_id=user, role=role.value, previous_role=previous
+    )
+    above = [
+        k for k in state.api_keys.values() if k.created_by == user and _RANK[k.role] > _RANK[role]
+    ]
+    return [assigned, *_revocations(command, above, "its creator's role went down")]
+
+
 _DECIDERS = {
+    "ConfigureSso": _configure_sso,
+    "RemoveSso": _remove_sso,
+    "ProvisionSsoMember": _provision,
+    "SyncSsoRole": _sync_role,
     "CreateOrganization": _create,
     "InviteMember": _invite,
     "AcceptInvitation": _accept,
@@ -356,7 +431,19 @@ def _keys_in_use(state: Organization, event: Event, drop: str | None = None) -> 
     }
 
 
+def _sso_configured(state: Organization, event: Event) -> Organization:
+    connection = sso.connection_of(event)
+    return replace(state, connections={**state.connections, connection.connection_id: connection})
+
+
+def _sso_removed(state: Organization, event: Event) -> Organization:
+    kept = {k: c for k, c in state.connections.items() if k != event["connection_id"]}
+    return replace(state, connections=kept)
+
+
 _FOLDS = {
+    "SsoConfigured": _sso_configured,
+    "SsoRemoved": _sso_removed,
     "OrganizationCreated": _created,
     "MemberAdded": _member_role,
     "RoleAssigned": _member_role,

@@ -11,6 +11,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from identity import sso
 from identity.email import EmailIndex
 from identity.handler import Outputs, Record, State, Stored
 from identity.organization import ApiKey, Invitation, Organization, Role
@@ -47,6 +48,7 @@ def dump(stored: Stored) -> dict[str, Any]:
                 {**_plain(k), "role": k.role.value, "expires_at_utc": _time(k.expires_at_utc)}
                 for k in state.api_keys.values()
             ],
+            "connections": [sso.event_fields(c) for c in state.connections.values()],
         }
     elif isinstance(state, User):
         body = {
@@ -116,6 +118,9 @@ def load(data: dict[str, Any]) -> Stored:
                     **{**k, "role": Role(k["role"]), "expires_at_utc": _parse(k["expires_at_utc"])}
                 )
                 for k in body["api_keys"]
+            },
+            connections={
+                c["connection_id"]: sso.connection_of(c) for c in body.get("connections", [])
             },
         )
     elif kind == "user":

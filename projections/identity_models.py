@@ -67,6 +67,7 @@ TABLES = (
     "identity_api_keys",
     "identity_sessions",
     "identity_audit",
+    "identity_sso_connections",
 )
 
 APPLIED = Counter(
@@ -257,6 +258,28 @@ STATEMENTS: dict[str, str] = {
         " ip = COALESCE(%(ip)s::text, ip), user_agent = COALESCE(%(user_agent)s::text, user_agent)"
         " WHERE session_id = %(session_id)s"
     ),
+    "sso_configured": (
+        "INSERT INTO {identity_sso_connections} (connection_id, org_id, name, protocol,"
+        " allowed_domains, role_mapping, jit, sso_required, allow_idp_initiated, issuer,"
+        " client_id, client_secret_sealed, idp_metadata, configured_at) VALUES"
+        " (%(connection_id)s, %(org_id)s, %(name)s, %(protocol)s,"
+        " string_to_array(%(allowed_domains)s, ','), %(role_mapping)s::jsonb,"
+        " COALESCE(%(jit)s, false), COALESCE(%(sso_required)s, false),"
+        " COALESCE(%(allow_idp_initiated)s, false), %(issuer)s, %(client_id)s,"
+        " %(client_secret_sealed)s, %(idp_metadata)s, %(at)s)"
+        " ON CONFLICT (connection_id) DO UPDATE SET name = EXCLUDED.name,"
+        " protocol = EXCLUDED.protocol, allowed_domains = EXCLUDED.allowed_domains,"
+        " role_mapping = EXCLUDED.role_mapping, jit = EXCLUDED.jit,"
+        " sso_required = EXCLUDED.sso_required,"
+        " allow_idp_initiated = EXCLUDED.allow_idp_initiated, issuer = EXCLUDED.issuer,"
+        " client_id = EXCLUDED.client_id, client_secret_sealed = EXCLUDED.client_secret_sealed,"
+        " idp_metadata = EXCLUDED.idp_metadata, configured_at = EXCLUDED.configured_at"
+        " WHERE {identity_sso_connections}.org_id = EXCLUDED.org_id"
+    ),
+    "sso_removed": (
+        "DELETE FROM {identity_sso_connections}"
+        " WHERE connection_id = %(connection_id)s AND org_id = %(org_id)s"
+    ),
     "session_revoked": (
         "UPDATE {identity_sessions} SET revoked_at = COALESCE(revoked_at, %(at)s),"
         " revoked_reason = COALESCE(revoked_reason, %(reason)s)"
@@ -380,6 +403,22 @@ _PLANNERS: dict[str, Planner] = {
     "UserDisabled": _user("user_disabled"),
     "UserEnabled": _user("user_enabled"),
     "UserErased": _user("user_erased"),
+    "SsoConfigured": _org(
+        "sso_configured",
+        "connection_id",
+        "name",
+        "protocol",
+        "allowed_domains",
+        "role_mapping",
+        "jit",
+        "sso_required",
+        "allow_idp_initiated",
+        "issuer",
+        "client_id",
+        "client_secret_sealed",
+        "idp_metadata",
+    ),
+    "SsoRemoved": _org("sso_removed", "connection_id"),
     "SessionStarted": _session_started,
     "SessionRefreshed": _session("session_refreshed", "ip", "user_agent"),
     "SessionRevoked": _session("session_revoked", "reason"),

@@ -73,7 +73,7 @@ def test_migrations_are_idempotent_and_match_the_table_specs(
     stack_settings: Settings, db_schema: str
 ) -> None:
     with psycopg.connect(stack_settings.postgres_dsn) as conn:
-        assert [m.version for m in migrate(conn, db_schema)] == [1, 2, 3, 4]
+        assert [m.version for m in migrate(conn, db_schema)] == [m.version for m in migrations()]
         assert migrate(conn, db_schema) == []
         for spec in TABLES.values():
             names = (spec.name, spec.superseded_name, spec.revisions_name)
@@ -129,7 +129,7 @@ def test_upgrading_a_schema_keeps_every_revision_and_only_the_superseded_ones_ap
             for table, rows in (("lmp", current), ("lmp_revisions", every)):
                 for row in rows:
                     conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", row)
-        assert [m.version for m in migrate(conn, db_schema)] == [2, 3, 4]
+        assert [m.version for m in migrate(conn, db_schema)] == [m.version for m in migrations()][1:]
 
         def listed(table: str) -> list[tuple[str, int]]:
             return location_revisions(conn, db_schema, table)
@@ -222,7 +222,7 @@ def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(
     produce_day(
         stack_settings, serde, catalog, day, {"core.market.lmp": poison_lmp(serde, lmp_topic)}
     )
-    assert "4 migrations applied" in projector.run("db", "migrate")
+    assert f"{len(migrations())} migrations applied" in projector.run("db", "migrate")
     assert "0 migrations applied" in projector.run("db", "migrate")
 
     projector.start("all", "--batch-events", "500")

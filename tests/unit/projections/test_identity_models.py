@@ -76,6 +76,7 @@ AGGREGATE_OF = {
         "user",
     ),
     **dict.fromkeys(("SessionStarted", "SessionRefreshed", "SessionRevoked"), "session"),
+    **dict.fromkeys(("SsoConfigured", "SsoRemoved"), "organization"),
     **dict.fromkeys(("EmailClaimed", "EmailReleased"), "email"),
 }  # fmt: skip
 
@@ -115,8 +116,10 @@ def test_every_statement_names_only_identity_tables_of_the_schema() -> None:
         assert "identity_keys" not in text
 
 
-def test_the_tables_are_those_of_the_migration() -> None:
-    text = (MIGRATIONS_DIR / "0004_identity.sql").read_text()
+def test_the_tables_are_those_of_the_migrations() -> None:
+    text = "".join(
+        (MIGRATIONS_DIR / name).read_text() for name in ("0004_identity.sql", "0005_sso.sql")
+    )
     assert set(re.findall(r"CREATE TABLE (\w+)", text)) == set(im.TABLES)
 
 

@@ -81,6 +81,7 @@ class Outputs:
     events: tuple[Record, ...]
     outcome: Record
     audit: Record
+    offset: int | None = None  # where its command was read
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,17 @@ def _aggregate_command(command: Mapping[str, Any], aggregate: Aggregate) -> dict
 
 
 def handle(
-    stored: Stored | None, command: Mapping[str, Any], now: datetime, offset: int | None = None
+    stored: Stored | None,
+    command: Mapping[str, Any],
+    now: datetime,
+    offset: int | None = None,
+    keep_from: int | None = None,
 ) -> Decision:
     """Decide `command` (an IdentityCommand record, read at `offset` of its partition) against
-    `stored` (None: nothing yet)."""
+    `stored` (None: nothing yet). `keep_from`: the first offset the runtime may still hand over
+    again (the start of the batch in hand, whose acks are pending); the outputs of commands
+    before it are delivered and acked, so the table forgets them. The table then holds, per
+    aggregate, the outputs of its commands in the batch in hand only (at most RECENT_COMMANDS)."""
     repeat = _repeat(stored, str(command["event_id"]), offset)
     if repeat is not None:
         return repeat
@@ -155,7 +163,13 @@ def handle(
             f" {expected}: it changed meanwhile; read it again and retry",
         )
         return _rejected(stored, command, conflict, now, offset)
-    return _decide(stored, aggregate, command, now, offset)
+    decision = _decide(stored, aggregate, command, now, offset)
+    if keep_from is None or decision.stored is None:
+        return decision
+    pending = tuple(
+        (c, o) for c, o in decision.stored.recent if o.offset is None or o.offset >= keep_from
+    )
+    return replace(decision, stored=replace(decision.stored, recent=pending))
 
 
 def _repeat(stored: Stored | None, command_id: str, offset: int | None) -> Decision | None:
@@ -202,7 +216,7 @@ def _decide(
 def _remember(
     stored: Stored, state: State, command_id: str, outputs: Outputs, offset: int | None
 ) -> Stored:
-    recent = (*stored.recent, (command_id, outputs))[-RECENT_COMMANDS:]
+    recent = (*stored.recent, (command_id, replace(outputs, offset=offset)))[-RECENT_COMMANDS:]
     last = offset if offset is not None else stored.last_offset
     return replace(stored, state=state, recent=recent, last_offset=last)
 

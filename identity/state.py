@@ -72,6 +72,7 @@ def dump(stored: Stored) -> dict[str, Any]:
                 "events": [_plain_record(e) for e in outputs.events],
                 "outcome": _plain_record(outputs.outcome),
                 "audit": _plain_record(outputs.audit),
+                "offset": outputs.offset,
             },
         ]
         for command_id, outputs in stored.recent
@@ -144,6 +145,7 @@ def load(data: dict[str, Any]) -> Stored:
                 tuple(_revived(e) for e in outputs["events"]),
                 _revived(outputs["outcome"]),
                 _revived(outputs["audit"]),
+                outputs.get("offset"),
             ),
         )
         for command_id, outputs in data["recent"]

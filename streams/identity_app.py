@@ -91,6 +91,7 @@ class IdentityWorker:
         self._encoders: dict[str, Encoder] = {}
         # the states set by the batch in hand (only while one is), read before the table
         self._batch: dict[str, dict[str, Any]] | None = None
+        self._batch_start: dict[bytes, int] | None = None
         self._define()
 
     def prepare(self) -> None:
@@ -121,7 +122,10 @@ class IdentityWorker:
         kept = self._batch.get(table_key) if self._batch is not None else None
         if kept is None:
             kept = self.aggregates.get(table_key)
-        decision = handle(state.load(kept) if kept is not None else None, command, now, offset)
+        keep_from = self._batch_start.get(key) if self._batch_start is not None else None
+        decision = handle(
+            state.load(kept) if kept is not None else None, command, now, offset, keep_from
+        )
         if decision.stored is not None and not decision.repeated:
             dumped = state.dump(decision.stored)
             self.aggregates[table_key] = dumped
@@ -176,10 +180,18 @@ class IdentityWorker:
         # a batch's table writes reach the store only when the batch is done, so the states
         # it sets are read from here meanwhile (two commands of one aggregate in one batch)
         self._batch = {}
+        # per key, the first offset of this batch: what came before was delivered and acked,
+        # so its outputs need not be kept for a redelivery (the table stays small)
+        self._batch_start = {}
+        for run in runs:
+            for message in run:
+                if message.key is not None:
+                    self._batch_start.setdefault(message.key, message.offset)
         try:
             await apply_runs(self.app, (self.aggregates,), runs, step, self.partition_of)
         finally:
             self._batch = None
+            self._batch_start = None
 
     async def send(self, records: list[Output]) -> None:
         """Records to the producer as one batch per topic-partition; waits for delivery."""

@@ -204,6 +204,28 @@ def test_the_outcomes_kept_per_aggregate_are_bounded() -> None:
     assert stored.outputs_of(f"cmd-{RECENT_COMMANDS + 39}") is not None
 
 
+def test_outputs_of_acked_commands_are_forgotten_so_the_table_stays_small() -> None:
+    # each batch starts where the last one ended: the commands before it were delivered and
+    # acked, so only the batch in hand keeps its outputs for a redelivery
+    stored = handle(None, round_trip(COMMAND_SCHEMA, CREATE), NOW, offset=0, keep_from=0).stored
+    for n in range(2, 200):
+        cmd = round_trip(COMMAND_SCHEMA, command("AssignRole", n, user_id="nobody", role="viewer"))
+        stored = handle(stored, cmd, NOW, offset=n, keep_from=n).stored
+        assert stored is not None
+        assert [c for c, _ in stored.recent] == [f"cmd-{n}"]
+    # a batch of three commands keeps all three until the next batch begins
+    for n in (200, 201, 202):
+        cmd = round_trip(COMMAND_SCHEMA, command("AssignRole", n, user_id="nobody", role="viewer"))
+        stored = handle(stored, cmd, NOW, offset=n, keep_from=200).stored
+    assert stored is not None
+    assert [c for c, _ in stored.recent] == ["cmd-200", "cmd-201", "cmd-202"]
+    again = handle(stored, round_trip(COMMAND_SCHEMA, command("AssignRole", 201, user_id="nobody",
+                   role="viewer")), NOW, offset=201, keep_from=200)  # fmt: skip
+    assert again.repeated
+    assert again.outcome is not None  # its outcome sent again, as before
+    assert state.load(state.dump(stored)) == stored  # the offsets survive the table
+
+
 def test_a_field_the_contract_lacks_is_a_programming_error() -> None:
     with pytest.raises(KeyError, match="no field favourite_colour"):
         contract_record(EVENT_SCHEMA, {"type": "X", "favourite_colour": "red"})

@@ -32,9 +32,10 @@ import structlog
 from fastapi import Request
 from prometheus_client import Counter
 from psycopg import sql
+from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from api.problems import forbidden, not_found, unauthenticated
+from api.problems import ProblemError, forbidden, not_found, unauthenticated
 from identity import apikeys, signing
 from identity.organization import Role
 from identity.tokens import AccessClaims, KeyRing, TokenError, verify_access_token
@@ -182,6 +183,7 @@ class Authenticator:
         ring: KeyRing | None = None,
         on_key_use: Callable[[Principal, Request], None] | None = None,
         ring_ttl_s: float = RING_TTL_S,
+        service_tokens: bool = False,
     ) -> None:
         self.pool, self.schema = pool, schema
         self.issuer, self.audience = issuer, audience
@@ -189,6 +191,9 @@ class Authenticator:
         self._ring: KeyRing | None = ring
         self._ring_loaded = 0.0
         self._ring_ttl_s = ring_ttl_s
+        # tokens without a session, taken at their claims: off unless a deployment mints them
+        # for programs of its own (and its tests do, with a fixed ring and no read models)
+        self.service_tokens = service_tokens
         self._down_until = 0.0
         self._generation = 0  # counts the rings read that differ from the one before
         # verified tokens, with the ring generation that verified them: a token is checked
@@ -261,6 +266,15 @@ class Authenticator:
             self.on_key_use(principal, request)
         return principal
 
+    async def still_allowed(self, request: Request, permission: Permission) -> bool:
+        """Whether the request's credential still passes (a long-lived stream asks again)."""
+        request.scope.pop("optibid.principal", None)
+        try:
+            authorize(await self.authenticate(request), permission)
+        except ProblemError:
+            return False
+        return True
+
     async def _token(self, token: str) -> Principal:
         now = datetime.now(UTC)
         if self._ring_stale():
@@ -272,6 +286,8 @@ class Authenticator:
         else:
             claims = cached[0]
         if claims.session_id is None:
+            if not self.service_tokens:
+                raise unauthenticated("the token belongs to no session", code="session_unknown")
             role = _role(claims.roles[0] if claims.roles else "")
             return Principal(
                 "user", claims.subject, claims.org, role, claims.scopes, None, claims.amr,
@@ -296,6 +312,8 @@ class Authenticator:
             return stale  # PostgreSQL failed a moment ago: not every request waits for it
         try:
             value = await run_in_threadpool(read, key)
+        except PoolTimeout:
+            raise  # the pool busy is no outage: a 503, never an old verdict
         except psycopg.OperationalError:
             self._down_until = time.monotonic() + DOWN_RETRY_S
             if stale is None:
@@ -326,8 +344,11 @@ class Authenticator:
             raise unauthenticated(f"access token refused: {exc}") from None
 
     def _session(self, session_id: str) -> SessionRow | None:
+        # a membership that began after the session (removed, then invited back) does not
+        # revive it: the session counts as ended with the membership it was opened under
         query = sql.SQL(
-            "SELECT s.user_id, s.org_id, s.revoked_at, s.expires_at, u.disabled, u.erased, m.role"
+            "SELECT s.user_id, s.org_id, s.revoked_at, s.expires_at, u.disabled, u.erased,"
+            " CASE WHEN m.since <= s.created_at THEN m.role END"
             " FROM {s} s JOIN {u} u ON u.user_id = s.user_id"
             " LEFT JOIN {m} m ON m.org_id = s.org_id AND m.user_id = s.user_id"
             " WHERE s.session_id = %s"
@@ -359,10 +380,21 @@ class Authenticator:
         )
 
     def _key_row(self, prefix: str) -> KeyRow | None:
+        # a key answers to its person: one whose account is disabled or erased, or who is no
+        # longer a member, has keys that are refused even before their revocations are folded
         query = sql.SQL(
-            "SELECT key_id, org_id, secret_hash, role, scope, expires_at, revoked_at, created_by"
-            " FROM {} WHERE prefix = %s"
-        ).format(sql.Identifier(self.schema, "identity_api_keys"))
+            "SELECT k.key_id, k.org_id, k.secret_hash, k.role, k.scope, k.expires_at,"
+            " CASE WHEN u.disabled OR u.erased THEN COALESCE(k.revoked_at, now())"
+            " WHEN m.user_id IS NULL THEN COALESCE(k.revoked_at, now())"
+            " ELSE k.revoked_at END, k.created_by"
+            " FROM {k} k LEFT JOIN {u} u ON u.user_id = k.created_by"
+            " LEFT JOIN {m} m ON m.org_id = k.org_id AND m.user_id = k.created_by"
+            " WHERE k.prefix = %s"
+        ).format(
+            k=sql.Identifier(self.schema, "identity_api_keys"),
+            u=sql.Identifier(self.schema, "identity_users"),
+            m=sql.Identifier(self.schema, "identity_memberships"),
+        )
         with self.pool.connection() as conn:
             row = conn.execute(query, (prefix,)).fetchone()
         return KeyRow(*row) if row is not None else None

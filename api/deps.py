@@ -87,6 +87,7 @@ class Dependencies:
             audience=self.auth_settings.audience,
             ring=self.auth_settings.ring,
             ring_ttl_s=self.auth_settings.ring_ttl_s,
+            service_tokens=self.auth_settings.service_tokens,
             on_key_use=self._key_used,
         )
         self._key_uses: dict[str, float] = {}

@@ -50,6 +50,11 @@ PROBLEMS: tuple[tuple[type[Exception], Callable[[Any, str], ProblemError]], ...]
     (StarletteHTTPException, _http),
     (psycopg.OperationalError, lambda exc, _: postgres_unavailable(exc)),  # or the pool's timeout
     (psycopg.errors.UndefinedTable, lambda exc, schema: unmigrated(schema, exc)),
+    # text PostgreSQL cannot hold (a NUL character) in a path or a body
+    (
+        psycopg.DataError,
+        lambda exc, _: bad_parameter("request", f"a value cannot be stored: {exc}"),
+    ),
     (redis.RedisError, lambda exc, _: redis_unavailable(exc)),
 )
 

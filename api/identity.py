@@ -50,6 +50,7 @@ class AuthSettings:
     command_timeout_s: float = 10.0
     ring: KeyRing | None = None  # a fixed key ring; None: the one in PostgreSQL
     ring_ttl_s: float = 30.0  # how long the PostgreSQL one is kept before reading it again
+    service_tokens: bool = False  # accept tokens without a session, at their claims
     cors_origins: tuple[str, ...] = ()
 
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,9 +135,21 @@ async def stream(
     snapshot: Callable[[], Iterable[tuple[str, dict[str, Any]]]],
     heartbeat_s: float,
     is_disconnected: Callable[[], Any],
+    allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncGenerator[str]:
-    """The SSE body of one client."""
+    """The SSE body of one client. `allowed` is asked again at least every `heartbeat_s`: a
+    credential revoked, expired or demoted since the stream began ends it (the client signs
+    in again or refreshes its token and reconnects with Last-Event-ID)."""
     queue: asyncio.Queue[Update] = asyncio.Queue(maxsize=1_000)
+    checked = time.monotonic()
+
+    async def still_allowed() -> bool:
+        nonlocal checked
+        if allowed is None or time.monotonic() - checked < heartbeat_s:
+            return True
+        checked = time.monotonic()
+        return await allowed()
+
     hub.queues.add(queue)
     LIVE_CLIENTS.inc()
     try:
@@ -153,6 +165,9 @@ async def stream(
                 if matches(update, topics, locations):
                     yield update.frame()
         while True:
+            if not await still_allowed():
+                yield 'event: end\ndata: {"reason": "credentials no longer valid"}\n\n'
+                return
             try:
                 update = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
             except TimeoutError:

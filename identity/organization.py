@@ -43,7 +43,15 @@ class Role(StrEnum):
 
 MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
 # what a role may hand on to an API key it creates: never more than itself
-_RANK = {Role.OWNER: 4, Role.ADMIN: 3, Role.ANALYST: 2, Role.BILLING: 1, Role.VIEWER: 1}
+# what a role may hand on to an API key: the roles whose rights are within its own (billing's
+# are not within viewer's, nor the other way round)
+COVERS: dict[Role, frozenset[Role]] = {
+    Role.OWNER: frozenset(Role),
+    Role.ADMIN: frozenset({Role.ADMIN, Role.ANALYST, Role.VIEWER, Role.BILLING}),
+    Role.ANALYST: frozenset({Role.ANALYST, Role.VIEWER}),
+    Role.VIEWER: frozenset({Role.VIEWER}),
+    Role.BILLING: frozenset({Role.BILLING}),
+}
 KEY_SCOPES = frozenset({"read", "read commands"})
 MAX_INVITATION = timedelta(days=14)
 
@@ -219,7 +227,7 @@ def _assign(state: Organization, command: Command) -> list[Event]:
         "RoleAssigned", command, user_id=user, role=role.value, previous_role=previous
     )
     above = [
-        k for k in state.api_keys.values() if k.created_by == user and _RANK[k.role] > _RANK[role]
+        k for k in state.api_keys.values() if k.created_by == user and k.role not in COVERS[role]
     ]
     return [assigned, *_revocations(command, above, "its creator's role went down")]
 
@@ -249,7 +257,7 @@ def _create_key(state: Organization, command: Command) -> list[Event]:
     if key_id in state.api_keys:
         raise Rejected("exists", f"API key {key_id} exists already")
     role = role_of(command["role"])
-    if _RANK[role] > _RANK[actor]:
+    if role not in COVERS[actor]:
         raise Rejected("forbidden", f"a {actor} cannot create a key with the role {role}")
     scope = str(command["scope"])
     if scope not in KEY_SCOPES:
@@ -268,9 +276,18 @@ def _create_key(state: Organization, command: Command) -> list[Event]:
             role=role.value,
             scope=scope,
             expires_at_utc=expires,
-            created_by=str(command["actor_id"]),
+            created_by=_owner_of(state, command),
         )
     ]
+
+
+def _owner_of(state: Organization, command: Command) -> str:
+    """The person a new key answers to: its creator, or, for a key made with a key, that
+    key's person, so that removing or demoting them revokes every key in their line."""
+    actor = str(command["actor_id"])
+    if command.get("actor_kind") == "api_key":
+        return state.api_keys[actor].created_by
+    return actor
 
 
 def _revoke_key(state: Organization, command: Command) -> list[Event]:
@@ -347,7 +364,7 @@ def _sync_role(state: Organization, command: Command) -> list[Event]:
         "RoleAssigned", command, user_id=user, role=role.value, previous_role=previous
     )
     above = [
-        k for k in state.api_keys.values() if k.created_by == user and _RANK[k.role] > _RANK[role]
+        k for k in state.api_keys.values() if k.created_by == user and k.role not in COVERS[role]
     ]
     return [assigned, *_revocations(command, above, "its creator's role went down")]
 

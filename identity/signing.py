@@ -9,6 +9,7 @@ are stored as PEM (wrapping them under a key-encryption key is not done yet).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +27,16 @@ def _table(schema: str) -> sql.Identifier:
 
 def ensure(conn: psycopg.Connection[Any], schema: str = KEYS_SCHEMA) -> None:
     """Create the schema and table when missing (idempotent)."""
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (id smallint PRIMARY KEY CHECK (id = 1),"
-            " ring jsonb NOT NULL, updated_at_utc timestamptz NOT NULL DEFAULT now())"
-        ).format(_table(schema))
-    )
+    # IF NOT EXISTS still races another process creating it at the same moment
+    with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id smallint PRIMARY KEY CHECK (id = 1),"
+                " ring jsonb NOT NULL, updated_at_utc timestamptz NOT NULL DEFAULT now())"
+            ).format(_table(schema))
+        )
 
 
 def load(conn: psycopg.Connection[Any], schema: str = KEYS_SCHEMA) -> KeyRing | None:
@@ -52,14 +56,23 @@ def rotate(
     """A new current key (the first ring, when there is none); returns the ring saved."""
     ensure(conn, schema)
     with conn.transaction():
+        # two processes making the first ring at once: one inserts it; the other finds it
+        # there and rotates it, keeping its key (none is lost)
+        first = KeyRing.generate(now)
+        inserted = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (id, ring) VALUES (1, %s) ON CONFLICT (id) DO NOTHING RETURNING id"
+            ).format(_table(schema)),
+            (Jsonb(first.to_dict()),),
+        ).fetchone()
+        if inserted is not None:
+            return first
         row = conn.execute(
             sql.SQL("SELECT ring FROM {} WHERE id = 1 FOR UPDATE").format(_table(schema))
         ).fetchone()
-        if row is None:
-            ring = KeyRing.generate(now)
-        else:
-            ring = KeyRing.from_dict(row[0])
-            ring.rotate(now)
+        assert row is not None  # there: the insert found it
+        ring = KeyRing.from_dict(row[0])
+        ring.rotate(now)
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (id, ring) VALUES (1, %s) ON CONFLICT (id)"

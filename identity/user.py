@@ -121,6 +121,7 @@ def _enrol_totp(state: User, command: Command) -> list[Event]:
             command,
             totp_sealed=str(command["totp_sealed"]),
             recovery_sealed=str(command["recovery_sealed"]),
+            totp_step=command.get("totp_step"),  # the code that confirmed it is spent
         )
     ]
 
@@ -216,7 +217,10 @@ _FOLDS: dict[str, Fold] = {
     "UserRegistered": _registered,
     "PasswordChanged": lambda s, e: replace(s, password_sealed=e["password_sealed"]),
     "TotpEnrolled": lambda s, e: replace(
-        s, totp_sealed=e["totp_sealed"], recovery_sealed=e["recovery_sealed"], last_totp_step=None
+        s,
+        totp_sealed=e["totp_sealed"],
+        recovery_sealed=e["recovery_sealed"],
+        last_totp_step=e.get("totp_step"),
     ),
     "SignInFailed": lambda s, e: replace(s, failures=e["failures"]),
     "UserLocked": lambda s, e: replace(

@@ -51,6 +51,9 @@ fi
 if [ "$want" = test ]; then
   need chromium has chromium
   need chromium-driver has chromedriver
+  need xmlsec1 has xmlsec1 # the SAML peers sign and verify with it
+  need nodejs has node # the OpenID Connect peers (oidc-provider) run on it
+  need npm has npm
 fi
 if ! uv_runs >/dev/null 2>&1; then
   need python3-pip pip_runs # Debian's python3 comes without pip

@@ -211,7 +211,8 @@ STATEMENTS: dict[str, str] = {
     ),
     "totp_enrolled": (
         "UPDATE {identity_users} SET totp_sealed = %(totp_sealed)s,"
-        " recovery_sealed = %(recovery_sealed)s, last_totp_step = NULL, updated_at = %(at)s"
+        " recovery_sealed = %(recovery_sealed)s, last_totp_step = %(totp_step)s,"
+        " updated_at = %(at)s"
         " WHERE user_id = %(user_id)s"
     ),
     "sign_in_failed": (
@@ -396,7 +397,7 @@ _PLANNERS: dict[str, Planner] = {
     "ApiKeyRevoked": _org("api_key_revoked", "key_id", "reason"),
     "UserRegistered": _user("user_registered", "email", "display_name", "password_sealed"),
     "PasswordChanged": _user("password_changed", "password_sealed"),
-    "TotpEnrolled": _user("totp_enrolled", "totp_sealed", "recovery_sealed"),
+    "TotpEnrolled": _user("totp_enrolled", "totp_sealed", "recovery_sealed", "totp_step"),
     "SignInFailed": _user("sign_in_failed", "failures"),
     "UserLocked": _user("user_locked", locked_until="locked_until_utc"),
     "SignedIn": _user("signed_in", "totp_step", "recovery_sealed"),

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import LiveHubDep, RedisDep, SettingsDep
+from api.auth import Permission
+from api.deps import Dependencies, LiveHubDep, RedisDep, SettingsDep
 from api.live import stream
 from api.openapi import LIVE_EVENTS, problems
 from api.problems import bad_parameter
@@ -51,9 +52,12 @@ async def live(
             return []
         return [("lmp", values[k]) for k in sorted(values)]
 
+    async def allowed() -> bool:
+        return await Dependencies.of(request).auth.still_allowed(request, Permission.MARKET_READ)
+
     body = stream(
         hub, wanted, locations, last_event_id, snapshot, settings.heartbeat_s,
-        request.is_disconnected,
+        request.is_disconnected, allowed,
     )  # fmt: skip
     return StreamingResponse(
         body,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Permission, Principal, require
-from api.deps import DependenciesDep
+from api.deps import Dependencies, DependenciesDep
 from api.models.identity import (
     Me,
     Membership,
@@ -99,14 +99,23 @@ def end_my_session(
 def end_other_sessions(
     principal: SelfPrincipal, request: Request, deps: DependenciesDep
 ) -> Revoked:
+    ended = end_other_sessions_of(deps, request, principal, "ended by the user from another")
+    return Revoked(revoked=ended)
+
+
+def end_other_sessions_of(
+    deps: Dependencies, request: Request, principal: Principal, reason: str
+) -> int:
+    """End the user's sessions but this one (after a password or factor change, a stolen
+    device's session must not live on); how many."""
     with deps.pool.connection() as conn:
         rows = identity_reads.sessions(
             conn, deps.settings.schema, principal.subject, datetime.now(UTC)
         )
     others = [r["session_id"] for r in rows if r["session_id"] != principal.session_id]
     for session_id in others:
-        end_session(deps, request, principal, session_id, "ended by the user from another")
-    return Revoked(revoked=len(others))
+        end_session(deps, request, principal, session_id, reason)
+    return len(others)
 
 
 def _stepped_up(principal: Principal) -> datetime:
@@ -156,7 +165,7 @@ def confirm_totp(
         raise bad_parameter("enrolment", "expired; begin again")
     secret = str(opened["secret"])
     try:
-        totp.verify(secret, body.code, datetime.now(UTC), None)
+        step = totp.verify(secret, body.code, datetime.now(UTC), None)
     except totp.OtpRejected as exc:
         raise bad_parameter("code", str(exc)) from None
     codes = totp.new_recovery_codes()
@@ -168,8 +177,10 @@ def confirm_totp(
         reauthenticated_at_utc=proved, reauthenticated_with_otp="otp" in principal.amr,
         totp_sealed=vault.seal_for(principal.subject, "totp", secret.encode()),
         recovery_sealed=vault.seal_for(principal.subject, "recovery", json.dumps(hashes).encode()),
+        totp_step=step,
     )  # fmt: skip
     deps.identity.send(command)
+    end_other_sessions_of(deps, request, principal, "the second factor changed")
     return RecoveryCodes(recovery_codes=codes)
 
 
@@ -198,4 +209,5 @@ def change_password(
         password_sealed=sealed,
     )  # fmt: skip
     deps.identity.send(command)
+    end_other_sessions_of(deps, request, principal, "the password changed")
     return Response(status_code=204)

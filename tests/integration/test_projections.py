@@ -129,7 +129,9 @@ def test_upgrading_a_schema_keeps_every_revision_and_only_the_superseded_ones_ap
             for table, rows in (("lmp", current), ("lmp_revisions", every)):
                 for row in rows:
                     conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", row)
-        assert [m.version for m in migrate(conn, db_schema)] == [m.version for m in migrations()][1:]
+        assert [m.version for m in migrate(conn, db_schema)] == [m.version for m in migrations()][
+            1:
+        ]
 
         def listed(table: str) -> list[tuple[str, int]]:
             return location_revisions(conn, db_schema, table)

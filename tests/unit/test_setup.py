@@ -57,12 +57,15 @@ def _postgres_installed() -> bool:
 def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
     _stub(machine, "initdb")  # PostgreSQL is found on PATH as well as in its Debian folder
     assert _missing(machine, "demo") == f"{STACK} python3-pip"
-    assert _missing(machine, "test") == f"{STACK} chromium chromium-driver python3-pip"
+    assert _missing(machine, "test") == (
+        f"{STACK} chromium chromium-driver xmlsec1 nodejs npm python3-pip"
+    )
     assert _missing(machine, "uv") == "python3-pip"
 
 
 def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
-    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver"):
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
+                 "node", "npm"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     assert _missing(machine, "test", python="exit 0") == ""
@@ -104,7 +107,8 @@ HEADERS = f"postgresql-server-dev-15={SERVER} libpq-dev={SERVER} libpq5={SERVER}
 def timescale_machine(machine: Path, tmp_path: Path) -> dict[str, str]:
     """A machine with everything the stack needs, PostgreSQL 15 from Debian's package, no
     TimescaleDB, and its source in the vendor folder; dpkg-query answers from a table."""
-    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver"):
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
+                 "node", "npm"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     vendor = tmp_path / "vendor"

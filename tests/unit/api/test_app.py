@@ -30,7 +30,7 @@ SCHEMA = "demo"
 COMPONENTS = "#/components/schemas/"
 # a fixed key ring: tokens verify without PostgreSQL; one without a session (`sid`) is taken
 # at its claims, so these tests need no identity read model
-AUTH = AuthSettings(ring=KeyRing.generate())
+AUTH = AuthSettings(ring=KeyRing.generate(), service_tokens=True)
 assert AUTH.ring is not None
 VIEWER = issue_access_token(
     AUTH.ring, issuer=AUTH.issuer, audience=AUTH.audience, subject="usr_test", org="org_test",

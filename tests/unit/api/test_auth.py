@@ -20,7 +20,7 @@ from identity.apikeys import new_api_key, prefix_of
 from identity.organization import Role
 from identity.tokens import KeyRing, issue_access_token
 
-AUTH = AuthSettings(ring=KeyRing.generate())
+AUTH = AuthSettings(ring=KeyRing.generate(), service_tokens=True)
 assert AUTH.ring is not None
 
 
@@ -154,7 +154,9 @@ def test_cors_is_closed_by_default_and_open_to_the_origins_configured() -> None:
                         auth_settings=AUTH)  # fmt: skip
     origin = {"Origin": "https://desk.example.com", "Authorization": f"Bearer {token()}"}
     assert "access-control-allow-origin" not in _get(closed, "/v1/catalog/isos", origin).headers
-    settings = AuthSettings(ring=AUTH.ring, cors_origins=("https://desk.example.com",))
+    settings = AuthSettings(
+        ring=AUTH.ring, service_tokens=True, cors_origins=("https://desk.example.com",)
+    )
     opened = create_app("postgresql://x@127.0.0.1:1/x", "redis://127.0.0.1:1/0", "demo",
                         auth_settings=settings)  # fmt: skip
     for path in ("/v1/catalog/isos", "/v1/lmp/latest"):  # FastAPI's routes and the hot path

@@ -161,6 +161,12 @@ class AcceptRequest(_Strict):
     token: str = Field(min_length=1, max_length=256)
 
 
+class RegisterRequest(_Strict):
+    token: str = Field(min_length=1, max_length=256, description="The invitation's token.")
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str | None = Field(None, max_length=200)
+
+
 class ApiKeyRequest(_Strict):
     name: str = Field(min_length=1, max_length=100)
     role: RoleName

@@ -6,7 +6,8 @@ and the read models show it. Another organisation's id answers 404, as if it did
 
 from __future__ import annotations
 
-from datetime import datetime
+import hmac
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -29,11 +30,12 @@ from api.models.identity import (
     NewApiKey,
     NewInvitation,
     Organization,
+    RegisterRequest,
     RoleChange,
 )
 from api.openapi import problems
 from api.problems import bad_parameter, not_found
-from identity import apikeys, provisioning
+from identity import apikeys, passwords, provisioning
 from projections import identity_reads
 
 router = APIRouter(tags=["organisations"], responses=problems(401, 403, 404, 422, 500, 503))
@@ -185,6 +187,53 @@ def accept_invitation(
         row = identity_reads.member(conn, schema, org_id, principal.subject)
     if row is None:
         raise not_found(f"no member {principal.subject}")
+    return Member.model_validate(row)
+
+
+@router.post(
+    "/v1/invitations/{invitation_id}/register",
+    summary="Join with an invitation as a new user (the invitation's token is the credential)",
+    tags=["organisations"], status_code=201, responses=problems(409),
+)  # fmt: skip
+def register_invited(
+    invitation_id: str, body: RegisterRequest, request: Request, deps: DependenciesDep
+) -> Member:
+    schema = deps.settings.schema
+    with deps.pool.connection() as conn:
+        found = identity_reads.invitation(conn, schema, invitation_id)
+    digest = provisioning.invitation_token_hash(body.token)
+    usable = (
+        found is not None
+        and found["accepted_at"] is None
+        and found["expires_at"] > datetime.now(UTC)
+        and hmac.compare_digest(found["token_hash"].encode(), digest.encode())
+    )
+    if not usable or found is None:  # checked before any account is made
+        raise not_found(f"no usable invitation {invitation_id} with that token")
+    ip = request.client.host if request.client is not None else None
+    services = deps.identity
+    who = provisioning.Actor(None, "system", "api", ip, request.headers.get("user-agent"))
+    try:
+        user_id = provisioning.register_user(
+            services.bus(), services.vault, email=found["email"], password=body.password,
+            display_name=body.display_name, actor=who,
+            timeout_s=services.settings.command_timeout_s,
+        )  # fmt: skip
+    except passwords.PasswordRejected as exc:
+        raise bad_parameter("password", str(exc)) from None
+    except provisioning.Refused as exc:
+        raise refusal(exc) from None
+    invitee = provisioning.Actor(user_id, "user", "api", ip, who.user_agent, found["org_id"])
+    command = provisioning.command(
+        "AcceptInvitation", "organization", found["org_id"], invitee,
+        org_id=found["org_id"], invitation_id=invitation_id, token_hash=digest,
+        user_id=user_id, email=found["email"],
+    )  # fmt: skip
+    _send(deps, command)
+    with deps.pool.connection() as conn:
+        row = identity_reads.member(conn, schema, found["org_id"], user_id)
+    if row is None:
+        raise not_found(f"no member {user_id}")
     return Member.model_validate(row)
 
 

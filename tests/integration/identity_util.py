@@ -138,6 +138,7 @@ def identity_path(settings: Settings, test_id: str, logs: Path) -> Iterator[Iden
         "OPTIBID_API_PORT": str(port),
         "OPTIBID_LOG_FORMAT": "json",
         "OPTIBID_AUTH_KEY_RING_TTL_S": "2",  # a rotation reaches the API within seconds
+        "OPTIBID_API_HEARTBEAT_S": "0.5",  # live streams ask again for their credential
     }
     handler = WorkerProcess(test_id, logs, command="identity")
     handler.start()

@@ -48,7 +48,11 @@ MARKET = frozenset({"owner", "admin", "analyst", "viewer"})
 MANAGERS = frozenset({"owner", "admin"})
 USERS = frozenset({"owner", "admin", "analyst", "viewer", "billing"})  # as users, not keys
 DAY = {"start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z"}
-PUBLIC = {("POST", "/v1/auth/login"), ("POST", "/v1/auth/refresh")}
+PUBLIC = {
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/invitations/{invitation_id}/register"),  # the invitation's token is the key
+}
 
 
 @pytest.fixture(scope="module")
@@ -485,6 +489,77 @@ def test_demotion_and_removal_take_effect_on_tokens_and_keys(path: IdentityPath)
     last_owner = httpx.delete(f"{members}/{owner.user_id}", headers=owner.bearer(), timeout=30)
     assert last_owner.status_code == 409
     assert last_owner.json()["code"] == "last_owner"
+
+
+def test_an_invitee_joins_with_the_invitations_token_and_signs_in(path: IdentityPath) -> None:
+    owner = path.people["owner"]
+    email = f"newcomer@{path.test_id}.example.com"
+    invited = httpx.post(
+        f"{path.url}/v1/orgs/{owner.org_id}/invitations",
+        json={"email": email, "role": "analyst"},
+        headers=owner.bearer(),
+        timeout=30,
+    )
+    assert invited.status_code == 201, invited.text
+    invitation = invited.json()
+    register = f"{path.url}/v1/invitations/{invitation['invitation_id']}/register"
+    password = "pelican-granite-mosaic-27"
+    wrong = httpx.post(register, json={"token": "guess", "password": password}, timeout=30)
+    assert wrong.status_code == 404
+    weak = httpx.post(register, json={"token": invitation["token"], "password": "password123"},
+                      timeout=30)  # fmt: skip
+    assert weak.status_code == 422
+    joined = httpx.post(register, json={"token": invitation["token"], "password": password},
+                        timeout=30)  # fmt: skip
+    assert joined.status_code == 201, joined.text
+    assert (joined.json()["email"], joined.json()["role"]) == (email, "analyst")
+    signed = path.login(Person("analyst", email, password, "", owner.org_id))
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["role"] == "analyst"
+    again = httpx.post(register, json={"token": invitation["token"], "password": password},
+                       timeout=30)  # fmt: skip
+    assert again.status_code == 404  # used
+
+
+def test_a_nul_character_is_a_422_not_a_server_error(path: IdentityPath) -> None:
+    answer = httpx.post(
+        f"{path.url}/v1/auth/login", json={"email": "a\u0000@x.example", "password": "pw"},
+        timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    owner = path.people["owner"]
+    deleted = httpx.delete(f"{path.url}/v1/me/sessions/ab%00cd", headers=owner.bearer(),
+                           timeout=30)  # fmt: skip
+    assert deleted.status_code in (404, 422), deleted.text
+
+
+def test_the_live_stream_ends_when_its_key_is_revoked(path: IdentityPath) -> None:
+    owner = path.people["owner"]
+    made = httpx.post(
+        f"{path.url}/v1/orgs/{owner.org_id}/api-keys",
+        json={"name": "streamer", "role": "viewer", "scope": "read"},
+        headers=owner.bearer(),
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()
+    with httpx.stream(
+        "GET", f"{path.url}/v1/live", headers={"X-API-Key": key["api_key"]}, timeout=60
+    ) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        revoked = httpx.delete(
+            f"{path.url}/v1/orgs/{owner.org_id}/api-keys/{key['key_id']}",
+            headers=owner.bearer(), timeout=30,
+        )  # fmt: skip
+        assert revoked.status_code == 204
+        ended = False
+        for line in lines:  # heartbeats every 0.5 s until the credential is asked again
+            if line == "event: end":
+                ended = True
+                break
+        assert ended
 
 
 def _dump(settings: Settings, schema: str) -> dict[str, list[tuple[Any, ...]]]:

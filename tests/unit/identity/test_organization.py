@@ -247,6 +247,42 @@ def test_a_key_goes_with_its_creators_rights_and_only_an_owner_revokes_an_owners
     assert set(state.api_keys) == {"ko"}
 
 
+def test_a_key_made_with_a_key_answers_to_the_person_and_goes_with_them() -> None:
+    state, _ = founded(("adm", Role.ADMIN))
+    parent = command(
+        "CreateApiKey", actor="adm", key_id="kp", name="p", prefix="obk_kp", secret_hash="s",
+        role="admin", scope="read commands", expires_at_utc=None,
+    )  # fmt: skip
+    state, _ = apply(state, parent)
+    child = {**parent, "actor_id": "kp", "actor_kind": "api_key", "key_id": "kc"}
+    state, _ = apply(state, child)
+    assert state.api_keys["kc"].created_by == "adm"  # not the parent key
+    read_only = {**parent, "key_id": "kr", "scope": "read"}
+    state, _ = apply(state, read_only)
+    with pytest.raises(Rejected) as scope:
+        decide(state, {**child, "actor_id": "kr", "key_id": "kx"})
+    assert scope.value.code == "forbidden"  # a read key changes nothing
+    state, events = apply(state, command("RemoveMember", user_id="adm"))
+    assert {e.get("key_id") for e in events[1:]} == {"kp", "kc", "kr"}
+    assert state.api_keys == {}
+
+
+def test_a_key_has_no_right_its_creator_lacks_billing_and_viewer_apart() -> None:
+    state, _ = founded(("bil", Role.BILLING), ("adm", Role.ADMIN))
+    viewer_key = command(
+        "CreateApiKey", actor="adm", key_id="kv", name="v", prefix="obk_kv", secret_hash="s",
+        role="viewer", scope="read", expires_at_utc=None,
+    )  # fmt: skip
+    state, _ = apply(state, viewer_key)
+    with pytest.raises(Rejected) as refused:  # billing reads no market data, nor its keys
+        decide(state, {**viewer_key, "actor_id": "bil", "key_id": "kb"})
+    assert refused.value.code == "forbidden"
+    state, events = apply(state, command("AssignRole", user_id="adm", role="billing"))
+    assert [(e["type"], e.get("key_id")) for e in events] == [
+        ("RoleAssigned", None), ("ApiKeyRevoked", "kv"),
+    ]  # fmt: skip
+
+
 def test_expired_keys_leave_the_state() -> None:
     state, _ = founded()
     key = command(

@@ -22,7 +22,7 @@ from api.deps import ApiSettings, Dependencies
 from api.identity import AuthSettings
 from api.middleware import HotPath, RequestMetrics, SecurityHeaders
 from api.openapi import DocumentedApi, problems
-from api.routes import auth, catalog, history, latest, live, me, meta, orgs, quality
+from api.routes import auth, catalog, history, latest, live, me, meta, orgs, quality, sso
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 MARKET_ROUTERS = (latest.router, history.router, catalog.router, quality.router, live.router)
 # identity and operations: each route names its own requirement (or none: health, readiness,
 # metrics, the JWKS, login and refresh, the dashboard's files)
-OTHER_ROUTERS = (auth.router, me.router, orgs.router, meta.router)
+OTHER_ROUTERS = (auth.router, sso.router, me.router, orgs.router, meta.router)
 
 
 def create_app(

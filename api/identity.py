@@ -51,6 +51,7 @@ class AuthSettings:
     ring: KeyRing | None = None  # a fixed key ring; None: the one in PostgreSQL
     ring_ttl_s: float = 30.0  # how long the PostgreSQL one is kept before reading it again
     service_tokens: bool = False  # accept tokens without a session, at their claims
+    public_url: str = "http://127.0.0.1:28000"  # as browsers and identity providers reach it
     cors_origins: tuple[str, ...] = ()
 
 

@@ -231,6 +231,7 @@ def verify_id_token(
     document: dict[str, Any],
     id_token: str,
     nonce: str,
+    leeway_s: int = LEEWAY_S,
 ) -> dict[str, Any]:
     jwks_uri = document["jwks_uri"]
     token: jwt.Token | None = None
@@ -245,7 +246,7 @@ def verify_id_token(
     assert token is not None
     claims = token.claims
     checks = jwt.JWTClaimsRegistry(
-        leeway=LEEWAY_S,
+        leeway=leeway_s,
         iss={"essential": True, "value": connection.issuer},
         aud={"essential": True, "value": connection.client_id},
         exp={"essential": True},

@@ -149,7 +149,9 @@ def _sign_in(state: User, command: Command) -> list[Event]:
             _event("UserLocked", command, locked_until_utc=at + lockout),
         ]
     step = command.get("totp_step")
-    if state.mfa and step is None and not command.get("recovery_sealed"):
+    # through single sign-on, the identity provider's own factors count (its amr is kept)
+    federated = command.get("connection_id") is not None
+    if state.mfa and step is None and not command.get("recovery_sealed") and not federated:
         raise Rejected("otp_required", "this account needs its authenticator code")
     if step is not None and state.last_totp_step is not None and step <= state.last_totp_step:
         raise Rejected("otp_replayed", "that code was used already; wait for the next one")

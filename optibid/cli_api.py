@@ -54,4 +54,5 @@ def auth_settings(settings: Settings) -> AuthSettings:
         command_timeout_s=settings.identity_command_timeout_s,
         cors_origins=tuple(settings.api_cors_origins),
         ring_ttl_s=settings.auth_key_ring_ttl_s,
+        public_url=settings.api_public_url or f"http://{settings.api_host}:{settings.api_port}",
     )

@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         description="Origins other than the API's own whose browsers may call it (none: CORS "
         "closed).",
     )
+    api_public_url: str | None = Field(
+        None,
+        description="The API's address as browsers and identity providers reach it (single "
+        "sign-on's redirect and metadata URLs); default http://API_HOST:API_PORT.",
+    )
     auth_issuer: str = Field("optibid", description="The `iss` of access tokens.")
     auth_audience: str = Field("optibid-api", description="The `aud` of access tokens.")
     access_token_minutes: float = Field(

@@ -207,3 +207,26 @@ def version(
     ).format(_table(schema, "versions"))
     row = conn.execute(query, (aggregate_type, aggregate_id)).fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def sso_connection(conn: psycopg.Connection[Any], schema: str, connection_id: str) -> Row | None:
+    query = sql.SQL("SELECT * FROM {} WHERE connection_id = %s").format(
+        _table(schema, "sso_connections")
+    )
+    return _one(conn, query, (connection_id,))
+
+
+def sso_connections(conn: psycopg.Connection[Any], schema: str, org_id: str) -> list[Row]:
+    query = sql.SQL("SELECT * FROM {} WHERE org_id = %s ORDER BY connection_id").format(
+        _table(schema, "sso_connections")
+    )
+    return _rows(conn, query, (org_id,))
+
+
+def sso_for_domain(conn: psycopg.Connection[Any], schema: str, domain: str) -> list[Row]:
+    """The connections that serve an email domain (at most one per organisation)."""
+    query = sql.SQL(
+        "SELECT c.*, o.name AS org_name FROM {c} c JOIN {o} o USING (org_id)"
+        " WHERE %s = ANY (c.allowed_domains) ORDER BY c.connection_id"
+    ).format(c=_table(schema, "sso_connections"), o=_table(schema, "organizations"))
+    return _rows(conn, query, (domain,))

@@ -201,6 +201,26 @@ def _record_sign_in(
         raise unavailable("Identity handler", str(exc)) from None
 
 
+def _sso_required(deps: Dependencies, joined: list[dict[str, Any]], wanted: str | None) -> None:
+    """403 when the organisation signed in to wants its members through single sign-on; its
+    owners keep their password (the way back in when the identity provider fails)."""
+    chosen = [m for m in joined if wanted in (None, m["org_id"])][:1]
+    for membership in chosen:
+        if membership["role"] == "owner":
+            return
+        with deps.pool.connection() as conn:
+            connections = identity_reads.sso_connections(
+                conn, deps.settings.schema, membership["org_id"]
+            )
+        if any(c["sso_required"] for c in connections):
+            raise ProblemError(
+                403, "Forbidden",
+                f"{membership['name']} signs its members in through single sign-on"
+                " (GET /v1/auth/sso/discover?email=...)",
+                code="sso_required",
+            )  # fmt: skip
+
+
 def _memberships(deps: Dependencies, user_id: str) -> list[dict[str, Any]]:
     with deps.pool.connection() as conn:
         return identity_reads.memberships(conn, deps.settings.schema, user_id)
@@ -249,10 +269,11 @@ def login(body: LoginRequest, request: Request, deps: DependenciesDep) -> TokenP
             f"too many failed sign-ins; try again after {locked:%H:%M:%S} UTC",
             headers={"Retry-After": str(wait)}, code="locked",
         )  # fmt: skip
+    joined = _memberships(deps, user["user_id"])
+    _sso_required(deps, joined, body.org_id)
     ok, reason, fields = _verify_factors(
         services, user, body.password, body.otp, body.recovery_code, now
     )
-    joined = _memberships(deps, user["user_id"])
     wanted = [m for m in joined if body.org_id in (None, m["org_id"])]
     audit_org = wanted[0]["org_id"] if wanted else None  # the organisation signed in to
     _record_sign_in(services, request, user, audit_org, ok, reason, fields)

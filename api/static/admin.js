@@ -1,10 +1,11 @@
 // The admin view (owners and admins): the organisation's members and their roles, invitations,
-// API keys and the audit log. A new invitation's token and a new API key are shown once, when
+// API keys, single sign-on (sso-admin.js) and the audit log. A new invitation's token and a new API key are shown once, when
 // they are made; the API keeps only their hashes.
 
 import { describeError, getAll, getJson, isAbort, sendJson } from "./api.js";
 import { h, showProblem } from "./dom.js";
 import { DASH, parseTime } from "./format.js";
+import { initSsoAdmin, leaveSsoAdmin, resetSsoAdmin, showSsoAdmin } from "./sso-admin.js";
 import {
   ROLES,
   confirmButton,
@@ -512,6 +513,7 @@ function fillRoleSelect(select, chosen) {
  */
 export function initAdmin(options) {
   context = options.context;
+  initSsoAdmin({ context: options.context });
   ui.inviteForm.addEventListener("submit", invite);
   ui.keyForm.addEventListener("submit", createKey);
   ui.auditForm.addEventListener("submit", filterAudit);
@@ -550,6 +552,7 @@ export async function loadAdmin() {
   fillRoleSelect(ui.keyRole, ui.keyRole.value || "viewer");
   const members = loadMembers();
   loadInvitations();
+  showSsoAdmin();
   await members;
   loadKeys();
   loadAudit();
@@ -559,12 +562,14 @@ export async function loadAdmin() {
 export function leaveAdmin() {
   hideKeySecret();
   hideInvitationToken();
+  leaveSsoAdmin();
 }
 
 /** Forget everything shown, secrets first (signed out, or another organisation). */
 export function resetAdmin() {
   for (const controller of state.requests.values()) controller.abort();
   state.requests.clear();
+  resetSsoAdmin();
   hideKeySecret();
   hideInvitationToken();
   state.members = new Map();

@@ -174,11 +174,65 @@ export async function login(request) {
   const answer = await readBody(response);
   if (!response.ok) throw problemOf(response, answer);
   if (startedIn !== generation) throw new ApiError(0, "Signed out", "the sign-in was overtaken by a sign-out");
-  // A new session replaces whatever this tab held.
+  return adoptSignIn(answer);
+}
+
+/**
+ * Take the token answer of a sign-in (a password's `POST /v1/auth/login`, or a single sign-on's
+ * ticket traded by `exchangeSsoTicket`) as the tab's session, as a password sign-in does.
+ * @param {unknown} answer `{access_token, refresh_token, expires_in, session_id, org_id, role, user}`
+ * @returns {SessionInfo}
+ * @throws {ApiError} when the answer holds no tokens
+ */
+export function adoptSignIn(answer) {
+  // A new session replaces whatever this tab held: a refresh of the old one still in flight
+  // is dropped rather than taken over the new tokens.
   window.clearTimeout(refreshTimer);
+  if (refreshing) generation += 1;
   refreshing = null;
   adopt(answer, "signed-in");
   return /** @type {SessionInfo} */ (getSession());
+}
+
+/**
+ * Finish a single sign-on: trade the ticket the API put in the dashboard's address for the
+ * session's tokens (a ticket works once, within a minute) and sign in with them.
+ * @param {string} ticket
+ * @returns {Promise<SessionInfo>}
+ * @throws {ApiError} the problem of a refused ticket (`code` "ticket"), or status 0 when unreachable
+ */
+export async function exchangeSsoTicket(ticket) {
+  const startedIn = generation;
+  const response = await postJson("v1/auth/sso/exchange", { ticket });
+  const answer = await readBody(response);
+  if (!response.ok) throw problemOf(response, answer);
+  if (startedIn !== generation) throw new ApiError(0, "Signed out", "the sign-in was overtaken by a sign-out");
+  return adoptSignIn(answer);
+}
+
+/**
+ * The single sign-on connections that serve an email's domain (a public route).
+ * @param {string} email
+ * @param {{signal?: AbortSignal}} [options]
+ * @returns {Promise<{connection_id: string, name: string, protocol: string, org_name: string, start_url: string}[]>}
+ * @throws {ApiError} the problem (422 for an address that is no email), or status 0 when unreachable
+ */
+export async function discoverSso(email, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(apiUrl("v1/auth/sso/discover", { email }), {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+      credentials: "same-origin",
+      signal,
+    });
+  } catch (error) {
+    if (isAbort(error)) throw error;
+    throw unreachable(error);
+  }
+  const answer = await readBody(response);
+  if (!response.ok) throw problemOf(response, answer);
+  return answer && Array.isArray(answer.data) ? answer.data.filter((row) => row && typeof row === "object") : [];
 }
 
 /**

@@ -2,10 +2,17 @@
 // right and the account has two-step verification) the code prompt appears and the same request
 // is sent again with the authenticator code, or with a recovery code. Error messages are the
 // problem `detail` the API gives.
+//
+// Below it, single sign-on: the email's domain finds the organisation's connection (one: the
+// browser goes to its identity provider; several: a button each). A password sign-in refused
+// with `sso_required` brings the email down there. The provider's way back (`#/sso/<ticket>`,
+// shell.js) ends in `finishSso`, which trades the ticket and signs in as a password does.
 
-import { login } from "./auth.js";
+import { discoverSso, exchangeSsoTicket, login } from "./auth.js";
+import { h } from "./dom.js";
 import { humaniseSeconds } from "./format.js";
-import { ApiError, describeError } from "./http.js";
+import { ApiError, describeError, isAbort } from "./http.js";
+import { emailDomain, protocolName, ssoRequiredMessage, startUrlOf } from "./sso.js";
 import { showNotice } from "./widgets.js";
 
 const $ = (selector) => /** @type {HTMLElement} */ (document.querySelector(selector));
@@ -22,7 +29,18 @@ const ui = {
   submit: /** @type {HTMLButtonElement} */ ($("#login-submit")),
   error: $("#login-error"),
   notice: $("#login-notice"),
+  ssoForm: /** @type {HTMLFormElement} */ ($("#sso-form")),
+  ssoEmail: /** @type {HTMLInputElement} */ ($("#sso-email")),
+  ssoSubmit: /** @type {HTMLButtonElement} */ ($("#sso-submit")),
+  ssoMessage: $("#sso-error"),
+  ssoChoices: $("#sso-choices"),
+  ssoChoiceList: $("#sso-choice-list"),
 };
+
+const SSO_SUBMIT_LABEL = "Continue";
+
+/** @type {AbortController|null} the discovery in flight */
+let ssoLookup = null;
 
 /** An authenticator code: six (or up to eight) digits, spaces allowed. */
 export function isTotpCode(text) {
@@ -122,6 +140,11 @@ async function submit(event) {
       showError(loginMessage(error));
       ui.otp.value = "";
       ui.otp.focus();
+    } else if (code === "sso_required") {
+      // The organisation signs its members in through its identity provider, not a password.
+      showOtpPrompt(false);
+      ui.password.value = "";
+      offerSso(request.email, ssoRequiredMessage(error));
     } else if (code === "invalid_credentials") {
       showOtpPrompt(false);
       showError(loginMessage(error));
@@ -135,8 +158,169 @@ async function submit(event) {
   }
 }
 
+// ---- single sign-on -----------------------------------------------------------------------
+
+/**
+ * A message under the single sign-on email: an error (`kind` "error") or a word on what
+ * happens next ("info"); none hides it.
+ */
+function showSsoMessage(message, kind = "error") {
+  ui.ssoMessage.textContent = message ?? "";
+  ui.ssoMessage.hidden = !message;
+  ui.ssoMessage.dataset.kind = kind;
+  ui.ssoMessage.classList.toggle("problem", kind === "error");
+  ui.ssoMessage.classList.toggle("info", kind !== "error");
+  if (message) ui.ssoForm.setAttribute("aria-describedby", "sso-error");
+  else ui.ssoForm.removeAttribute("aria-describedby");
+}
+
+function ssoBusy(on, label = "Looking up\u2026") {
+  ui.ssoSubmit.disabled = on;
+  ui.ssoSubmit.textContent = on ? label : SSO_SUBMIT_LABEL;
+  ui.ssoForm.setAttribute("aria-busy", String(on));
+  for (const button of ui.ssoChoiceList.querySelectorAll("button")) button.disabled = on;
+}
+
+/** A button per connection to choose from; none hides the list. */
+function showSsoChoices(options) {
+  ui.ssoChoiceList.replaceChildren(...options.map((option) => h("li", {}, choiceButton(option))));
+  ui.ssoChoices.hidden = !options.length;
+}
+
+function choiceButton(option) {
+  const id = String(option.connection_id ?? "");
+  const about = [option.org_name, protocolName(option.protocol)].filter(Boolean).join(" \u00b7 ");
+  const button = h(
+    "button",
+    { type: "button", class: "button choice", "data-connection-id": id },
+    h("span", { class: "choice-name" }, String(option.name || id)),
+    about ? h("span", { class: "sub" }, about) : null,
+  );
+  button.addEventListener("click", () => goToProvider(option));
+  return button;
+}
+
+/** Leave for the connection's identity provider (this window; the API sends the browser back). */
+function goToProvider(option) {
+  const name = String(option.name || option.org_name || option.connection_id || "your identity provider");
+  ssoBusy(true, "Redirecting\u2026");
+  showSsoMessage(`Taking you to ${name}\u2026`, "info");
+  window.location.assign(startUrlOf(option).href);
+}
+
+function stopLookup() {
+  ssoLookup?.abort();
+  ssoLookup = null;
+}
+
+async function discover(event) {
+  event.preventDefault();
+  if (ui.ssoSubmit.disabled) return;
+  const email = ui.ssoEmail.value.trim();
+  showSsoChoices([]);
+  const domain = emailDomain(email);
+  if (!domain) {
+    showSsoMessage("Enter your work email address, such as ada@example.com.");
+    ui.ssoEmail.focus();
+    return;
+  }
+  showSsoMessage("");
+  stopLookup();
+  const mine = new AbortController();
+  ssoLookup = mine;
+  ssoBusy(true);
+  let options;
+  try {
+    options = await discoverSso(email, { signal: mine.signal });
+  } catch (error) {
+    if (isAbort(error) || ssoLookup !== mine) return;
+    ssoLookup = null;
+    ssoBusy(false);
+    showSsoMessage(loginMessage(error));
+    return;
+  }
+  if (ssoLookup !== mine) return;
+  ssoLookup = null;
+  ssoBusy(false);
+  if (!options.length) {
+    showSsoMessage(
+      `No single sign-on is set up for ${domain}. Sign in with your password, or ask your organisation\u2019s administrator.`,
+    );
+    ui.ssoEmail.focus();
+  } else if (options.length === 1) {
+    goToProvider(options[0]);
+  } else {
+    showSsoChoices(options);
+    /** @type {HTMLButtonElement|null} */ (ui.ssoChoiceList.querySelector("button"))?.focus();
+  }
+}
+
+/** Bring the single sign-on form forward with the email filled in and why. */
+function offerSso(email, message) {
+  stopLookup();
+  ssoBusy(false);
+  ui.ssoEmail.value = email;
+  showSsoChoices([]);
+  showSsoMessage(message, "info");
+  ui.ssoForm.scrollIntoView?.({ block: "nearest" });
+  ui.ssoSubmit.focus();
+}
+
+function resetSso() {
+  stopLookup();
+  showSsoChoices([]);
+  showSsoMessage("");
+  ssoBusy(false);
+}
+
+/**
+ * Finish a single sign-on on the way back from the identity provider: trade the ticket and
+ * sign in (the session's listeners then move the page on, as after a password). A refused
+ * ticket is explained in the sign-in form's error line.
+ * @param {string} ticket
+ * @returns {Promise<boolean>} whether the session started
+ */
+export async function finishSso(ticket) {
+  resetLogin("Completing single sign-on\u2026");
+  busy(true);
+  ssoBusy(true, "Signing in\u2026");
+  try {
+    if (!ticket) {
+      throw new ApiError(400, "Bad request", "The address holds no sign-on ticket. Start the single sign-on again.");
+    }
+    await exchangeSsoTicket(ticket);
+    showNotice(ui.notice, "");
+    return true;
+  } catch (error) {
+    showNotice(ui.notice, "");
+    showError(`Single sign-on failed: ${loginMessage(error)}`);
+    return false;
+  } finally {
+    busy(false);
+    ssoBusy(false);
+  }
+}
+
 export function initLogin() {
   ui.form.addEventListener("submit", submit);
+  ui.ssoForm.addEventListener("submit", discover);
+  ui.ssoEmail.addEventListener("input", () => {
+    // Another email is another lookup: what was found for the last one goes.
+    if (ssoLookup) {
+      stopLookup();
+      ssoBusy(false);
+    }
+    showSsoChoices([]);
+    showSsoMessage("");
+  });
+  // Back from the identity provider's page with the Back button, the page may be the one left:
+  // its buttons are not left waiting.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      resetSso();
+      busy(false);
+    }
+  });
   ui.useRecovery.addEventListener("change", () => {
     updateOtpLabel();
     ui.otp.focus();
@@ -162,6 +346,7 @@ export function resetLogin(notice) {
   showError("");
   showNotice(ui.notice, notice ?? "");
   busy(false);
+  resetSso();
 }
 
 /** Focus the first field that needs typing. */

@@ -2,12 +2,15 @@
 //   #/login     the sign-in form
 //   #/          the dashboard; #/PJM%7C51288 the dashboard charting a location
 //   #/sessions  the signed-in user's sessions
-//   #/admin     the organisation's members, invitations, API keys and audit log
+//   #/admin     the organisation's members, invitations, API keys, single sign-on and audit log
+//   #/sso/<ticket>  where the API sends the browser back after a single sign-on: the ticket is
+//               traded for the session's tokens (once) and the address moves on at once
 // The dashboard's older addresses (#PJM|51288) still open the dashboard at that location. A hash
 // that is neither (#latest-panel, the skip link's) is an anchor within the page, not a route.
 
 /** @typedef {"login"|"dashboard"|"sessions"|"admin"} View */
-/** @typedef {{view: View, location: {iso: string, locationId: string} | null}} Route */
+/** @typedef {View|"sso"} RouteView the views, and the single sign-on's return (no view of its own) */
+/** @typedef {{view: RouteView, location: {iso: string, locationId: string} | null, ticket?: string}} Route */
 
 const NAMED = new Set(["login", "sessions", "admin"]);
 
@@ -36,6 +39,7 @@ export function parseRoute(hash) {
   if (text.startsWith("/")) {
     const rest = text.slice(1);
     const name = rest.split(/[/?]/)[0];
+    if (name === "sso") return { view: "sso", location: null, ticket: rest.slice("sso/".length).trim() };
     if (NAMED.has(name)) return { view: /** @type {View} */ (name), location: null };
     return { view: "dashboard", location: parseLocation(rest) };
   }

@@ -1,13 +1,14 @@
 // The page around the views: which view the address asks for (router.js), whether anyone is
 // signed in (auth.js), the header bar with the signed-in user, their organisation and role, and
 // the links between the views. Without a session only the sign-in form is shown; the address
-// asked for is kept and opened after signing in.
+// asked for is kept and opened after signing in. The way back from a single sign-on
+// (`#/sso/<ticket>`) shows the sign-in form while the ticket is traded, then the prices.
 
 import { describeError, getJson } from "./api.js";
 import { getSession, logout, onSessionChange, restoreSession } from "./auth.js";
 import { initAdmin, leaveAdmin, loadAdmin, renderAdminTitle, resetAdmin } from "./admin.js";
 import { showProblem } from "./dom.js";
-import { focusLogin, initLogin, resetLogin } from "./login.js";
+import { finishSso, focusLogin, initLogin, resetLogin } from "./login.js";
 import { currentRoute, parseRoute, replaceHash } from "./router.js";
 import { initSessions, loadSessions, resetSessions } from "./sessions.js";
 import { isAdminRole } from "./widgets.js";
@@ -131,6 +132,10 @@ function route() {
   // An anchor within the page (the skip link) is no route; before the first view it is the dashboard.
   if (!asked && shown) return;
   const target = asked ?? { view: "dashboard", location: null };
+  if (target.view === "sso") {
+    completeSso(target.ticket ?? "");
+    return;
+  }
   const session = getSession();
   if (!session) {
     if (target.view !== "login") {
@@ -161,6 +166,27 @@ function route() {
     loadSessions();
   } else if (target.view === "admin") {
     loadAdmin();
+  }
+}
+
+/**
+ * Back from the identity provider: the ticket leaves the address (and the tab's history) at
+ * once, is traded for a session, and the prices follow as after a password sign-in; a refused
+ * ticket is explained on the sign-in form.
+ */
+async function completeSso(ticket) {
+  pendingHash = "";
+  replaceHash("#/login");
+  show("login");
+  const signedIn = await finishSso(ticket);
+  if (signedIn) {
+    // The session's listener has routed already; this only makes sure of where it went.
+    if (getSession() && currentRoute()?.view === "login") {
+      replaceHash("#/");
+      route();
+    }
+  } else if (shown === "login") {
+    focusLogin();
   }
 }
 

@@ -125,6 +125,7 @@ class OidcPeer:
     config_path: Path
     jwks: dict[str, Any] = field(repr=False)  # private keys; the first signs
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    id_token_ttl: int = 3600  # seconds; a short one makes expired ID tokens for a test
 
     @property
     def discovery_url(self) -> str:
@@ -158,6 +159,7 @@ class OidcPeer:
             ],
             "accounts": [account.config() for account in self.accounts.values()],
             "jwks": self.jwks,
+            "id_token_ttl": self.id_token_ttl,
         }
 
     def alive(self) -> bool:

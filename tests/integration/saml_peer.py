@@ -46,6 +46,9 @@ FAULTS = frozenset(
 )  # as in tests/peers/saml/idp.py
 
 
+EMPTY_METADATA = '<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"/>'
+
+
 class LoginRefusedError(Exception):
     """The IdP answered something other than the next step of a login."""
 
@@ -142,6 +145,7 @@ class SamlPeer:
     sign_metadata: bool = True
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    _metadata: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -175,9 +179,29 @@ class SamlPeer:
     def account(self, login: str) -> Account:
         return next(a for a in self.accounts if a.login == login)
 
+    def prepare(self) -> None:
+        """The IdP's keys made and its metadata read (`metadata_xml`) before any service
+        provider is known: a service provider's own metadata may need the IdP's first."""
+        self.start(EMPTY_METADATA)
+        try:
+            answer = httpx.get(self.metadata_url, timeout=10)
+            answer.raise_for_status()
+            self._metadata = answer.text
+        finally:
+            self.stop()
+
+    def metadata_xml(self) -> str:
+        if self._metadata is None:
+            raise RuntimeError("prepare() the IdP first")
+        return self._metadata
+
     def start(self, sp_metadata_xml: str, timeout_s: float = 30) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        cert, key = make_credentials(self.directory, "idp", "optibid-test-idp")
+        key = self.directory / "idp.key.pem"
+        if self.cert_path.exists() and key.exists():  # the same keys on a restart
+            cert = self.cert_path
+        else:
+            cert, key = make_credentials(self.directory, "idp", "optibid-test-idp")
         sp_metadata = self.directory / "sp-metadata.xml"
         sp_metadata.write_text(sp_metadata_xml)
         config = self.directory / "idp.json"

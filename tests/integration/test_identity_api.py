@@ -52,6 +52,13 @@ PUBLIC = {
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/invitations/{invitation_id}/register"),  # the invitation's token is the key
+    # single sign-on's browser flows (tests/integration/test_sso.py)
+    ("GET", "/v1/auth/sso/discover"),
+    ("GET", "/v1/auth/sso/{connection_id}/start"),
+    ("GET", "/v1/auth/sso/oidc/callback"),
+    ("POST", "/v1/auth/sso/saml/acs"),
+    ("GET", "/v1/auth/sso/{connection_id}/saml/metadata"),
+    ("POST", "/v1/auth/sso/exchange"),
 }
 
 
@@ -157,13 +164,29 @@ ROUTES = [
     ),
     Route("DELETE", "/v1/orgs/{org_id}/api-keys/{key_id}", MANAGERS, 404, writes=True),
     Route("GET", "/v1/orgs/{org_id}/audit", MANAGERS, 200),
+    Route("GET", "/v1/orgs/{org_id}/sso", MANAGERS, 200),
+    Route(
+        "PUT",
+        "/v1/orgs/{org_id}/sso/{connection_id}",
+        MANAGERS,
+        422,
+        writes=True,
+        body=lambda: {
+            "name": "x",
+            "protocol": "oidc",
+            "allowed_domains": ["x.example"],
+            "role_mapping": {"claim": "groups"},
+        },  # no issuer: refused by the aggregate
+    ),
+    Route("DELETE", "/v1/orgs/{org_id}/sso/{connection_id}", MANAGERS, 404, writes=True),
+    Route("POST", "/v1/orgs/{org_id}/sso/{connection_id}/test", MANAGERS, 404, writes=True),
 ]
 
 
 def _url(route: Route, org_id: str) -> str:
     return route.template.format(
         org_id=org_id, user_id="usr_nobody", key_id="key_nobody", session_id="0" * 32,
-        invitation_id="inv_nobody",
+        invitation_id="inv_nobody", connection_id="conn_nobody",
     )  # fmt: skip
 
 

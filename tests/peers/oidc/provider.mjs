@@ -137,7 +137,7 @@ const provider = new Provider(config.issuer, {
     AccessToken: 3600,
     AuthorizationCode: 120,
     Grant: 3600,
-    IdToken: 3600,
+    IdToken: config.id_token_ttl ?? 3600,
     Interaction: 600,
     Session: 3600,
   },

@@ -32,10 +32,17 @@ COMPONENTS = "#/components/schemas/"
 # at its claims, so these tests need no identity read model
 AUTH = AuthSettings(ring=KeyRing.generate(), service_tokens=True)
 assert AUTH.ring is not None
-VIEWER = issue_access_token(
-    AUTH.ring, issuer=AUTH.issuer, audience=AUTH.audience, subject="usr_test", org="org_test",
-    roles=["viewer"], scope="read",
-)  # fmt: skip
+VIEWER = "viewer"  # stands for a viewer's token, made when the request is sent
+
+
+def viewer_token() -> str:
+    """Made at each request: a token made when the tests are collected may have expired by
+    the time a long run reaches them."""
+    assert AUTH.ring is not None
+    return issue_access_token(
+        AUTH.ring, issuer=AUTH.issuer, audience=AUTH.audience, subject="usr_test",
+        org="org_test", roles=["viewer"], scope="read",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -49,6 +56,8 @@ def app() -> FastAPI:
 
 
 def get(asgi: Any, path: str, token: str | None = VIEWER) -> httpx.Response:
+    if token == VIEWER:
+        token = viewer_token()
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
 
     async def call() -> httpx.Response:

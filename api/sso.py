@@ -96,6 +96,7 @@ class OneUse:
 class _Cached:
     value: dict[str, Any]
     at: float
+    forced: bool = False  # read again because of a key it lacked
 
 
 @dataclass
@@ -137,11 +138,14 @@ class OidcProviders:
         with self.lock:
             cached = self.jwks.get(jwks_uri)
         age = time.monotonic() - cached.at if cached is not None else DOCUMENT_TTL_S
-        if cached is not None and age < DOCUMENT_TTL_S and (not refresh or age < JWKS_REFRESH_S):
+        # a key it lacks reads the set again, but not twice within JWKS_REFRESH_S: tokens
+        # naming made-up kids cannot make the API hammer the provider
+        recent = cached is not None and cached.forced and age < JWKS_REFRESH_S
+        if cached is not None and age < DOCUMENT_TTL_S and (not refresh or recent):
             return cached.value
         keys = self._get(jwks_uri)
         with self.lock:
-            self.jwks[jwks_uri] = _Cached(keys, time.monotonic())
+            self.jwks[jwks_uri] = _Cached(keys, time.monotonic(), forced=refresh)
         return keys
 
 

@@ -12,6 +12,7 @@ consent pages, the callback (or the SAML POST), and the ticket traded for tokens
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,11 +21,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psycopg
 import pytest
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from api.saml import entity_id
+from api.saml import metadata as sp_metadata
 from api.sso import OidcConnection, OidcProviders, verify_id_token
+from identity.sp_keys import load_or_create
+from identity.sso import SsoConnection, parse_mapping
 from optibid.settings import Settings
 from tests.integration.conftest import _cleanup, _delete_internal
 from tests.integration.identity_util import IdentityPath, identity_path
@@ -306,24 +312,34 @@ def test_an_organisation_that_requires_sso_refuses_password_sign_ins_but_its_own
 @pytest.fixture(scope="module")
 def saml(path: IdentityPath, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamlPeer]:
     owner = path.people["owner"]
-    directory = tmp_path_factory.mktemp("saml")
-    peer = SamlPeer(directory)
-    # the connection first (with the IdP's metadata), then the IdP learns the SP's metadata
-    peer.prepare()
-    configured = httpx.put(
-        f"{path.url}/v1/orgs/{owner.org_id}/sso/saml-idp",
-        json={"name": "SAML directory", "protocol": "saml", "idp_metadata": peer.metadata_xml(),
-              "allowed_domains": ["example.org"],
-              "role_mapping": {"claim": "groups", "values": [["admins", "admin"]],
-                               "default": "analyst"},
-              "jit": True},
-        headers=owner.bearer(), timeout=30,
+    mapping = {"claim": "groups", "values": [["optibid-analysts", "analyst"]], "default": "viewer"}
+    # the IdP is given the SP's metadata as the API will serve it (the same SP keys, from
+    # the same database), then the connection is configured with the IdP's own metadata
+    with psycopg.connect(path.settings.postgres_dsn, autocommit=True) as conn:
+        keys = load_or_create(conn)
+    planned = SsoConnection(
+        connection_id="saml-idp", name="SAML directory", protocol="saml",
+        allowed_domains=("example.com",), role_mapping=parse_mapping(json.dumps(mapping)),
+        jit=True,
     )  # fmt: skip
-    assert configured.status_code == 200, configured.text
-    sp_metadata = httpx.get(configured.json()["sp_metadata_url"], timeout=30)
-    assert sp_metadata.status_code == 200, sp_metadata.text
-    peer.start(sp_metadata.text)
+    sp_xml = sp_metadata(planned, keys, path.url)
+    peer = SamlPeer(tmp_path_factory.mktemp("saml"))
+    peer.start(sp_xml)
     try:
+        idp_xml = httpx.get(peer.metadata_url, timeout=10).text
+        configured = httpx.put(
+            f"{path.url}/v1/orgs/{owner.org_id}/sso/saml-idp",
+            json={"name": "SAML directory", "protocol": "saml", "idp_metadata": idp_xml,
+                  "allowed_domains": ["example.com"], "role_mapping": mapping, "jit": True},
+            headers=owner.bearer(), timeout=30,
+        )  # fmt: skip
+        assert configured.status_code == 200, configured.text
+        served = httpx.get(configured.json()["sp_metadata_url"], timeout=30)
+        assert served.status_code == 200, served.text
+        assert entity_id(path.url, "saml-idp") in served.text  # a stable URL, its own address
+        tested = httpx.post(f"{path.url}/v1/orgs/{owner.org_id}/sso/saml-idp/test",
+                            headers=owner.bearer(), timeout=30)  # fmt: skip
+        assert tested.json()["ok"] is True, tested.text
         yield peer
     finally:
         peer.stop()
@@ -351,6 +367,7 @@ def test_a_saml_sign_on_gives_a_session_with_the_mapped_role_and_a_replay_is_ref
     assert signed.status_code == 200, signed.text
     tokens = signed.json()
     assert me(path, tokens["access_token"])["email"] == saml.account("ada").email
+    assert tokens["role"] == "analyst"  # from the IdP's groups attribute
     replayed = post_acs(path, acs, form)
     assert replayed.status_code in (400, 401), replayed.text
     assert replayed.json()["code"] in ("replayed", "in_response_to")

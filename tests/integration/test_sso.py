@@ -25,6 +25,10 @@ import psycopg
 import pytest
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from api.saml import entity_id
 from api.saml import metadata as sp_metadata
@@ -393,3 +397,43 @@ def test_a_bad_saml_response_is_refused(
         saml.set_faults()
     assert answer.status_code in (400, 401), answer.text
     assert answer.json()["code"] == code, answer.text
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def test_the_dashboard_signs_in_through_the_okta_peer_in_headless_chromium(
+    path: IdentityPath, peers: dict[str, OidcPeer]
+) -> None:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Chromium and its driver are not installed (apt-get install chromium "
+                    "chromium-driver; CI installs them)")  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    alice = peers["okta"].accounts["alice"]
+    try:
+        driver.get(f"{path.url}/dashboard/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_element(By.ID, "sso-form").is_displayed())
+        driver.find_element(By.ID, "sso-email").send_keys(alice.email)
+        driver.find_element(By.ID, "sso-submit").click()
+        # the provider's own pages: sign in, then allow
+        wait.until(lambda d: d.find_elements(By.NAME, "password"))
+        login = driver.find_element(By.NAME, "login")
+        login.clear()
+        login.send_keys(alice.login)
+        driver.find_element(By.NAME, "password").send_keys(alice.password)
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/login'] button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "form[action$='/confirm'] button"))
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/confirm'] button").click()
+        # back at the dashboard, signed in with the directory's role
+        wait.until(lambda d: d.find_element(By.ID, "signed-in-as").text == alice.email)
+        assert driver.find_element(By.ID, "nav-admin").is_displayed()  # OptiBid Admins: admin
+        assert "/sso/" not in driver.current_url  # the ticket left the address
+        driver.find_element(By.ID, "nav-admin").click()
+        wait.until(lambda d: "okta" in d.find_element(By.ID, "sso-table").text)
+    finally:
+        driver.quit()

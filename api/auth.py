@@ -43,6 +43,7 @@ from identity.tokens import AccessClaims, KeyRing, TokenError, verify_access_tok
 log = structlog.get_logger(__name__)
 
 CACHE_TTL_S = 5.0
+VERDICT_TTL_S = 2.0
 CACHE_ENTRIES = 4096
 # while PostgreSQL is down the last verdict stands this long: nothing can be revoked meanwhile
 # (the projector cannot write either), and the latest values keep being served from Redis
@@ -56,6 +57,13 @@ AUTHENTICATIONS = Counter(
     "Requests authenticated, by credential kind and result",
     ["kind", "result"],  # kind: token, api_key, none; result: ok, refused
 )
+
+
+_COUNTED = {
+    (kind, result): AUTHENTICATIONS.labels(kind, result)
+    for kind in ("token", "api_key", "none")
+    for result in ("ok", "refused")
+}
 
 
 class Permission(StrEnum):
@@ -201,6 +209,9 @@ class Authenticator:
         self._tokens: TtlCache[str, tuple[AccessClaims, int]] = TtlCache(ttl_s=60.0)
         self._sessions: TtlCache[str, SessionRow | None] = TtlCache()
         self._keys: TtlCache[str, KeyRow | None] = TtlCache()
+        # credential -> (principal, ring generation, when it stops being valid): a hit skips
+        # every check for VERDICT_TTL_S, so a change counts within that plus CACHE_TTL_S
+        self._verdicts: TtlCache[str, tuple[Principal, int, float]] = TtlCache(ttl_s=VERDICT_TTL_S)
         self.on_key_use = on_key_use
 
     # --- the key ring ---
@@ -233,35 +244,50 @@ class Authenticator:
     def forget_session(self, session_id: str) -> None:
         """Check the session again at its next use (it just ended here)."""
         self._sessions.drop(session_id)
+        self._verdicts.clear()  # which tokens were of the session is not kept
 
     def forget_keys(self) -> None:
         """Check every API key again at its next use (one was just revoked here)."""
         self._keys.clear()
+        self._verdicts.clear()
 
     def forget(self) -> None:
         """Drop every cached verdict (a test, or an operator after an incident)."""
         self._tokens.clear()
         self._sessions.clear()
         self._keys.clear()
+        self._verdicts.clear()
 
     # --- requests ---
 
     async def authenticate(self, request: Request) -> Principal:
         """The principal of `request`, or a 401 problem naming what is wrong."""
-        cached = request.scope.get("optibid.principal")
+        scope = request.scope
+        cached = scope.get("optibid.principal")
         if isinstance(cached, Principal):
             return cached
-        credential, kind = _credential(request)
-        try:
-            if kind == "api_key":
-                principal = await self._api_key(credential)
-            else:
-                principal = await self._token(credential)
-        except Exception:
-            AUTHENTICATIONS.labels(kind, "refused").inc()
-            raise
-        AUTHENTICATIONS.labels(kind, "ok").inc()
-        request.scope["optibid.principal"] = principal
+        credential, kind = _credential(scope)
+        # the hot path: the same credential verified a moment ago, nothing changed since
+        verdict = self._verdicts.get(credential)
+        if (
+            verdict is not None
+            and verdict[1] == self._generation
+            and time.time() < verdict[2]
+            and not self._ring_stale()
+        ):
+            principal = verdict[0]
+        else:
+            try:
+                if kind == "api_key":
+                    principal, ends = await self._api_key(credential)
+                else:
+                    principal, ends = await self._token(credential)
+            except Exception:
+                _COUNTED[kind, "refused"].inc()
+                raise
+            self._verdicts.put(credential, (principal, self._generation, ends))
+        _COUNTED[kind, "ok"].inc()
+        scope["optibid.principal"] = principal
         if kind == "api_key" and self.on_key_use is not None:
             self.on_key_use(principal, request)
         return principal
@@ -275,7 +301,7 @@ class Authenticator:
             return False
         return True
 
-    async def _token(self, token: str) -> Principal:
+    async def _token(self, token: str) -> tuple[Principal, float]:
         now = datetime.now(UTC)
         if self._ring_stale():
             await run_in_threadpool(self.ring)
@@ -285,6 +311,7 @@ class Authenticator:
             self._tokens.put(token, (claims, self._generation))
         else:
             claims = cached[0]
+        ends = claims.expires_at.timestamp()
         if claims.session_id is None:
             if not self.service_tokens:
                 raise unauthenticated("the token belongs to no session", code="session_unknown")
@@ -292,15 +319,16 @@ class Authenticator:
             return Principal(
                 "user", claims.subject, claims.org, role, claims.scopes, None, claims.amr,
                 claims.auth_time, claims.subject,
-            )  # fmt: skip
+            ), ends  # fmt: skip
         session = self._sessions.get(claims.session_id)
         if session is None:
             session = await self._read(self._sessions, claims.session_id, self._session)
         role = _session_role(session, claims, now)
+        assert session is not None  # _session_role refused a missing one
         return Principal(
             "user", claims.subject, claims.org, role, claims.scopes, claims.session_id,
             claims.amr, claims.auth_time, claims.subject,
-        )  # fmt: skip
+        ), min(ends, session.expires_at.timestamp())  # fmt: skip
 
     async def _read(
         self, cache: TtlCache[str, _Row | None], key: str, read: Callable[[str], _Row | None]
@@ -361,7 +389,7 @@ class Authenticator:
             row = conn.execute(query, (session_id,)).fetchone()
         return SessionRow(*row) if row is not None else None
 
-    async def _api_key(self, key: str) -> Principal:
+    async def _api_key(self, key: str) -> tuple[Principal, float]:
         prefix = apikeys.prefix_of(key)
         if prefix is None:
             raise unauthenticated("the API key is malformed (obk_<prefix>_<secret>)")
@@ -375,9 +403,11 @@ class Authenticator:
         if row.expires_at is not None and datetime.now(UTC) >= row.expires_at:
             raise unauthenticated(f"API key {prefix} expired", code="key_expired")
         scopes = frozenset(row.scope.split())
-        return Principal(
+        ends = row.expires_at.timestamp() if row.expires_at is not None else float("inf")
+        principal = Principal(
             "api_key", row.key_id, row.org_id, _role(row.role), scopes, user_id=row.created_by
         )
+        return principal, ends
 
     def _key_row(self, prefix: str) -> KeyRow | None:
         # a key answers to its person: one whose account is disabled or erased, or who is no
@@ -400,17 +430,21 @@ class Authenticator:
         return KeyRow(*row) if row is not None else None
 
 
-def _credential(request: Request) -> tuple[str, str]:
-    """The one credential of a request and its kind; 401 for none, two, or a bad scheme."""
-    headers = request.headers
-    authorization = headers.get("authorization")
-    api_key = headers.get("x-api-key")
+def _credential(scope: Any) -> tuple[str, str]:
+    """The one credential of a request and its kind; 401 for none, two, or a bad scheme.
+    Read from the raw headers (no Headers object per request on the hot path)."""
+    authorization = api_key = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
     if authorization is not None and api_key is not None:
         raise unauthenticated("send one credential: Authorization or X-API-Key, not both")
     if api_key is not None:
         return api_key.strip(), "api_key"
     if authorization is None:
-        AUTHENTICATIONS.labels("none", "refused").inc()
+        _COUNTED["none", "refused"].inc()
         raise unauthenticated(
             "this route needs credentials: an access token or an API key"
             " (Authorization: Bearer ..., or X-API-Key)"

@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from identity.sp_keys import load_or_create
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +44,7 @@ from api.sso import (
 )
 from identity import provisioning
 from identity.bus import new_command
+from identity.sp_keys import load_or_create
 from identity.sso import SsoConnection, connection_of, domain_of
 from identity.tokens import hash_refresh_token
 from identity.vault import VaultError

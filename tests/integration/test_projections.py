@@ -4,6 +4,7 @@ to the dead-letter topic."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -155,6 +156,20 @@ def test_upgrading_a_schema_keeps_every_revision_and_only_the_superseded_ones_ap
         assert listed("lmp") == [("A", 2), ("B", 2)]
 
 
+def write_retrying(writer: PgWriter, conn: psycopg.Connection[Any], batch: Batch) -> None:
+    """The batch written as the projector writes it: a transaction rolled back by the server
+    (a deadlock with one of TimescaleDB's background jobs on the same chunk) is tried again,
+    whole (it committed nothing)."""
+    for attempt in range(10):
+        try:
+            writer.write(conn, batch)
+            return
+        except psycopg.errors.TransactionRollback:
+            if attempt == 9:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revision(
     stack_settings: Settings, migrated: str
 ) -> None:
@@ -179,7 +194,7 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
         for offset, rows in enumerate(batches, 1):
             batch = Batch(rows={"lmp": rows}, events=len(rows))
             batch.offsets["t", 0] = offset
-            writer.write(conn, batch)
+            write_retrying(writer, conn, batch)
         current = conn.execute(
             f'SELECT location_id, revision, lmp_usd_per_mwh FROM "{migrated}".lmp ORDER BY 1'
         ).fetchall()

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("schemas", "connectors", "streams", "projections", "api", "optibid", "identity")
+OURS = ("schemas", "connectors", "streams", "projections", "api", "optibid", "identity", "billing")
 FORBIDDEN = {
-    "schemas": {"connectors", "streams", "projections", "api", "optibid", "identity"},
-    "connectors": {"streams", "projections", "api", "optibid", "identity"},
+    "schemas": {"connectors", "streams", "projections", "api", "optibid", "identity", "billing"},
+    "connectors": {"streams", "projections", "api", "optibid", "identity", "billing"},
     # identity's domain (credentials, one-time codes, sealed secrets, tokens) serves the API
     # and the command handlers alike and knows neither
     "identity": {"connectors", "streams", "projections", "api", "optibid"},
+    # billing (tiers, rate limits, quotas) serves the API; it knows only the vocabulary
+    "billing": {"connectors", "streams", "projections", "api", "optibid", "identity"},
     "streams": {"connectors", "projections", "api", "optibid"},
     "projections": {"connectors", "streams", "api", "optibid"},
     "api": {"connectors", "streams", "optibid"},

@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticator, Principal
-from api.identity import AuthSettings, IdentityServices
+from api.identity import AuthSettings, IdentityServices, client_of
 from api.live import LiveHub
 from api.problems import postgres_unavailable, redis_unavailable
 from projections.redis_sink import channel
@@ -104,13 +104,13 @@ class Dependencies:
         if len(self._key_uses) > KEY_USE_ENTRIES:
             self._key_uses.clear()
         self._key_uses[principal.subject] = now
-        ip = request.client.host if request.client is not None else None
+        ip, agent = client_of(request)
         threading.Thread(
             target=self.identity.record,
             kwargs={
                 "action": "ApiKeyUsed", "outcome": "accepted", "org_id": principal.org_id,
                 "actor_id": principal.subject, "actor_kind": "api_key", "ip": ip,
-                "user_agent": request.headers.get("user-agent"), "target_type": "api_key",
+                "user_agent": agent, "target_type": "api_key",
                 "target_id": principal.subject, "detail": request.url.path,
             },
             daemon=True,

@@ -16,12 +16,14 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from fastapi import Request
 
+from api.auth import Principal
 from api.problems import ProblemError, unavailable
 from identity.bus import CommandBus, OutcomeTimeout
 from identity.keystore import PgKeyStore
 from identity.organization import Role
-from identity.provisioning import Refused, expect
+from identity.provisioning import Actor, Refused, expect
 from identity.tokens import KeyRing
 from identity.vault import Vault
 from projections import identity_reads
@@ -167,3 +169,15 @@ class IdentityServices:
 
 def role(value: str) -> Role:
     return Role(value)
+
+
+def client_of(request: Request) -> tuple[str | None, str | None]:
+    """The client's address and User-Agent, as the audit log records them."""
+    ip = request.client.host if request.client is not None else None
+    return ip, request.headers.get("user-agent")
+
+
+def actor_of(principal: Principal, request: Request) -> Actor:
+    """The principal as a command's actor: a user, or an API key acting by its own role."""
+    ip, agent = client_of(request)
+    return Actor(principal.subject, principal.kind, "api", ip, agent, principal.org_id)

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Permission, Principal, TtlCache, require
 from api.deps import Dependencies, DependenciesDep
-from api.identity import IdentityServices
+from api.identity import IdentityServices, client_of
 from api.models.identity import (
     AccessToken,
     LoginRequest,
@@ -48,11 +48,6 @@ IP_FAILURES = 20  # failed sign-ins from one address within IP_WINDOW_S before i
 IP_WINDOW_S = 300.0
 _SESSION = re.compile(r"^[0-9a-f]{32}$")
 _failures: TtlCache[str, int] = TtlCache(ttl_s=IP_WINDOW_S, size=65536)
-
-
-def _client(request: Request) -> tuple[str | None, str | None]:
-    ip = request.client.host if request.client is not None else None
-    return ip, request.headers.get("user-agent")
 
 
 def _invalid() -> ProblemError:
@@ -180,7 +175,7 @@ def _record_sign_in(
     reason: str,
     fields: dict[str, Any],
 ) -> None:
-    ip, agent = _client(request)
+    ip, agent = client_of(request)
     command = new_command(
         "RecordSignIn", "user", user["user_id"], actor_id=user["user_id"], org_id=org_id,
         ip=ip, user_agent=agent, succeeded=succeeded, reason=reason or None, **fields,
@@ -246,7 +241,7 @@ def _org_and_role(deps: Dependencies, user_id: str, wanted: str | None) -> tuple
 )
 def login(body: LoginRequest, request: Request, deps: DependenciesDep) -> TokenPair:
     services = deps.identity
-    ip, agent = _client(request)
+    ip, agent = client_of(request)
     _throttled(ip)
     now = datetime.now(UTC)
     email = normalise_email(body.email)
@@ -307,7 +302,7 @@ def refresh(body: RefreshRequest, request: Request, deps: DependenciesDep) -> To
         session = identity_reads.session(conn, schema, session_id)
     if session is None:
         raise unauthenticated("the refresh token is unknown", code="invalid_refresh_token")
-    ip, agent = _client(request)
+    ip, agent = client_of(request)
     fresh = new_refresh_token(session_id)
     command = new_command(
         "RefreshSession", "session", session_id, actor_id=session["user_id"],
@@ -353,7 +348,7 @@ def logout(principal: SelfPrincipal, request: Request, deps: DependenciesDep) ->
 def end_session(
     deps: Dependencies, request: Request, principal: Principal, session_id: str, reason: str
 ) -> None:
-    ip, agent = _client(request)
+    ip, agent = client_of(request)
     command = new_command(
         "EndSession", "session", session_id, actor_id=principal.user_id,
         org_id=principal.org_id, ip=ip, user_agent=agent, reason=reason,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Permission, Principal, require
 from api.deps import Dependencies, DependenciesDep
+from api.identity import client_of
 from api.models.identity import (
     Me,
     Membership,
@@ -170,10 +171,10 @@ def confirm_totp(
         raise bad_parameter("code", str(exc)) from None
     codes = totp.new_recovery_codes()
     hashes = [totp.hash_recovery_code(code) for code in codes]
-    ip = request.client.host if request.client is not None else None
+    ip, agent = client_of(request)
     command = new_command(
         "EnrolTotp", "user", principal.subject, actor_id=principal.subject,
-        org_id=principal.org_id, ip=ip, user_agent=request.headers.get("user-agent"),
+        org_id=principal.org_id, ip=ip, user_agent=agent,
         reauthenticated_at_utc=proved, reauthenticated_with_otp="otp" in principal.amr,
         totp_sealed=vault.seal_for(principal.subject, "totp", secret.encode()),
         recovery_sealed=vault.seal_for(principal.subject, "recovery", json.dumps(hashes).encode()),
@@ -201,10 +202,10 @@ def change_password(
     sealed = vault.seal_for(
         principal.subject, "password", passwords.hash_password(body.password).encode()
     )
-    ip = request.client.host if request.client is not None else None
+    ip, agent = client_of(request)
     command = new_command(
         "ChangePassword", "user", principal.subject, actor_id=principal.subject,
-        org_id=principal.org_id, ip=ip, user_agent=request.headers.get("user-agent"),
+        org_id=principal.org_id, ip=ip, user_agent=agent,
         reauthenticated_at_utc=proved, reauthenticated_with_otp="otp" in principal.amr,
         password_sealed=sealed,
     )  # fmt: skip

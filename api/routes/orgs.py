@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Permission, Principal, in_org, require
 from api.deps import Dependencies, DependenciesDep
-from api.identity import refusal
+from api.identity import actor_of, client_of, refusal
 from api.models.identity import (
     AcceptRequest,
     ApiKeyInfo,
@@ -45,15 +45,6 @@ Manager = Annotated[Principal, Depends(require(Permission.MEMBERS_MANAGE))]
 KeyManager = Annotated[Principal, Depends(require(Permission.KEYS_MANAGE))]
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 SelfPrincipal = Annotated[Principal, Depends(require(Permission.SELF))]
-
-
-def actor(principal: Principal, request: Request) -> provisioning.Actor:
-    """The principal as the commands' actor: a user, or an API key acting by its own role."""
-    ip = request.client.host if request.client is not None else None
-    return provisioning.Actor(
-        principal.subject, principal.kind, "api", ip, request.headers.get("user-agent"),
-        principal.org_id,
-    )  # fmt: skip
 
 
 def _send(deps: Dependencies, command: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +83,7 @@ def assign_role(
 ) -> Member:
     in_org(principal, org_id)
     command = provisioning.command(
-        "AssignRole", "organization", org_id, actor(principal, request),
+        "AssignRole", "organization", org_id, actor_of(principal, request),
         org_id=org_id, user_id=user_id, role=body.role,
     )  # fmt: skip
     _send(deps, command)
@@ -112,7 +103,7 @@ def remove_member(
 ) -> Response:
     in_org(principal, org_id)
     command = provisioning.command(
-        "RemoveMember", "organization", org_id, actor(principal, request),
+        "RemoveMember", "organization", org_id, actor_of(principal, request),
         org_id=org_id, user_id=user_id,
     )  # fmt: skip
     _send(deps, command)
@@ -139,7 +130,7 @@ def create_invitation(
     deps: DependenciesDep,
 ) -> NewInvitation:
     in_org(principal, org_id)
-    who = actor(principal, request)
+    who = actor_of(principal, request)
     try:
         made = provisioning.invite(
             deps.identity.bus(), org_id=org_id, email=body.email, role=body.role, actor=who,
@@ -177,7 +168,7 @@ def accept_invitation(
         raise not_found(f"no invitation {invitation_id}")
     org_id = found["org_id"]
     command = provisioning.command(
-        "AcceptInvitation", "organization", org_id, actor(principal, request),
+        "AcceptInvitation", "organization", org_id, actor_of(principal, request),
         org_id=org_id, invitation_id=invitation_id,
         token_hash=provisioning.invitation_token_hash(body.token),
         user_id=principal.subject, email=user["email"],
@@ -210,9 +201,9 @@ def register_invited(
     )
     if not usable or found is None:  # checked before any account is made
         raise not_found(f"no usable invitation {invitation_id} with that token")
-    ip = request.client.host if request.client is not None else None
+    ip, agent = client_of(request)
     services = deps.identity
-    who = provisioning.Actor(None, "system", "api", ip, request.headers.get("user-agent"))
+    who = provisioning.Actor(None, "system", "api", ip, agent)
     try:
         user_id = provisioning.register_user(
             services.bus(), services.vault, email=found["email"], password=body.password,
@@ -223,7 +214,7 @@ def register_invited(
         raise bad_parameter("password", str(exc)) from None
     except provisioning.Refused as exc:
         raise refusal(exc) from None
-    invitee = provisioning.Actor(user_id, "user", "api", ip, who.user_agent, found["org_id"])
+    invitee = provisioning.Actor(user_id, "user", "api", ip, agent, found["org_id"])
     command = provisioning.command(
         "AcceptInvitation", "organization", found["org_id"], invitee,
         org_id=found["org_id"], invitation_id=invitation_id, token_hash=digest,
@@ -262,7 +253,7 @@ def create_api_key(
     key, prefix, digest = apikeys.new_api_key()
     key_id = f"key_{prefix}"
     command = provisioning.command(
-        "CreateApiKey", "organization", org_id, actor(principal, request),
+        "CreateApiKey", "organization", org_id, actor_of(principal, request),
         org_id=org_id, key_id=key_id, name=body.name, prefix=prefix, secret_hash=digest,
         role=body.role, scope=body.scope, expires_at_utc=body.expires_at,
     )  # fmt: skip
@@ -284,7 +275,7 @@ def revoke_api_key(
 ) -> Response:
     in_org(principal, org_id)
     command = provisioning.command(
-        "RevokeApiKey", "organization", org_id, actor(principal, request),
+        "RevokeApiKey", "organization", org_id, actor_of(principal, request),
         org_id=org_id, key_id=key_id,
     )  # fmt: skip
     _send(deps, command)

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api import saml
 from api.auth import Permission, Principal, in_org, require
 from api.deps import Dependencies, DependenciesDep
-from api.identity import refusal
+from api.identity import actor_of, client_of, refusal
 from api.models.identity import TokenPair
 from api.openapi import problems
 from api.problems import ProblemError, bad_parameter, not_found
@@ -251,8 +251,7 @@ def sign_on(
     role = connection.role_mapping.role_for(person.claims)
     if role is None:
         raise refused("the directory gives this person no role here", "no_role", 403)
-    ip = request.client.host if request.client is not None else None
-    agent = request.headers.get("user-agent")
+    ip, agent = client_of(request)
     actor = provisioning.Actor(connection.connection_id, "sso", "api", ip, agent, org_id)
     user_id, role = _member(deps, connection, org_id, person, role, actor)
     user_actor = provisioning.Actor(user_id, "user", "api", ip, agent, org_id)
@@ -445,10 +444,7 @@ def configure(
             existing = identity_reads.sso_connection(conn, deps.settings.schema, connection_id)
         if existing is not None and existing["org_id"] == org_id:
             sealed = existing["client_secret_sealed"]
-    ip = request.client.host if request.client is not None else None
-    actor = provisioning.Actor(
-        principal.subject, principal.kind, "api", ip, request.headers.get("user-agent"), org_id
-    )
+    actor = actor_of(principal, request)
     command = provisioning.command(
         "ConfigureSso", "organization", org_id, actor, org_id=org_id,
         connection_id=connection_id, name=body.name, protocol=body.protocol,
@@ -475,10 +471,7 @@ def remove(
     org_id: str, connection_id: str, principal: Manager, request: Request, deps: DependenciesDep
 ) -> Response:
     in_org(principal, org_id)
-    ip = request.client.host if request.client is not None else None
-    actor = provisioning.Actor(
-        principal.subject, principal.kind, "api", ip, request.headers.get("user-agent"), org_id
-    )
+    actor = actor_of(principal, request)
     deps.identity.send(
         provisioning.command(
             "RemoveSso", "organization", org_id, actor, org_id=org_id, connection_id=connection_id

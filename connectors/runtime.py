@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from connectors.errors import ConnectorError, NoDataError, ParseError
@@ -28,6 +28,7 @@ from connectors.records import Record, interval_end
 from connectors.simulate import Payload
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.envelope import envelope
+from schemas.offsets import watermarks
 from schemas.serde import AvroSerde
 
 log = structlog.get_logger(__name__)
@@ -312,7 +313,7 @@ class ConnectorRuntime:
             partitions = list(metadata.topics[topic].partitions)
             latest: dict[str, Any] | None = None
             for partition in partitions:
-                low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
+                low, high = watermarks(consumer, TopicPartition(topic, partition), timeout_s)
                 if high <= low:
                     continue
                 consumer.assign([TopicPartition(topic, partition, low)])
@@ -337,29 +338,6 @@ class ConnectorRuntime:
 
     def close(self) -> None:
         self.producer.flush(self.flush_timeout_s)
-
-
-# a topic created a moment ago may have no leader elected yet: asking again is the answer
-_ELECTING = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-    }
-)
-
-
-def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float) -> tuple[int, int]:
-    """(low, high) of a partition, waiting out a leader election for up to `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
-            return int(low), int(high)
-        except KafkaException as exc:
-            if exc.args[0].code() not in _ELECTING or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def new_run(mode: str) -> RunStats:

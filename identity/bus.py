@@ -26,6 +26,7 @@ from identity.handler import AUDIT_SCHEMA, COMMAND_SCHEMA, contract_record
 from schemas.catalog import TopicCatalog
 from schemas.envelope import envelope
 from schemas.errors import ContractError
+from schemas.offsets import watermarks
 from schemas.serde import AvroSerde
 
 
@@ -90,9 +91,7 @@ class CommandBus:
             raise ContractError(f"topic {topic} does not exist; run `optibid topics create` first")
         starts = []
         for partition in metadata.partitions:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10
-            )
+            _, high = watermarks(self._consumer, TopicPartition(topic, partition))
             starts.append(TopicPartition(topic, partition, high))
         self._consumer.assign(starts)
         self._waiters: dict[str, Future[dict[str, Any]]] = {}

@@ -47,6 +47,7 @@ from psycopg import sql
 from projections.errors import ProjectionError
 from schemas.catalog import TopicCatalog
 from schemas.errors import DeserializationError, RegistryUnavailableError
+from schemas.offsets import watermarks
 from schemas.serde import AvroSerde
 
 log = structlog.get_logger(__name__)
@@ -760,19 +761,12 @@ class IdentityProjector:
         return found
 
     def _watermarks(self, consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
-        for attempt in range(1, 6):
-            try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                return int(low), int(high)
-            except KafkaException as exc:
-                if attempt == 5:
-                    raise ProjectionError(
-                        f"no offsets for {topic}[{partition}] from the broker: {exc}"
-                    ) from exc
-                self._log.warning("identity_projector.broker_slow", error=str(exc))
-        raise AssertionError("unreachable")
+        try:
+            return watermarks(consumer, TopicPartition(topic, partition))
+        except KafkaException as exc:
+            raise ProjectionError(
+                f"no offsets for {topic}[{partition}] from the broker: {exc}"
+            ) from exc
 
     def _start(
         self, consumer: Consumer, from_beginning: bool

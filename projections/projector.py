@@ -57,6 +57,7 @@ from projections.redis_sink import RedisSink
 from projections.rowdecode import ROW_DECODE_ERRORS, RowDecoder, row_decoder
 from schemas.catalog import TopicCatalog
 from schemas.errors import DeserializationError, RegistryUnavailableError
+from schemas.offsets import watermarks
 from schemas.serde import AvroSerde, Encoder, schema_id_of
 
 log = structlog.get_logger(__name__)
@@ -211,22 +212,14 @@ class _BatchWriter:
                 return
 
 
-def _watermarks(
-    consumer: Consumer, partition: TopicPartition, attempts: int = 5
-) -> tuple[int, int]:
-    """(low, high) offsets of a partition, asking again when the broker is slow to answer."""
-    for attempt in range(1, attempts + 1):
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=10)
-            return int(low), int(high)
-        except KafkaException as exc:
-            if attempt == attempts:
-                raise ProjectionError(
-                    f"no offsets for {partition.topic}[{partition.partition}] from the broker:"
-                    f" {exc}"
-                ) from exc
-            log.warning("broker slow to give offsets; asking again", error=str(exc))
-    raise AssertionError("unreachable")
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """(low, high) offsets of a partition, waiting out a leader election (schemas.offsets)."""
+    try:
+        return watermarks(consumer, partition)
+    except KafkaException as exc:
+        raise ProjectionError(
+            f"no offsets for {partition.topic}[{partition.partition}] from the broker: {exc}"
+        ) from exc
 
 
 class StoppedError(Exception):

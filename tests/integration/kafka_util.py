@@ -7,31 +7,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from optibid.settings import Settings
+from schemas import offsets
 from schemas.serde import AvroSerde
 
-TRANSIENT = {"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART"}
 
-
-def watermarks(consumer: Consumer, topic: str, attempts: int = 5) -> dict[int, tuple[int, int]]:
-    """(low, high) offsets of every partition of `topic`, retrying a broker's retriable answers
-    (a partition whose leader is moving or not elected yet, under load)."""
-    for attempt in range(attempts):
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in partitions
-            }
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            retriable = error is not None and (error.retriable() or error.name() in TRANSIENT)
-            if not retriable or attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of every partition of `topic`, waiting out a leader election."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {p: offsets.watermarks(consumer, TopicPartition(topic, p)) for p in partitions}
 
 
 def messages(
@@ -78,11 +64,11 @@ def read_topic(
     return out
 
 
-def count_records(settings: Settings, topic: str, attempts: int = 5) -> int:
+def count_records(settings: Settings, topic: str) -> int:
     """Records on `topic` (end minus start offsets)."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "counter"})
     try:
-        return sum(high - low for low, high in watermarks(consumer, topic, attempts).values())
+        return sum(high - low for low, high in watermarks(consumer, topic).values())
     finally:
         consumer.close()
 

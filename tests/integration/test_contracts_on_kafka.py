@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
 from schemas.contracts import AVRO_DIR, ContractSet
 from schemas.errors import IncompatibleSchemaError
+from schemas.offsets import watermarks
 from schemas.registration import check_against_released, register_all
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, schema_id_of
@@ -111,3 +113,22 @@ def test_register_all_sets_backward_on_every_subject(
         assert registry.compatibility(item.subject) == "BACKWARD"
     again = register_all(registry, catalog, ContractSet())
     assert [r.schema_id for r in again] == [r.schema_id for r in done]
+
+
+def test_offsets_of_a_topic_created_a_moment_ago_are_given_once_it_has_a_leader(
+    stack_settings: Settings, test_id: str
+) -> None:
+    admin = AdminClient({"bootstrap.servers": stack_settings.bootstrap_servers})
+    topic = f"{test_id}.fresh"
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result()
+    consumer = Consumer(
+        {"bootstrap.servers": stack_settings.bootstrap_servers, "group.id": test_id}
+    )
+    try:
+        # asked the moment it exists: the leader may still be being elected
+        assert [watermarks(consumer, TopicPartition(topic, p)) for p in range(3)] == [(0, 0)] * 3
+        with pytest.raises(KafkaException):
+            watermarks(consumer, TopicPartition(f"{test_id}.never-made", 0), timeout_s=1)
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])

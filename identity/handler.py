@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from identity import email, organization, session, user
+from identity import account, email, flags, organization, session, user
 from identity.aggregate import Rejected
 from schemas.contracts import ContractSet
 from schemas.envelope import envelope
@@ -44,7 +44,14 @@ AUDIT_SCHEMA = "energy.optibid.identity.AuditRecorded"
 COMMAND_SCHEMA = "energy.optibid.identity.IdentityCommand"
 
 Record = dict[str, Any]
-State = organization.Organization | user.User | session.Session | email.EmailIndex
+State = (
+    organization.Organization
+    | user.User
+    | session.Session
+    | email.EmailIndex
+    | account.Account
+    | flags.Flag
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,10 @@ AGGREGATES: dict[str, Aggregate] = {
         session.Session, session.decide, session.evolve, "session_id", session.COMMANDS
     ),
     "email": Aggregate(email.EmailIndex, email.decide, email.evolve, "email", email.COMMANDS),
+    "account": Aggregate(
+        account.Account, account.decide, account.evolve, "org_id", account.COMMANDS
+    ),
+    "flag": Aggregate(flags.Flag, flags.decide, flags.evolve, "flag", flags.COMMANDS),
 }
 
 

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from identity import sso
+from identity.account import Account
 from identity.email import EmailIndex
+from identity.flags import Flag
 from identity.handler import Outputs, Record, State, Stored
 from identity.organization import ApiKey, Invitation, Organization, Role
 from identity.session import Session
@@ -20,6 +22,8 @@ from identity.user import User
 
 FORMAT = 1
 _SESSION_TIMES = ("created_at_utc", "last_used_at_utc", "expires_at_utc", "revoked_at_utc")
+_ACCOUNT_TIMES = ("period_start_utc", "period_end_utc", "grace_until_utc")
+_FLAG_SETS = ("roles", "org_ids_on", "org_ids_off")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -62,6 +66,20 @@ def dump(stored: Stored) -> dict[str, Any]:
             **_plain(state),
             **{name: _time(getattr(state, name)) for name in _SESSION_TIMES},
             "previous_hashes": list(state.previous_hashes),
+        }
+    elif isinstance(state, Account):
+        body = {
+            "aggregate_type": "account",
+            **_plain(state),
+            **{name: _time(getattr(state, name)) for name in _ACCOUNT_TIMES},
+            "paid_invoices": list(state.paid_invoices),
+            "seen": list(state.seen),
+        }
+    elif isinstance(state, Flag):
+        body = {
+            "aggregate_type": "flag",
+            **_plain(state),
+            **{name: sorted(getattr(state, name)) for name in _FLAG_SETS},
         }
     else:
         body = {"aggregate_type": "email", **_plain(state)}
@@ -136,6 +154,17 @@ def load(data: dict[str, Any]) -> Stored:
         )
     elif kind == "email":
         state = EmailIndex(**body)
+    elif kind == "account":
+        state = Account(
+            **{
+                **body,
+                **{name: _parse(body[name]) for name in _ACCOUNT_TIMES},
+                "paid_invoices": tuple(body["paid_invoices"]),
+                "seen": tuple(body["seen"]),
+            }
+        )
+    elif kind == "flag":
+        state = Flag(**{**body, **{name: frozenset(body[name]) for name in _FLAG_SETS}})
     else:
         raise ValueError(f"stored identity state of an unknown aggregate type {kind!r}")
     recent = tuple(

@@ -1,9 +1,11 @@
 #!/bin/sh
 # System packages and uv for the two commands of the quick start, on Debian/Ubuntu.
 #   ops/setup.sh demo   the local stack's servers: Java 17, Maven, PostgreSQL, Redis (and uv)
-#   ops/setup.sh test   the same, and headless Chromium with its driver (the dashboard's test)
+#   ops/setup.sh test   the same, headless Chromium with its driver (the dashboard's test), and
+#                       stripe-mock (the billing gateway's test peer, see below)
 #   ops/setup.sh uv     uv only (lint, the Python environment)
-#   ops/setup.sh --check demo|test|uv   print the missing packages (one line), change nothing
+#   ops/setup.sh --check demo|test|uv   print what is missing (one line: the packages, and
+#                       stripe-mock@VERSION when its build is not cached yet), change nothing
 # With demo and test, when ../shared/vendor holds TimescaleDB's source and the server lacks it,
 # also what `optibid stack up` needs to build it: cmake, a C compiler, the OpenSSL and GSSAPI
 # headers, and the server's own headers at exactly the installed server's version (an unpinned
@@ -13,6 +15,12 @@
 # terminal); otherwise stops with the one command to run. Does nothing, and needs no network,
 # when everything is there already. uv is run as `python3 -m uv` (installed with pip when
 # missing), so nothing depends on PATH reaching pip's scripts folder.
+# stripe-mock (Stripe's own mock of its API, a Go program) is built once with `go install` into
+# the user's cache folder, outside the clone: ${XDG_CACHE_HOME:-~/.cache}/optibid/stripe-mock/
+# VERSION/bin/stripe-mock, with Go's module and build caches in that folder too. A build that is
+# there is used as it is, without Go or network; Debian's golang-go is installed only when it
+# is missing and no Go toolchain is found. tests/integration/stripe_peer.py reads the pinned
+# version from STRIPE_MOCK_VERSION below.
 set -eu
 check_only=""
 if [ "${1:-}" = --check ]; then
@@ -40,6 +48,14 @@ java_17() { # Kafka 4 and Apicurio Registry 3 need Java 17 or later
 }
 uv_runs() { "$python" -m uv --version; }
 pip_runs() { "$python" -m pip --version; }
+go_binary() { has go || ls /usr/local/go/bin/go; } # the official tarball's place, often off PATH
+
+STRIPE_MOCK_VERSION=v0.203.0
+stripe_mock_dir=${XDG_CACHE_HOME:-${HOME:-}/.cache}/optibid/stripe-mock/$STRIPE_MOCK_VERSION
+stripe_mock_missing="" # the build to make, when `test` wants it and the cache lacks it
+if [ "$want" = test ] && [ ! -x "$stripe_mock_dir/bin/stripe-mock" ]; then
+  stripe_mock_missing=" stripe-mock@$STRIPE_MOCK_VERSION"
+fi
 
 if [ "$want" != uv ]; then
   need make has make
@@ -54,6 +70,9 @@ if [ "$want" = test ]; then
   need xmlsec1 has xmlsec1 # the SAML peers sign and verify with it
   need nodejs has node # the OpenID Connect peers (oidc-provider) run on it
   need npm has npm
+fi
+if [ -n "$stripe_mock_missing" ]; then
+  need golang-go go_binary # only to build stripe-mock
 fi
 if ! uv_runs >/dev/null 2>&1; then
   need python3-pip pip_runs # Debian's python3 comes without pip
@@ -111,7 +130,7 @@ timescale_needs() {
 
 if [ -n "$check_only" ]; then
   timescale_needs
-  echo "${missing# }${timescale_missing}" | sed 's/^ //'
+  echo "${missing# }${timescale_missing}${stripe_mock_missing}" | sed 's/^ //'
   exit 0
 fi
 
@@ -129,6 +148,33 @@ if [ -n "$timescale_missing" ]; then
     fi
     echo "the demo goes on without TimescaleDB: the read models use plain partitions" >&2
   fi
+fi
+
+build_stripe_mock() { # go install into a .partial folder, renamed when whole
+  go=$(go_binary | head -n 1)
+  partial=$stripe_mock_dir.partial
+  rm -rf "$partial"
+  mkdir -p "$partial"
+  echo "== building stripe-mock $STRIPE_MOCK_VERSION with $("$go" version) into $stripe_mock_dir"
+  began=$(date +%s)
+  log=$partial/build.log
+  # -modcacherw: the module cache can be deleted like any folder; -trimpath: the binary names no
+  # folder of this machine; the GOFLAGS of the environment do not apply to this build
+  if ! env GOPATH="$partial/gopath" GOMODCACHE="$partial/gopath/pkg/mod" GOBIN="$partial/bin" \
+    GOCACHE="$partial/gocache" GOFLAGS="-modcacherw -trimpath" CGO_ENABLED=0 \
+    "$go" install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "building stripe-mock failed (its last lines above; all of them in $log)" >&2
+    return 1
+  fi
+  rm -rf "$partial/gocache" # the build's intermediate objects, not needed to run it
+  rm -rf "$stripe_mock_dir"
+  mv "$partial" "$stripe_mock_dir"
+  echo "stripe-mock built in $(($(date +%s) - began)) s"
+}
+
+if [ -n "$stripe_mock_missing" ]; then
+  build_stripe_mock || exit 1
 fi
 
 if ! uv_runs >/dev/null 2>&1; then

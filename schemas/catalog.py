@@ -297,6 +297,7 @@ def _build() -> tuple[TopicSpec, ...]:
         ),
     ]
     topics += _identity_topics()
+    topics += _usage_topics()
     topics += [
         TopicSpec(
             f"dlq.projections.{model}",
@@ -353,6 +354,30 @@ def _identity_topics() -> list[TopicSpec]:
     ]
 
 
+USAGE_PARTITIONS = 3
+
+
+def _usage_topics() -> list[TopicSpec]:
+    """Usage metering: every request served, and the meter's closed windows."""
+    return [
+        TopicSpec(
+            "usage.requests",
+            "org_id",
+            USAGE_PARTITIONS,
+            "energy.optibid.usage.RequestServed",
+            "One record per request served to a principal; the meter's input. Kept 35 days.",
+            retention_ms=35 * DAY_MS,
+        ),
+        TopicSpec(
+            "usage.windows",
+            "org_id",
+            USAGE_PARTITIONS,
+            "energy.optibid.usage.UsageWindowClosed",
+            "Per organisation and metering window: requests, rows and bytes; what billing counts.",
+        ),
+    ]
+
+
 class TopicCatalog:
     """Every topic, optionally under a name prefix (one prefix per isolated environment)."""
 
@@ -392,6 +417,10 @@ class TopicCatalog:
     def identity(self, name: str) -> TopicSpec:
         """identity.commands, identity.events or identity.command_outcomes."""
         return self._get(f"identity.{name}")
+
+    def usage(self, name: str) -> TopicSpec:
+        """usage.requests or usage.windows."""
+        return self._get(f"usage.{name}")
 
     def audit(self) -> TopicSpec:
         return self._get("audit.events")

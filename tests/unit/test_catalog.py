@@ -12,7 +12,7 @@ from schemas.contracts import ContractSet
 CATALOG = TopicCatalog()
 LAYERED = re.compile(
     r"^(raw\.(pjm|caiso|ercot)|dlq\.(pjm|caiso|ercot|projections)|core\.market|ingest|kpi"
-    r"|identity|audit)\.[a-z0-9_]+$"
+    r"|identity|audit|usage)\.[a-z0-9_]+$"
 )
 
 

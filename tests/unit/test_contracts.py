@@ -50,7 +50,8 @@ def test_the_v1_market_data_path_is_complete() -> None:
         "energy.optibid.identity.IdentityCommandOutcome",
         "energy.optibid.identity.AuditRecorded",
     }
-    assert set(CONTRACTS.names()) == expected | identity
+    usage = {"energy.optibid.usage.RequestServed", "energy.optibid.usage.UsageWindowClosed"}
+    assert set(CONTRACTS.names()) == expected | identity | usage
 
 
 @pytest.mark.parametrize("contract", ALL, ids=lambda c: c.name)

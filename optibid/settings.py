@@ -115,6 +115,45 @@ class Settings(BaseSettings):
     identity_projector_metrics_port: int = Field(
         9470, description="Prometheus metrics port of `optibid project-identity` (0: none)."
     )
+    usage_projector_metrics_port: int = Field(
+        9471, description="Prometheus metrics port of `optibid project-usage` (0: none)."
+    )
+    billing_metrics_port: int = Field(
+        9472, description="Prometheus metrics port of `optibid billing` (0: none)."
+    )
+
+    # Usage metering and billing.
+    meter_window_s: int = Field(
+        60, ge=10, le=3600, description="Length of a usage metering window, in seconds."
+    )
+    meter_lateness_s: int = Field(
+        10,
+        ge=0,
+        le=600,
+        description="How long after its end a metering window waits for late requests.",
+    )
+    rate_limits: bool = Field(True, description="Enforce the tiers' rate limits and quotas.")
+    stripe_api_key: SecretStr | None = Field(
+        None, description="Stripe secret key (billing off without it)."
+    )
+    stripe_api_base: str | None = Field(
+        None, description="Stripe API base URL override (a local stripe-mock in tests)."
+    )
+    stripe_webhook_key: SecretStr | None = Field(
+        None, description="The Stripe webhook endpoint's signing key (whsec_...)."
+    )
+    stripe_prices: dict[str, str] = Field(
+        default_factory=dict,
+        description="Stripe price id per paid tier, e.g. {\"starter\": \"price_...\"}.",
+    )
+    stripe_meter_event: str = Field(
+        "optibid_rows", description="Event name of the Stripe Billing Meter of rows served."
+    )
+    platform_org_id: str | None = Field(
+        None,
+        description="The operators' organisation: its owners and admins see every "
+        "organisation's usage and set tiers and feature flags.",
+    )
 
     # The query API.
     api_host: str = Field(

@@ -9,18 +9,19 @@
 # With demo and test, when ../shared/vendor holds TimescaleDB's source and the server lacks it,
 # also what `optibid stack up` needs to build it: cmake, a C compiler, the OpenSSL and GSSAPI
 # headers, and the server's own headers at exactly the installed server's version (an unpinned
-# install would upgrade the server too). OPTIBID_TIMESCALEDB=false skips them. (OPTIBID_VENDOR_DIR
-# and OPTIBID_PG_ROOT stand for ../shared/vendor and /usr/lib/postgresql in this script's tests.)
+# install would upgrade the server too). OPTIBID_TIMESCALEDB=false skips them.
+# (OPTIBID_VENDOR_DIR, OPTIBID_PG_ROOT and OPTIBID_GO_ROOT stand for ../shared/vendor,
+# /usr/lib/postgresql and /usr/local/go in this script's tests.)
 # Installs through apt as root, or with sudo (where it asks no password, or can ask at a
 # terminal); otherwise stops with the one command to run. Does nothing, and needs no network,
 # when everything is there already. uv is run as `python3 -m uv` (installed with pip when
 # missing), so nothing depends on PATH reaching pip's scripts folder.
 # stripe-mock (Stripe's own mock of its API, a Go program) is built once with `go install` into
 # the user's cache folder, outside the clone: ${XDG_CACHE_HOME:-~/.cache}/optibid/stripe-mock/
-# VERSION/bin/stripe-mock, with Go's module and build caches in that folder too. A build that is
-# there is used as it is, without Go or network; Debian's golang-go is installed only when it
-# is missing and no Go toolchain is found. tests/integration/stripe_peer.py reads the pinned
-# version from STRIPE_MOCK_VERSION below.
+# VERSION/bin/stripe-mock, with the Go modules it was built from beside it (GOPATH; the build
+# cache is removed once it is built). A build that is there is used as it is, without Go or
+# network; Debian's golang-go is installed only when the build is missing and no Go is found.
+# tests/integration/stripe_peer.py reads the pinned version from STRIPE_MOCK_VERSION below.
 set -eu
 check_only=""
 if [ "${1:-}" = --check ]; then
@@ -48,7 +49,8 @@ java_17() { # Kafka 4 and Apicurio Registry 3 need Java 17 or later
 }
 uv_runs() { "$python" -m uv --version; }
 pip_runs() { "$python" -m pip --version; }
-go_binary() { has go || ls /usr/local/go/bin/go; } # the official tarball's place, often off PATH
+# Go on PATH, or where Go's own release tarball is unpacked (often not on PATH)
+go_binary() { has go || ls "${OPTIBID_GO_ROOT:-/usr/local/go}/bin/go"; }
 
 STRIPE_MOCK_VERSION=v0.203.0
 stripe_mock_dir=${XDG_CACHE_HOME:-${HOME:-}/.cache}/optibid/stripe-mock/$STRIPE_MOCK_VERSION

@@ -3,6 +3,7 @@ machine is faked by a PATH of stub programs, so nothing is installed."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "ops" / "setup.sh"
 STACK = "make openjdk-17-jre-headless maven redis-server"
+_PINNED = re.search(r"^STRIPE_MOCK_VERSION=(\S+)$", SETUP.read_text(), re.MULTILINE)
+assert _PINNED is not None, "ops/setup.sh pins stripe-mock's version"
+STRIPE_MOCK = _PINNED[1]
 
 
 def _stub(folder: Path, name: str, script: str = "exit 0") -> None:
@@ -39,6 +43,8 @@ def machine(tmp_path: Path) -> Path:
 def _missing(machine: Path, want: str, python: str = "exit 1", **env: str) -> str:
     _stub(machine, "python", python)
     env.setdefault("OPTIBID_VENDOR_DIR", str(machine / "no-vendor"))
+    env.setdefault("OPTIBID_GO_ROOT", str(machine / "no-go"))  # not this machine's /usr/local/go
+    env.setdefault("XDG_CACHE_HOME", str(machine.parent / "cache"))
     result = subprocess.run(
         ["/bin/sh", str(SETUP), "--check", want],
         capture_output=True,
@@ -50,6 +56,13 @@ def _missing(machine: Path, want: str, python: str = "exit 1", **env: str) -> st
     return result.stdout.strip()
 
 
+def _built_stripe_mock(machine: Path) -> None:
+    """The pinned stripe-mock as ops/setup.sh leaves it in the (fake) user's cache."""
+    folder = machine.parent / "cache" / "optibid" / "stripe-mock" / STRIPE_MOCK / "bin"
+    folder.mkdir(parents=True)
+    _stub(folder, "stripe-mock")
+
+
 def _postgres_installed() -> bool:
     return any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 
@@ -58,7 +71,8 @@ def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
     _stub(machine, "initdb")  # PostgreSQL is found on PATH as well as in its Debian folder
     assert _missing(machine, "demo") == f"{STACK} python3-pip"
     assert _missing(machine, "test") == (
-        f"{STACK} chromium chromium-driver xmlsec1 nodejs npm python3-pip"
+        f"{STACK} chromium chromium-driver xmlsec1 nodejs npm golang-go python3-pip"
+        f" stripe-mock@{STRIPE_MOCK}"
     )
     assert _missing(machine, "uv") == "python3-pip"
 
@@ -68,7 +82,26 @@ def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
                  "node", "npm"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
+    _built_stripe_mock(machine)
     assert _missing(machine, "test", python="exit 0") == ""
+
+
+def test_stripe_mock_needs_go_only_until_it_is_built(machine: Path) -> None:
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
+                 "node", "npm"):  # fmt: skip
+        _stub(machine, name)
+    _stub(machine, "java", _java("17.0.15"))
+    everything = {"python": "exit 0"}
+    assert _missing(machine, "test", **everything) == f"golang-go stripe-mock@{STRIPE_MOCK}"
+    go_root = machine.parent / "go"  # Go's release tarball, off PATH
+    (go_root / "bin").mkdir(parents=True)
+    _stub(go_root / "bin", "go")
+    assert _missing(machine, "test", OPTIBID_GO_ROOT=str(go_root), **everything) == (
+        f"stripe-mock@{STRIPE_MOCK}"
+    )
+    assert _missing(machine, "demo", **everything) == ""  # only the tests use it
+    _built_stripe_mock(machine)
+    assert _missing(machine, "test", **everything) == ""  # built: no Go needed
 
 
 def test_uv_that_runs_needs_no_pip_and_java_11_is_not_enough(machine: Path) -> None:
@@ -111,6 +144,7 @@ def timescale_machine(machine: Path, tmp_path: Path) -> dict[str, str]:
                  "node", "npm"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
+    _built_stripe_mock(machine)
     vendor = tmp_path / "vendor"
     vendor.mkdir()
     (vendor / "timescaledb-2.28.3.tar.gz").write_bytes(b"")

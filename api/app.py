@@ -18,11 +18,26 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.auth import Permission, require
+from api.billing import BillingSettings
 from api.deps import ApiSettings, Dependencies
 from api.identity import AuthSettings
-from api.middleware import HotPath, RequestMetrics, SecurityHeaders
+from api.middleware import Edge, HotPath
 from api.openapi import DocumentedApi, problems
-from api.routes import auth, catalog, history, latest, live, me, meta, orgs, quality, sso
+from api.routes import (
+    auth,
+    catalog,
+    history,
+    latest,
+    live,
+    me,
+    meta,
+    orgs,
+    quality,
+    sso,
+)
+from api.routes import (
+    billing as billing_routes,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +46,9 @@ log = structlog.get_logger(__name__)
 MARKET_ROUTERS = (latest.router, history.router, catalog.router, quality.router, live.router)
 # identity and operations: each route names its own requirement (or none: health, readiness,
 # metrics, the JWKS, login and refresh, the dashboard's files)
-OTHER_ROUTERS = (auth.router, sso.router, me.router, orgs.router, meta.router)
+OTHER_ROUTERS = (
+    auth.router, sso.router, me.router, orgs.router, billing_routes.router, meta.router
+)  # fmt: skip
 
 
 def create_app(
@@ -42,8 +59,14 @@ def create_app(
     max_range: timedelta = timedelta(days=92),
     heartbeat_s: float = 15.0,
     auth_settings: AuthSettings | None = None,
+    rate_limits: bool = True,
+    metering: bool = True,
+    billing: BillingSettings | None = None,
 ) -> FastAPI:
-    settings = ApiSettings(postgres_dsn, redis_url, schema, max_range, heartbeat_s)
+    settings = ApiSettings(
+        postgres_dsn, redis_url, schema, max_range, heartbeat_s, rate_limits, metering,
+        billing or BillingSettings(),
+    )  # fmt: skip
     deps = Dependencies(settings, auth_settings)
 
     @asynccontextmanager
@@ -73,9 +96,10 @@ def create_app(
 
 
 def serve(app: FastAPI) -> Any:
-    """The ASGI application to run: request metrics around the security headers around CORS
-    (only for the origins configured) around the hot path (authenticated like the routes it
-    serves) around FastAPI."""
+    """The ASGI application to run: the edge (request metrics, security headers, rate-limit
+    fields and usage records, `api.middleware.Edge`) around CORS (only for the origins
+    configured) around the hot path (authenticated like the routes it serves) around
+    FastAPI."""
     inner: Any = HotPath(app, latest.HOT_PATHS, require(Permission.MARKET_READ))
     origins = Dependencies.of_app(app).auth_settings.cors_origins
     if origins:  # closed unless configured: browsers refuse other origins' reads
@@ -86,4 +110,5 @@ def serve(app: FastAPI) -> Any:
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
             max_age=600,
         )
-    return RequestMetrics(SecurityHeaders(inner))
+    deps = Dependencies.of_app(app)
+    return Edge(inner, lambda: deps.metering)

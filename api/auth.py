@@ -73,19 +73,27 @@ class Permission(StrEnum):
     KEYS_MANAGE = "keys:manage"
     AUDIT_READ = "audit:read"
     SELF = "self"  # /v1/me: the signed-in user's own account and sessions
+    USAGE_READ = "usage:read"  # the organisation's usage, quota and plan
+    BILLING_READ = "billing:read"  # the plan, the subscription, invoices
+    BILLING_MANAGE = "billing:manage"  # checkout, the customer portal
 
     @property
     def writes(self) -> bool:
-        return self in (Permission.MEMBERS_MANAGE, Permission.KEYS_MANAGE)
+        return self in (
+            Permission.MEMBERS_MANAGE,
+            Permission.KEYS_MANAGE,
+            Permission.BILLING_MANAGE,
+        )
 
 
-_EVERYONE = {Permission.SELF}
+_WRITES = frozenset({Permission.MEMBERS_MANAGE, Permission.KEYS_MANAGE, Permission.BILLING_MANAGE})
+_EVERYONE = {Permission.SELF, Permission.USAGE_READ}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.ADMIN: frozenset(Permission),
     Role.ANALYST: frozenset({Permission.MARKET_READ, *_EVERYONE}),
     Role.VIEWER: frozenset({Permission.MARKET_READ, *_EVERYONE}),
-    Role.BILLING: frozenset(_EVERYONE),
+    Role.BILLING: frozenset({Permission.BILLING_READ, Permission.BILLING_MANAGE, *_EVERYONE}),
 }
 
 
@@ -511,10 +519,15 @@ def require(permission: Permission) -> Dependency:
     if existing is not None:
         return existing
 
+    metered = permission is Permission.MARKET_READ
+
     async def required(request: Request) -> Principal:
-        authenticator: Authenticator = request.app.state.deps.auth
+        deps = request.app.state.deps
+        authenticator: Authenticator = deps.auth
         principal = await authenticator.authenticate(request)
         authorize(principal, permission)
+        if metered:  # the tier's rights, rate limits and quota (api.metering)
+            await deps.metering.admit(request, principal)
         return principal
 
     required.permission = permission  # type: ignore[attr-defined]  # read by the route test

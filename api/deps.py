@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
@@ -24,9 +24,13 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticator, Principal
+from api.billing import BillingServices, BillingSettings
 from api.identity import AuthSettings, IdentityServices, client_of
 from api.live import LiveHub
+from api.metering import Metering, UsagePublisher
 from api.problems import postgres_unavailable, redis_unavailable
+from api.resp import RespClient
+from billing.ratelimit import RateLimiter
 from projections.redis_sink import channel
 
 CONNECT_TIMEOUT_S = 2.0
@@ -45,6 +49,9 @@ class ApiSettings:
     schema: str  # PostgreSQL schema of the read models, also the Redis namespace
     max_range: timedelta = timedelta(days=92)  # the longest history range one request serves
     heartbeat_s: float = 15.0  # between comment heartbeats of an idle live stream
+    rate_limits: bool = True  # the tiers' rights, rate limits and quotas enforced
+    metering: bool = True  # usage records to Kafka (where the API has a broker)
+    billing: BillingSettings = field(default_factory=BillingSettings)
 
 
 class Dependencies:
@@ -91,6 +98,22 @@ class Dependencies:
             on_key_use=self._key_used,
         )
         self._key_uses: dict[str, float] = {}
+        auth_conf = self.auth_settings
+        publisher = None
+        if settings.metering and auth_conf.bootstrap and auth_conf.registry_url:
+            publisher = UsagePublisher(
+                auth_conf.bootstrap, auth_conf.registry_url, auth_conf.topic_prefix
+            )
+        self.resp = RespClient(settings.redis_url, CONNECT_TIMEOUT_S)  # the hot path's
+        self.billing = BillingServices(settings.billing, self.pool, schema)
+        self.metering = Metering(
+            self.pool,
+            schema,
+            RateLimiter(self.redis, self.aredis, namespace=schema),
+            enabled=settings.rate_limits,
+            publisher=publisher,
+            resp=self.resp,
+        )
         self.hub = LiveHub(
             settings.redis_url, {channel(schema, "lmp"): "lmp", channel(schema, "kpis"): "kpi"}
         )
@@ -133,12 +156,17 @@ class Dependencies:
         long as the app runs."""
         self.pool.open(wait=False)
         self.hub.start()
+        if self.metering.publisher is not None:
+            self.metering.publisher.start()
         try:
             yield
         finally:
+            if self.metering.publisher is not None:
+                self.metering.publisher.close()
             self.identity.close()
             await self.hub.stop()
             await self.aredis.aclose()
+            self.resp.close()
             self.pool.close()
             self.redis.close()
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -17,7 +18,8 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api import params
-from api.deps import Pool, PostgresDep, SettingsDep
+from api.deps import Dependencies, Pool, PostgresDep, SettingsDep
+from api.metering import Served, check_history, served_of
 from api.problems import bad_parameter
 from api.rows import ENVELOPE_COLUMNS, jsonable, record
 from projections import reads
@@ -119,8 +121,18 @@ class HistoryQuery:
         format: Annotated[
             str | None, Query(description="json or csv (else the Accept header decides).")
         ] = None,
+        dry_run: Annotated[
+            bool,
+            Query(
+                description="Answer with the rows this request would return and the quota "
+                "they would use, without reading them."
+            ),
+        ] = False,
     ) -> None:
         self.pool, self.settings = pool, settings
+        self.request = request
+        self.served: Served | None = served_of(request)
+        self.dry_run = dry_run
         self.start, self.end, self.as_of_text = start, end, as_of
         self.resample_text, self.agg = resample, agg
         if timezone not in (None, "utc", "market"):
@@ -148,6 +160,7 @@ def answer(query: HistoryQuery, name: str, filters: dict[str, Any]) -> Response:
     dataset = DATASETS[name]
     filters = {k: CODES[k](v) if k in CODES else v for k, v in filters.items()}
     window = params.time_range(query.start, query.end, settings.max_range)
+    check_history(query.served, window.start, query.csv, datetime.now(UTC))
     as_of = params.instant(query.as_of_text, "as_of")
     chosen = {k: v for k, v in filters.items() if v not in (None, [])}
     available = dataset.lineage_columns if query.lineage else dataset.columns
@@ -164,6 +177,9 @@ def answer(query: HistoryQuery, name: str, filters: dict[str, Any]) -> Response:
         "columns": columns,
         "tz": query.timezone,
     }
+    if query.dry_run:
+        return _dry_run(query, selection, dataset, resample, binding)
+    served = query.served
     if resample is not None:
         width = params.RESAMPLE[resample[0]]
         with pool.connection() as conn:
@@ -175,6 +191,8 @@ def answer(query: HistoryQuery, name: str, filters: dict[str, Any]) -> Response:
             except ProjectionError as exc:
                 raise bad_parameter("resample", str(exc)) from exc
         data = [record(r, query.timezone, "bucket_start_utc") for r in rows]
+        if served is not None:
+            served.rows = len(data)
         if query.csv:
             return StreamingResponse(_csv(iter(data)), media_type="text/csv")
         return JSONResponse({"data": data, "next_cursor": None})
@@ -194,12 +212,80 @@ def answer(query: HistoryQuery, name: str, filters: dict[str, Any]) -> Response:
     except BaseException:
         pool.putconn(conn)
         raise
-    rows_out = _released(_chain(first, streamed), pool, conn)
+    rows_out = _counted(_released(_chain(first, streamed), pool, conn), served, limit)
     if query.csv:
         body = _csv(record(r, query.timezone, dataset.time_column) for r in rows_out)
         return StreamingResponse(body, media_type="text/csv")
     page = _json_page(rows_out, limit, key, binding, query.timezone, dataset.time_column)
     return StreamingResponse(page, media_type="application/json")
+
+
+def _counted(
+    rows: Iterator[dict[str, Any]], served: Served | None, limit: int
+) -> Iterator[dict[str, Any]]:
+    """`rows`, counted into the request's usage as they are sent (the one past a page's
+    `limit`, read only to know there is more, is not sent and not counted)."""
+    if served is None:
+        yield from rows
+        return
+    for row in rows:
+        if not limit or served.rows < limit:
+            served.rows += 1
+        yield row
+
+
+def _dry_run(
+    query: HistoryQuery,
+    selection: reads.Selection,
+    dataset: HistoryResource,
+    resample: tuple[str, str] | None,
+    binding: dict[str, Any],
+) -> Response:
+    """The rows a request would return and the quota they would use, counted by the server
+    without reading them out (`reads.count`)."""
+    after = params.decode_cursor(query.cursor, binding)
+    if after is not None:
+        after = [_key_value(v) for v in after]
+    with query.pool.connection() as conn:
+        try:
+            if resample is None:
+                matching = reads.count(conn, query.settings.schema, selection, after)
+            else:
+                series = reads.count(
+                    conn, query.settings.schema, selection, group_by=dataset.series
+                )
+        except ProjectionError as exc:
+            raise bad_parameter("dry_run", str(exc)) from exc
+    if resample is None:
+        page = query.limit if not query.csv else 0
+        rows = min(matching, page) if page else matching
+        detail = {"matching": matching, "page_limit": page or None}
+    else:
+        width = params.RESAMPLE[resample[0]]
+        span = (selection.end - selection.start).total_seconds()
+        if width is None:  # calendar months: every month the range touches
+            start, end = selection.start, selection.end
+            buckets = (end.year - start.year) * 12 + end.month - start.month + (end.day > 1)
+        else:
+            buckets = math.ceil(span / width.total_seconds())
+        rows = series * max(buckets, 0)  # at most: a bucket without data gives no row
+        detail = {"series": series, "buckets": buckets}
+    served = query.served
+    if served is not None:
+        served.dry_run = True
+    answer: dict[str, Any] = {"dry_run": True, "rows": rows, **detail}
+    if served is not None:
+        metering = Dependencies.of(query.request).metering
+        now = datetime.now(UTC)
+        org = served.principal.org_id
+        used = metering.used_rows_now(org, now)
+        quota = metering.quota(served.tier, used, now)
+        remaining = quota["remaining"]
+        quota["after"] = None if remaining is None else remaining - rows
+        quota["within"] = remaining is None or rows <= remaining
+        answer["tier"] = served.tier.name
+        answer["quota"] = quota
+    return JSONResponse(answer)
 
 
 def _key_value(value: Any) -> Any:

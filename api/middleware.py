@@ -1,6 +1,6 @@
 """Plain ASGI middleware around the FastAPI app (a BaseHTTPMiddleware would cost a task and a
-queue per request): request metrics, and the hot path that serves the most requested route
-ahead of FastAPI's routing."""
+queue per request): the edge (request metrics, security headers, rate-limit fields and usage
+records) and the hot path that serves the most requested route ahead of FastAPI's routing."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 
 from api.errors import answer
+from api.metering import BEGAN_KEY, SCOPE_KEY, Metering
 from api.problems import bad_parameter, respond
 
 REQUESTS = Counter("optibid_api_requests_total", "API requests", ["route", "status"])
 LATENCY = Histogram("optibid_api_request_seconds", "API request latency", ["route"])
+
+_METRICS: dict[tuple[str, int], tuple[Any, Any]] = {}  # route templates x statuses: bounded
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -52,6 +55,7 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope["hot_path"] = scope["path"]
+        scope["optibid.defer_limit"] = True  # its endpoints read with the limit check at once
         scope["app"] = self.app  # as FastAPI would set it: endpoints find their dependencies
         request = Request(scope, receive)
         try:
@@ -60,33 +64,6 @@ class HotPath:
         except Exception as exc:
             response = await answer(request, exc)
         await response(scope, receive, send)
-
-
-class RequestMetrics:
-    """Requests and latency by route template and status."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        began = time.perf_counter()
-        status = 500
-
-        async def sending(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("hot_path") or getattr(scope.get("route"), "path", "unmatched")
-            LATENCY.labels(route).observe(time.perf_counter() - began)
-            REQUESTS.labels(route, str(status)).inc()
 
 
 DASHBOARD_CSP = (
@@ -100,25 +77,43 @@ _ALWAYS = (
 )
 
 
-class SecurityHeaders:
-    """What a security review expects on every answer: no sniffing, no referrer, no framing;
-    the dashboard's Content-Security-Policy; and `Cache-Control: no-store` on every answer to a
-    request that carried credentials or asked for `/v1` (nothing authenticated is cached)."""
+class Edge:
+    """The outermost layer, one `send` wrapper for all it does (each layer of its own would
+    wrap every message of every answer again):
 
-    def __init__(self, app: Any) -> None:
+    - request metrics: requests and latency by route template and status;
+    - what a security review expects on every answer: no sniffing, no referrer, no framing;
+      the dashboard's Content-Security-Policy; and `Cache-Control: no-store` on every answer
+      to a request that carried credentials or asked for `/v1` (nothing authenticated is
+      cached);
+    - the rate-limit fields of an admitted market-data request, and its usage record handed
+      to the publisher once the last byte is sent (2xx answers only: a refusal or an error
+      served no data; `api.metering`).
+    """
+
+    def __init__(self, app: Any, metering: Callable[[], Metering]) -> None:
         self.app = app
+        self.metering = metering
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[BEGAN_KEY] = began = time.perf_counter()
         path: str = scope.get("path", "")
         names = {name for name, _ in scope.get("headers", ())}
         private = path.startswith("/v1/") or bool(names & {b"authorization", b"x-api-key"})
         dashboard = path.startswith("/dashboard")
+        status = 500
+        size = 0
 
         async def sending(message: Any) -> None:
-            if message["type"] == "http.response.start":
+            nonlocal status, size
+            kind = message["type"]
+            if kind == "http.response.body":
+                size += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                status = message["status"]
                 headers = [
                     (k, v) for k, v in message.get("headers", ())
                     if not (private and k.lower() == b"cache-control")
@@ -128,7 +123,25 @@ class SecurityHeaders:
                     headers.append((b"cache-control", b"no-store"))
                 if dashboard:
                     headers.append((b"content-security-policy", DASHBOARD_CSP.encode()))
+                served = scope.get(SCOPE_KEY)
+                if served is not None and served.headers:
+                    headers.extend(served.headers)
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, sending)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - began
+            route = scope.get("hot_path") or getattr(scope.get("route"), "path", "unmatched")
+            children = _METRICS.get((route, status))
+            if children is None:  # made once per route and status: labels() costs per call
+                children = (LATENCY.labels(route), REQUESTS.labels(route, str(status)))
+                _METRICS[route, status] = children
+            children[0].observe(seconds)
+            children[1].inc()
+        served = scope.get(SCOPE_KEY)
+        if served is not None and 200 <= status < 300:
+            publisher = self.metering().publisher
+            if publisher is not None:
+                publisher.put(served, status, size, seconds)

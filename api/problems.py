@@ -28,6 +28,7 @@ class ProblemError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
         code: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -36,6 +37,7 @@ class ProblemError(Exception):
         self.param = param
         self.headers = headers or {}
         self.code = code  # for programs: what to do next (e.g. "otp_required")
+        self.extra = extra or {}  # further members of the problem (RFC 9457 extensions)
 
 
 def bad_parameter(param: str, detail: str) -> ProblemError:
@@ -109,7 +111,7 @@ def body(problem: ProblemError, instance: str) -> dict[str, Any]:
         content["invalid_params"] = [{"name": problem.param, "reason": problem.detail}]
     if problem.code is not None:
         content["code"] = problem.code
-    return content
+    return {**problem.extra, **content}
 
 
 def respond(problem: ProblemError, request: Request) -> JSONResponse:

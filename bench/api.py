@@ -1,4 +1,5 @@
-"""The query API under load, side by side in one run:
+"""The query API under load, side by side in one run, with the tiers' rate limits enforced and
+every request metered (a usage record to Kafka), as the API runs in production:
 - latest price (`GET /v1/lmp/latest?iso=&market=&location_id=`), authenticated two ways: with an
   API key (`X-API-Key`) and with an access token of a session (ES256 JWT with `sid`, so the
   session, user and membership are checked against the identity read models, then cached for
@@ -10,8 +11,10 @@
 - median and p99 latency, with the API key, of a one-location one-day history query (JSON, 288
   rows), and of a one-month 5-minute query streamed as CSV (one location, 8,928 rows).
 The read model holds 100 locations x 31 days of 5-minute LMPs (~890k rows) in a schema of its own,
-beside identity read-model rows written here directly (an organisation, a viewer member, a session
-and a read-only API key; no login happens). Access tokens are signed with the database's key ring
+beside identity read-model rows written here directly for DESKS organisations on the enterprise
+tier (each a viewer member, a session and a read-only API key; no login happens); the load sends
+their credentials in turn (a wrk script), so the limits, enforced on every request, refuse none
+(wrk's non-2xx count would fail the run). Access tokens are signed with the database's key ring
 (`identity_keys.signing_keys`, made when missing and left in place). Each credential must get a
 200 before it is timed, and a request without one a 401.
 Run on the local stack:
@@ -46,12 +49,16 @@ from bench.common import ROOT, arguments, emit, local_stack, median, run_id
 from identity import apikeys, signing
 from identity.tokens import MAX_ACCESS_LIFETIME, KeyRing, issue_access_token
 from optibid.settings import Settings
+from optibid.wiring import prepare_contracts
 from projections.migrate import migrate
 from projections.redis_sink import values_key
 from tests.integration.streams_util import free_port
 
 START = datetime(2025, 1, 1, 5, tzinfo=UTC)  # PJM local midnight (EST)
 DAYS, LOCATIONS = 31, 100
+# desks (organisations on the enterprise tier, 6,000 requests a minute per key or user) whose
+# credentials the load sends in turn: enough that the rate limits, enforced, refuse nothing
+DESKS = 64
 CEILING_APP = """
 import os
 import redis.asyncio as aioredis
@@ -130,16 +137,28 @@ class Identity:
     api_key: str
 
 
+def seed_identities(settings: Settings, schema: str, count: int) -> list[Identity]:
+    """`count` desks (see seed_identity), each an organisation on the enterprise tier."""
+    return [seed_identity(settings, schema) for _ in range(count)]
+
+
 def seed_identity(settings: Settings, schema: str) -> Identity:
     """Identity read-model rows in the bench's schema, as `optibid project-identity` would fold
-    them: an organisation, a user, their viewer membership, a session open for a day and a
-    read-only API key; and a key ring in `identity_keys` (made only when there is none)."""
+    them: an organisation on the enterprise tier, a user, their viewer membership, a session
+    open for a day and a read-only API key; and a key ring in `identity_keys` (made only when
+    there is none)."""
     org_id, user_id, session_id = (str(uuid.uuid4()) for _ in range(3))
     key, prefix, secret_hash = apikeys.new_api_key()
     now = datetime.now(UTC)
-    versions = [("organization", org_id, 3), ("user", user_id, 1), ("session", session_id, 1)]
+    versions = [("organization", org_id, 3), ("user", user_id, 1), ("session", session_id, 1),
+                ("account", org_id, 1)]  # fmt: skip
     with psycopg.connect(settings.postgres_dsn) as conn, conn.cursor() as cur:
         cur.execute(f'SET search_path TO "{schema}"')
+        cur.execute(
+            "INSERT INTO identity_accounts (org_id, tier, plan, status, updated_at)"
+            " VALUES (%s, 'enterprise', 'enterprise', 'active', %s)",
+            (org_id, now),
+        )
         cur.execute(
             "INSERT INTO identity_organizations (org_id, name, created_by, created_at)"
             " VALUES (%s, 'Bench', %s, %s)",
@@ -212,18 +231,43 @@ def serve(argv: list[str], env: dict[str, str], url: str) -> subprocess.Popen[by
     raise RuntimeError(f"{argv} did not answer at {url}")
 
 
+ROTATE = """
+local values = {%s}
+local i = 0
+request = function()
+  i = i %% #values + 1
+  return wrk.format("GET", nil, {["%s"] = values[i]})
+end
+"""
+
+
 def throughput(
-    url: str, seconds: int, connections: int, headers: Mapping[str, str] | None = None
+    url: str,
+    seconds: int,
+    connections: int,
+    headers: Mapping[str, str] | None = None,
+    rotate: tuple[str, list[str]] | None = None,
 ) -> float:
-    """Requests/s with wrk (one thread: the server has the other core), else Python."""
+    """Requests/s with wrk (one thread: the server has the other core), else Python.
+    `rotate`: (header, values) sent in turn, one value per request (many principals)."""
     headers = headers or {}
     wrk = shutil.which("wrk")
     if wrk:
         header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
-        out = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", *header_args, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        script: list[str] = []
+        if rotate is not None:
+            name, values = rotate
+            path = Path(f"/tmp/bench-rotate-{uuid.uuid4().hex}.lua")
+            path.write_text(ROTATE % (", ".join(json.dumps(v) for v in values), name))
+            script = ["-s", str(path)]
+        try:
+            out = subprocess.run(
+                [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", *header_args, *script, url],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        finally:
+            if script:
+                Path(script[1]).unlink(missing_ok=True)
         if "Non-2xx" in out:
             raise RuntimeError(f"errors under load at {url}:\n{out}")
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -232,7 +276,8 @@ def throughput(
     done, deadline = 0, time.monotonic() + seconds
     with httpx.Client(headers=dict(headers)) as client:
         while time.monotonic() < deadline:
-            client.get(url).raise_for_status()
+            extra = {rotate[0]: rotate[1][done % len(rotate[1])]} if rotate else {}
+            client.get(url, headers=extra).raise_for_status()
             done += 1
     return done / seconds
 
@@ -253,6 +298,21 @@ def latencies(
     return median(times), times[min(len(times) - 1, int(len(times) * 0.99))], size
 
 
+def api_counters(url: str) -> dict[str, float]:
+    """The API's usage records published and dropped, and requests its limits refused."""
+    text = httpx.get(url, timeout=10).text
+
+    def total(name: str) -> float:
+        found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
+        return sum(float(v) for v in found)
+
+    return {
+        "published": total("optibid_api_usage_records_total"),
+        "dropped": total("optibid_api_usage_dropped_total"),
+        "limited": total("optibid_api_limited_total"),
+    }
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -266,16 +326,21 @@ def check_latest(url: str, headers: Mapping[str, str], what: str) -> None:
 
 
 def credential_rate(
-    url: str, args: argparse.Namespace, headers_of: Callable[[], dict[str, str]], what: str
+    url: str, args: argparse.Namespace, headers_of: Callable[[], list[dict[str, str]]], what: str
 ) -> float:
-    """Requests/s of `url` with a credential that got a 200 just before. One retry, with the
-    credential made again, when the load saw errors: the key ring is the database's, and
-    another process may rotate a token's key out mid-run (the identity integration tests do)."""
+    """Requests/s of `url` with credentials (one per desk, sent in turn) that each got a 200
+    just before. One retry, with the credentials made again, when the load saw errors: the key
+    ring is the database's, and another process may rotate a token's key out mid-run (the
+    identity integration tests do)."""
     for attempt in (1, 2):
-        headers = headers_of()
-        check_latest(url, headers, what)
+        all_headers = headers_of()
+        for one in all_headers:
+            check_latest(url, one, what)
+        (name,) = all_headers[0]
+        rotate = (name, [h[name] for h in all_headers])
+        headers: dict[str, str] = {}
         try:
-            return throughput(url, args.seconds, args.connections, headers)
+            return throughput(url, args.seconds, args.connections, headers, rotate)
         except RuntimeError as exc:
             if attempt == 2:
                 raise
@@ -291,7 +356,9 @@ def main() -> None:
     schema = run_id()
     began = time.perf_counter()
     load(settings, schema)
-    identity = seed_identity(settings, schema)
+    prepare_contracts(settings)  # usage.requests: where the API's usage records go
+    desks = seed_identities(settings, schema, DESKS)
+    identity = desks[0]
     rows = DAYS * 288 * LOCATIONS
     print(
         f"{rows} LMP rows in schema {schema} in {time.perf_counter() - began:.0f} s",
@@ -335,15 +402,26 @@ def main() -> None:
                     f"http://127.0.0.1:{ceiling_port}/latest", args.seconds, args.connections
                 )
             )
-            key_rates.append(credential_rate(latest_url, args, lambda: with_key, "API key"))
-            jwt_rates.append(  # a fresh token each round: tokens live 15 minutes at most
+            key_rates.append(
                 credential_rate(
-                    latest_url, args, lambda: bearer(access_token(settings, identity)), "JWT"
+                    latest_url, args, lambda: [{"X-API-Key": d.api_key} for d in desks],
+                    "API key",
                 )
-            )
+            )  # fmt: skip
+            jwt_rates.append(  # fresh tokens each round: tokens live 15 minutes at most
+                credential_rate(
+                    latest_url, args,
+                    lambda: [bearer(access_token(settings, d)) for d in desks], "JWT",
+                )
+            )  # fmt: skip
             print(f"round {n + 1}: ceiling {ceiling_rates[-1]:.0f} req/s, "
                   f"API key {key_rates[-1]:.0f} req/s, JWT {jwt_rates[-1]:.0f} req/s",
                   file=sys.stderr)  # fmt: skip
+        time.sleep(1.0)  # the usage publisher's last batch
+        metered = api_counters(f"http://127.0.0.1:{api_port}/metrics")
+        print(f"usage records handed to Kafka: {metered['published']:.0f}, dropped: "
+              f"{metered['dropped']:.0f}; refused by limits: {metered['limited']:.0f}",
+              file=sys.stderr)  # fmt: skip
         history = f"http://127.0.0.1:{api_port}/v1/lmp"
         day = {"iso": "PJM", "market": "RT_5MIN", "location_id": "50042",
                "start": "2025-01-15T05:00:00Z", "end": "2025-01-16T05:00:00Z"}  # fmt: skip
@@ -384,6 +462,11 @@ def main() -> None:
             "ratio_api_key": round(ratio_key, 3),
             "ratio_jwt": round(ratio_jwt, 3),
             "ratio": round(min(ratio_key, ratio_jwt), 3),
+            "rate_limits_and_metering": True,
+            "desks": DESKS,
+            "usage_records_published": round(metered["published"]),
+            "usage_records_dropped": round(metered["dropped"]),
+            "requests_refused_by_limits": round(metered["limited"]),
             "day_history_json_p50_ms": round(day_p50, 1),
             "day_history_json_p99_ms": round(day_p99, 1),
             "month_5min_csv_rows": month_rows,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -123,6 +123,17 @@ def redis_key(namespace: str, key: str) -> str:
     return f"optibid:{namespace}:rl:{key}"
 
 
+def script_arguments(limits: Sequence[Limit], cost: int) -> list[Any]:
+    """SCRIPT's arguments (the key count, keys, then ARGV) for `limits` at `cost`: for callers
+    that send it in a pipeline of their own."""
+    return _arguments(limits, cost)
+
+
+def stricter(limits: Sequence[Limit], answer: Any) -> Decision:
+    """The one Decision of SCRIPT's `answer` for `limits` (see `script_arguments`)."""
+    return _stricter(limits, cast(list[list[int]], answer))
+
+
 def _arguments(limits: Sequence[Limit], cost: int) -> list[Any]:
     if cost < 1:
         raise ValueError(f"cost must be at least 1, not {cost}")
@@ -213,6 +224,22 @@ class RateLimiter:
     async def acheck_both(self, key_id: str, org_id: str, tier: Tier, cost: int = 1) -> Decision:
         """`check_both` on the async client."""
         return await self.acheck_limits(self.tier_limits(key_id, org_id, tier), cost)
+
+    async def acheck_with(
+        self,
+        execute: Callable[..., Awaitable[list[Any]]],
+        limits: Sequence[Limit],
+        cost: int = 1,
+    ) -> Decision:
+        """`acheck_limits` through a pipelining client's `execute(*commands)` that returns the
+        replies (the API's hot path, `api.resp`); its errors are redis-py's."""
+        args = _arguments(limits, cost)
+        try:
+            (answers,) = await execute(("EVALSHA", SCRIPT_SHA, *args))
+        except NoScriptError:
+            await execute(("SCRIPT", "LOAD", SCRIPT))
+            (answers,) = await execute(("EVALSHA", SCRIPT_SHA, *args))
+        return _stricter(limits, cast(list[list[int]], answers))
 
     async def acheck_limits(self, limits: Sequence[Limit], cost: int = 1) -> Decision:
         if self.async_client is None:

@@ -121,6 +121,20 @@ def create_organization(
     return org_id
 
 
+def set_tier(
+    bus: Bus,
+    *,
+    org_id: str,
+    tier: str,
+    reason: str = "set by an operator",
+    actor: Actor = SYSTEM,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """Put organisation `org_id`'s account on `tier` (the operators' SetTier)."""
+    change = command("SetTier", "account", org_id, actor, org_id=org_id, tier=tier, reason=reason)
+    return expect(bus, change, timeout_s)
+
+
 @dataclass(frozen=True)
 class Invitation:
     invitation_id: str

@@ -14,10 +14,12 @@ from rich.table import Table
 from optibid import (
     cli_admin,
     cli_api,
+    cli_billing,
     cli_connectors,
     cli_identity,
     cli_projections,
     cli_streams,
+    cli_usage,
     stack,
 )
 from optibid.demo import run_demo
@@ -203,7 +205,9 @@ cli_connectors.register(app, _settings)
 cli_streams.register(app, _settings)
 cli_projections.register(app, _settings)
 cli_identity.register(app, _settings)
+cli_usage.register(app, _settings)
 cli_api.register(app, _settings)
+cli_billing.register(app, _settings)
 cli_admin.register(app, _settings)
 
 

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 
 from api.app import create_app, serve
+from api.billing import BillingSettings
 from api.identity import AuthSettings
 from optibid.settings import Settings
 
@@ -28,6 +30,8 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             max_range=timedelta(days=settings.api_max_range_days),
             heartbeat_s=settings.api_heartbeat_s,
             auth_settings=auth_settings(settings),
+            rate_limits=settings.rate_limits,
+            billing=billing_settings(settings),
         )
         typer.echo(
             f"OptiBid API on http://{settings.api_host}:{port or settings.api_port}/ "
@@ -55,4 +59,19 @@ def auth_settings(settings: Settings) -> AuthSettings:
         cors_origins=tuple(settings.api_cors_origins),
         ring_ttl_s=settings.auth_key_ring_ttl_s,
         public_url=settings.api_public_url or f"http://{settings.api_host}:{settings.api_port}",
+    )
+
+
+def billing_settings(settings: Settings) -> BillingSettings:
+    """The API's Stripe connection and operators' organisation, from the settings."""
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return BillingSettings(
+        stripe_api_key=secret(settings.stripe_api_key),
+        stripe_api_base=settings.stripe_api_base,
+        webhook_key=secret(settings.stripe_webhook_key),
+        prices=dict(settings.stripe_prices),
+        platform_org_id=settings.platform_org_id,
     )

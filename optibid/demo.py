@@ -127,6 +127,9 @@ PROCESSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projectors", ("project", "all")),
     ("identity", ("identity",)),
     ("identity-projector", ("project-identity",)),
+    ("meter", ("meter",)),
+    ("usage-projector", ("project-usage",)),
+    ("billing", ("billing",)),
     ("api", ("api",)),
 )
 

@@ -96,6 +96,8 @@ def provision(settings: Settings, catalog: TopicCatalog, path: Path) -> list[dic
             bus, name=ORG_NAME, owner_user_id=owner_id, timeout_s=30
         )
         owner = provisioning.Actor(owner_id, "user", "cli:demo", org_id=org_id)
+        # the demo desk is on the professional tier: every dataset, CSV and live updates
+        provisioning.set_tier(bus, org_id=org_id, tier="professional", reason="demo", timeout_s=30)
         for role in ROLES[1:]:
             user_id, email, _ = users[role]
             provisioning.add_member(

@@ -116,10 +116,10 @@ class Settings(BaseSettings):
         9470, description="Prometheus metrics port of `optibid project-identity` (0: none)."
     )
     usage_projector_metrics_port: int = Field(
-        9471, description="Prometheus metrics port of `optibid project-usage` (0: none)."
+        9474, description="Prometheus metrics port of `optibid project-usage` (0: none)."
     )
     billing_metrics_port: int = Field(
-        9472, description="Prometheus metrics port of `optibid billing` (0: none)."
+        9475, description="Prometheus metrics port of `optibid billing` (0: none)."
     )
 
     # Usage metering and billing.
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     )
     stripe_prices: dict[str, str] = Field(
         default_factory=dict,
-        description="Stripe price id per paid tier, e.g. {\"starter\": \"price_...\"}.",
+        description='Stripe price id per paid tier, e.g. {"starter": "price_..."}.',
     )
     stripe_meter_event: str = Field(
         "optibid_rows", description="Event name of the Stripe Billing Meter of rows served."

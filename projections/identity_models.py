@@ -69,6 +69,8 @@ TABLES = (
     "identity_sessions",
     "identity_audit",
     "identity_sso_connections",
+    "identity_accounts",
+    "identity_feature_flags",
 )
 
 APPLIED = Counter(
@@ -282,6 +284,69 @@ STATEMENTS: dict[str, str] = {
         "DELETE FROM {identity_sso_connections}"
         " WHERE connection_id = %(connection_id)s AND org_id = %(org_id)s"
     ),
+    # account: every statement makes the row where it is missing (an account starts free)
+    "tier_changed": (
+        "INSERT INTO {identity_accounts} (org_id, tier, plan, updated_at)"
+        " VALUES (%(org_id)s, %(tier)s, %(tier)s, %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET tier = EXCLUDED.tier,"
+        " plan = CASE WHEN %(reason)s::text = 'payment failed' THEN {identity_accounts}.plan"
+        " ELSE EXCLUDED.plan END, updated_at = EXCLUDED.updated_at"
+    ),
+    "stripe_customer_linked": (
+        "INSERT INTO {identity_accounts} (org_id, stripe_customer_id, updated_at)"
+        " VALUES (%(org_id)s, %(stripe_customer_id)s, %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET stripe_customer_id = EXCLUDED.stripe_customer_id,"
+        " updated_at = EXCLUDED.updated_at"
+    ),
+    "subscription_activated": (
+        "INSERT INTO {identity_accounts} (org_id, plan, status, stripe_customer_id,"
+        " stripe_subscription_id, period_start, period_end, updated_at)"
+        " VALUES (%(org_id)s, %(tier)s, 'active', %(stripe_customer_id)s,"
+        " %(stripe_subscription_id)s, %(period_start)s, %(period_end)s, %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET plan = EXCLUDED.plan,"
+        " status = CASE WHEN {identity_accounts}.status = 'past_due' THEN 'past_due'"
+        " ELSE 'active' END,"
+        " stripe_customer_id = COALESCE(EXCLUDED.stripe_customer_id,"
+        " {identity_accounts}.stripe_customer_id),"
+        " stripe_subscription_id = EXCLUDED.stripe_subscription_id,"
+        " period_start = COALESCE(EXCLUDED.period_start, {identity_accounts}.period_start),"
+        " period_end = COALESCE(EXCLUDED.period_end, {identity_accounts}.period_end),"
+        " updated_at = EXCLUDED.updated_at"
+    ),
+    "invoice_paid": (
+        "INSERT INTO {identity_accounts} (org_id, period_start, period_end, updated_at)"
+        " VALUES (%(org_id)s, %(period_start)s, %(period_end)s, %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET"
+        " status = CASE WHEN {identity_accounts}.status IN ('past_due', 'active') THEN 'active'"
+        " ELSE {identity_accounts}.status END, grace_until = NULL,"
+        " period_start = COALESCE(EXCLUDED.period_start, {identity_accounts}.period_start),"
+        " period_end = COALESCE(EXCLUDED.period_end, {identity_accounts}.period_end),"
+        " updated_at = EXCLUDED.updated_at"
+    ),
+    "payment_failed": (
+        "INSERT INTO {identity_accounts} (org_id, status, grace_until, updated_at)"
+        " VALUES (%(org_id)s, 'past_due', %(grace_until)s, %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET status = 'past_due',"
+        " grace_until = EXCLUDED.grace_until, updated_at = EXCLUDED.updated_at"
+    ),
+    "subscription_canceled": (
+        "INSERT INTO {identity_accounts} (org_id, status, updated_at)"
+        " VALUES (%(org_id)s, 'canceled', %(at)s)"
+        " ON CONFLICT (org_id) DO UPDATE SET status = 'canceled', plan = 'free',"
+        " stripe_subscription_id = NULL, grace_until = NULL, updated_at = EXCLUDED.updated_at"
+    ),
+    "feature_flag_set": (
+        "INSERT INTO {identity_feature_flags} (flag, enabled, percentage, roles, org_ids_on,"
+        " org_ids_off, updated_at) VALUES (%(flag)s, %(enabled)s, %(percentage)s,"
+        " array_remove(string_to_array(%(roles)s, ','), ''),"
+        " array_remove(string_to_array(%(org_ids_on)s, ','), ''),"
+        " array_remove(string_to_array(%(org_ids_off)s, ','), ''), %(at)s)"
+        " ON CONFLICT (flag) DO UPDATE SET enabled = EXCLUDED.enabled,"
+        " percentage = EXCLUDED.percentage, roles = EXCLUDED.roles,"
+        " org_ids_on = EXCLUDED.org_ids_on, org_ids_off = EXCLUDED.org_ids_off,"
+        " updated_at = EXCLUDED.updated_at"
+    ),
+    "feature_flag_removed": "DELETE FROM {identity_feature_flags} WHERE flag = %(flag)s",
     "session_revoked": (
         "UPDATE {identity_sessions} SET revoked_at = COALESCE(revoked_at, %(at)s),"
         " revoked_reason = COALESCE(revoked_reason, %(reason)s)"
@@ -424,6 +489,26 @@ _PLANNERS: dict[str, Planner] = {
     "SessionStarted": _session_started,
     "SessionRefreshed": _session("session_refreshed", "ip", "user_agent"),
     "SessionRevoked": _session("session_revoked", "reason"),
+    "TierChanged": _org("tier_changed", "tier", "reason"),
+    "StripeCustomerLinked": _org("stripe_customer_linked", "stripe_customer_id"),
+    "SubscriptionActivated": _org(
+        "subscription_activated",
+        "tier",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+        period_start="period_start_utc",
+        period_end="period_end_utc",
+    ),
+    "InvoicePaid": _org(
+        "invoice_paid", period_start="period_start_utc", period_end="period_end_utc"
+    ),
+    "PaymentFailed": _org("payment_failed", grace_until="grace_until_utc"),
+    "SubscriptionCanceled": _org("subscription_canceled"),
+    "DowngradedForNonPayment": _nothing,  # the TierChanged after it says it
+    "FeatureFlagSet": _writes(
+        "flag", "feature_flag_set", "enabled", "percentage", "roles", "org_ids_on", "org_ids_off"
+    ),
+    "FeatureFlagRemoved": _writes("flag", "feature_flag_removed"),
     # the email index is the email aggregate's own state; no read model keeps it
     "EmailClaimed": _nothing,
     "EmailReleased": _nothing,

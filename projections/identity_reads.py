@@ -230,3 +230,62 @@ def sso_for_domain(conn: psycopg.Connection[Any], schema: str, domain: str) -> l
         " WHERE %s = ANY (c.allowed_domains) ORDER BY c.connection_id"
     ).format(c=_table(schema, "sso_connections"), o=_table(schema, "organizations"))
     return _rows(conn, query, (domain,))
+
+
+ACCOUNT_DEFAULT: Row = {
+    "tier": "free",
+    "plan": "free",
+    "status": "none",
+    "stripe_customer_id": None,
+    "stripe_subscription_id": None,
+    "period_start": None,
+    "period_end": None,
+    "grace_until": None,
+}
+
+
+def account(conn: psycopg.Connection[Any], schema: str, org_id: str) -> Row:
+    """The organisation's account: tier, plan, subscription; the free tier where none exists."""
+    query = sql.SQL("SELECT * FROM {a} WHERE org_id = %s").format(a=_table(schema, "accounts"))
+    row = _one(conn, query, (org_id,))
+    return row if row is not None else {"org_id": org_id, **ACCOUNT_DEFAULT}
+
+
+def account_by_customer(conn: psycopg.Connection[Any], schema: str, customer_id: str) -> Row | None:
+    query = sql.SQL("SELECT * FROM {a} WHERE stripe_customer_id = %s").format(
+        a=_table(schema, "accounts")
+    )
+    return _one(conn, query, (customer_id,))
+
+
+def tiers(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
+    """Every organisation's tier that is not free (the API's tier cache reads this)."""
+    query = sql.SQL("SELECT org_id, tier FROM {a} WHERE tier <> 'free'").format(
+        a=_table(schema, "accounts")
+    )
+    return {str(r["org_id"]): str(r["tier"]) for r in _rows(conn, query, ())}
+
+
+def past_due(conn: psycopg.Connection[Any], schema: str, now: datetime) -> list[Row]:
+    """Accounts whose grace period after a failed payment has ended and that are not free."""
+    query = sql.SQL(
+        "SELECT org_id, grace_until FROM {a} WHERE status = 'past_due' AND grace_until <= %s"
+        " AND tier <> 'free' ORDER BY grace_until"
+    ).format(a=_table(schema, "accounts"))
+    return _rows(conn, query, (now,))
+
+
+def accounts(conn: psycopg.Connection[Any], schema: str) -> list[Row]:
+    """Every organisation with its account (operators' view), by name."""
+    query = sql.SQL(
+        "SELECT o.org_id, o.name, COALESCE(a.tier, 'free') AS tier,"
+        " COALESCE(a.plan, 'free') AS plan, COALESCE(a.status, 'none') AS status,"
+        " a.period_end, a.grace_until FROM {o} o LEFT JOIN {a} a USING (org_id)"
+        " ORDER BY o.name, o.org_id"
+    ).format(o=_table(schema, "organizations"), a=_table(schema, "accounts"))
+    return _rows(conn, query, ())
+
+
+def feature_flags(conn: psycopg.Connection[Any], schema: str) -> list[Row]:
+    query = sql.SQL("SELECT * FROM {f} ORDER BY flag").format(f=_table(schema, "feature_flags"))
+    return _rows(conn, query, ())

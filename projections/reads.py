@@ -149,6 +149,44 @@ def stream(
         yield from cur.stream(query, params)
 
 
+def count(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    sel: Selection,
+    after: Sequence[Any] | None = None,
+    group_by: Sequence[str] | None = None,
+) -> int:
+    """How many rows `stream` would give (after the key `after`), counted by the server: no
+    row leaves it. With `group_by`: how many distinct series of those columns."""
+    spec = sel.spec
+    conditions, params = _conditions(sel)
+    source = _source(sel, conditions, schema)
+    if sel.as_of is not None:
+        params.append(sel.as_of)
+    where: sql.Composable = sql.SQL("")
+    if after is not None:
+        if len(after) != len(spec.key):
+            raise ProjectionError("a cursor must name every key column")
+        key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key)
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(after))
+        where = sql.SQL(" WHERE ({k}) > ({p})").format(k=key, p=placeholders)
+        params.extend(after)
+    counted: sql.Composable = sql.SQL("*")
+    if group_by:
+        missing = [c for c in group_by if c not in spec.column_names]
+        if missing:
+            raise ProjectionError(f"{spec.name} has no column {', '.join(missing)}")
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in group_by)
+        counted = (
+            sql.SQL("DISTINCT ({})").format(columns)
+            if len(group_by) > 1
+            else sql.SQL("DISTINCT {}").format(columns)
+        )
+    query = sql.SQL("SELECT count({c}) FROM {s} AS r{w}").format(c=counted, s=source, w=where)
+    row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def resampled(
     conn: psycopg.Connection[Any],
     schema: str,

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from api import params
 from api.deps import Dependencies, RedisDep, SettingsDep
+from api.metering import served_of
 from api.middleware import Endpoint
 from api.models.latest import EXAMPLE_LATEST, KpiLatestList, KpiLatestRow, LmpLatestList
 from api.openapi import problems
@@ -60,10 +61,13 @@ async def lmp_latest(request: Request) -> Response:
     key = values_key(deps.settings.schema, "lmp")
     if code and mkt and location_id and len(location_id) == 1:
         # one series: one field of the hash
-        raw = await deps.aredis.hget(key, f"{code}|{mkt}|{location_id[0]}")
+        (raw,) = await deps.metering.limited_read(
+            served_of(request), ("HGET", key, f"{code}|{mkt}|{location_id[0]}")
+        )
         rows = [json.loads(raw)] if raw is not None else []
-        return _json({"data": [_latest_row(r, now) for r in rows], "next_cursor": None})
-    values = await deps.aredis.hgetall(key)
+        return _json({"data": [_latest_row(r, now) for r in rows], "next_cursor": None}, request)
+    (flat,) = await deps.metering.limited_read(served_of(request), ("HGETALL", key))
+    values = dict(zip(flat[::2], flat[1::2], strict=True))
     data = []
     for series in sorted(values):
         row = json.loads(values[series])
@@ -72,7 +76,7 @@ async def lmp_latest(request: Request) -> Response:
         if location_id and row.get("location_id") not in location_id:
             continue
         data.append(_latest_row(row, now))
-    return _json({"data": data, "next_cursor": None})
+    return _json({"data": data, "next_cursor": None}, request)
 
 
 # Served by `api.middleware.HotPath` ahead of FastAPI's routing; the decorated route above
@@ -80,7 +84,10 @@ async def lmp_latest(request: Request) -> Response:
 HOT_PATHS: dict[str, Endpoint] = {LMP_LATEST: lmp_latest}
 
 
-def _json(body: dict[str, Any]) -> Response:
+def _json(body: dict[str, Any], request: Request) -> Response:
+    served = served_of(request)
+    if served is not None:
+        served.rows = len(body["data"])
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
@@ -95,6 +102,7 @@ def _latest_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 @router.get("/v1/kpis/latest", summary="Latest KPIs per location")
 def kpis_latest(
+    request: Request,
     client: RedisDep,
     settings: SettingsDep,
     iso: str | None = None,
@@ -113,4 +121,7 @@ def kpis_latest(
         values = latest_all(client, settings.schema, name)
         for field in sorted(values):
             data.append(KpiLatestRow.model_validate(without_envelope(values[field])))
+    served = served_of(request)
+    if served is not None:
+        served.rows = len(data)
     return KpiLatestList(data=data, next_cursor=None)

@@ -94,6 +94,8 @@ const live = new LiveStream({
   onState: showLiveState,
   // Whatever the server could not replay after the loss is read again.
   onResume: () => recover(true),
+  // The plan does not include live updates: said once, with the way to a plan that does.
+  onRefused: (error) => showProblem(ui.pageProblem, `Live updates: ${describeError(error)}`, error),
 });
 
 /** Run a handler of pushed data so that a bad row shows a message instead of stopping the page. */
@@ -304,7 +306,7 @@ async function loadLatest() {
     markUpdated();
     return true;
   } catch (error) {
-    showProblem(ui.latestProblem, `Latest prices: ${describeError(error)}`);
+    showProblem(ui.latestProblem, `Latest prices: ${describeError(error)}`, error);
     if (!latest.rows().length) latest.render();
     return false;
   }
@@ -375,13 +377,17 @@ async function loadChart() {
   if (request.signal.aborted) return;
   $("#chart-figure").removeAttribute("aria-busy");
   const problems = [];
+  const errors = [];
   const series = markets.map((market, i) => {
     const result = results[i];
-    if (result.status === "rejected") problems.push(`${marketLabel(market)}: ${describeError(result.reason)}`);
+    if (result.status === "rejected") {
+      problems.push(`${marketLabel(market)}: ${describeError(result.reason)}`);
+      errors.push(result.reason);
+    }
     const points = result.status === "fulfilled" ? toPoints(result.value, market) : [];
     return { id: market, label: marketLabel(market), className: seriesClass(market), points };
   });
-  showProblem(ui.chartProblem, problems.join("\n"));
+  showProblem(ui.chartProblem, problems.join("\n"), errors);
   chart.setData({ series, start, end, iso });
 }
 
@@ -393,7 +399,11 @@ async function loadCatalog() {
     if (result.status === "fulfilled") for (const row of result.value) learnLocation(row);
     else failures.push({ label: isos[i], error: result.reason });
   });
-  showProblem(ui.catalogProblem, summariseProblems("Location catalog", failures));
+  showProblem(
+    ui.catalogProblem,
+    summariseProblems("Location catalog", failures),
+    failures.map((failure) => failure.error),
+  );
   renderLocationSelect();
   if (state.chosen) renderMarketSelect();
   kpis.renderSoon(); // names for the ids of the KPI table
@@ -438,7 +448,7 @@ async function loadKpis() {
     else if (!isAbort(result.reason)) failures.push({ label: queries[i].iso, error: result.reason });
   });
   kpis.setRows(rows);
-  showProblem(ui.kpiProblem, summariseProblems("KPIs", failures));
+  showProblem(ui.kpiProblem, summariseProblems("KPIs", failures), failures.map((failure) => failure.error));
   if (failures.length < queries.length) markUpdated();
   ui.kpiNote.textContent = chosenOnly
     ? `${locationLabel(state.chosen.iso, state.chosen.locationId)} and the ISO medians`
@@ -505,7 +515,7 @@ async function loadQualitySection({ name, fetchRows, count, empty }, paging) {
     section.querySelector(".count").textContent = count(rows) + (rows.truncated ? "+" : "");
     showProblem(problem, "");
   } catch (error) {
-    showProblem(problem, describeError(error));
+    showProblem(problem, describeError(error), error);
   }
 }
 
@@ -573,17 +583,22 @@ function onKpi(row) {
  * @param {boolean} streamLost
  */
 async function recover(streamLost) {
-  const latestFailed = !ui.latestProblem.hidden;
+  const latestFailed = retryable(ui.latestProblem);
   if ((streamLost || latestFailed) && !(await loadLatest())) return;
   if (!state.chosen) {
     const wanted = locationFromHash() ?? defaultLocation();
     if (wanted) choose(wanted.iso, wanted.locationId);
-  } else if (latestFailed || !ui.chartProblem.hidden) {
+  } else if (latestFailed || retryable(ui.chartProblem)) {
     loadChart();
   }
-  if (latestFailed || !ui.catalogProblem.hidden) loadCatalog();
-  if (latestFailed || !ui.kpiProblem.hidden) loadKpis();
-  if ([...document.querySelectorAll("#quality .problem")].some((p) => !p.hidden)) loadQuality();
+  if (latestFailed || retryable(ui.catalogProblem)) loadCatalog();
+  if (latestFailed || retryable(ui.kpiProblem)) loadKpis();
+  if ([...document.querySelectorAll("#quality .problem")].some(retryable)) loadQuality();
+}
+
+/** A problem shown that asking again may clear: not one of the plan's (an upgrade clears those). */
+function retryable(problem) {
+  return !problem.hidden && problem.dataset.plan !== "true";
 }
 
 // ---- start ------------------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 // values, never as HTML.
 
 import { compareIso } from "./format.js";
+import { isPlanProblem, isRateLimited } from "./http.js";
+
+/** Where a refusal by the organisation's plan points: the Usage & plan page. */
+export const PLAN_HASH = "#/billing";
 
 /**
  * Create an element: `h("td", {class: "num"}, "12.30")`. Attributes that are null, undefined
@@ -55,13 +59,29 @@ export function timeElement(ms, text, title) {
 }
 
 /**
- * Show an error in a panel's problem line, or hide the line when `message` is empty.
+ * Show an error in a panel's problem line, or hide the line when `message` is empty. When the
+ * error (or one of the errors) behind the message is a refusal by the organisation's plan, the
+ * line links to the Usage & plan page and is marked `data-plan` (retrying will not help; an
+ * upgrade will); a refusal for the rate links there too (higher tiers allow more), unmarked
+ * (it passes).
  * @param {HTMLElement|null} element
  * @param {string} [message]
+ * @param {unknown} [cause] the error, or a list of errors, the message describes
  */
-export function showProblem(element, message) {
+export function showProblem(element, message, cause) {
   if (!element) return;
-  element.textContent = message ?? "";
+  const causes = Array.isArray(cause) ? cause : [cause];
+  const plan = Boolean(message) && causes.some(isPlanProblem);
+  const rate = Boolean(message) && causes.some(isRateLimited);
+  element.replaceChildren(message ?? "");
+  if (plan || rate) {
+    element.append(
+      " ",
+      h("a", { class: "upgrade-link", href: PLAN_HASH, "data-testid": "upgrade-link" }, "See Usage & plan"),
+    );
+  }
+  if (plan) element.dataset.plan = "true";
+  else delete element.dataset.plan;
   element.hidden = !message;
 }
 

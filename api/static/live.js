@@ -3,10 +3,12 @@
 // read with fetch() and parsed here as the SSE format says (`data:`, `id:`, `event:`, `retry:`
 // lines, an empty line ending an event, `:` comments for heartbeats). After a drop the stream is
 // opened again with `Last-Event-ID`, so that the server can replay what was missed; a request
-// that fails is tried again less often each time.
+// that fails is tried again less often each time. A stream the organisation's plan does not
+// include (403 `tier_sse`) is not asked for again: the caller is told, to show the way to a
+// plan that does; one refused for its rate (429) is tried again after `Retry-After`.
 
 import { apiFetch } from "./auth.js";
-import { apiUrl, describeError, isAbort } from "./http.js";
+import { apiUrl, describeError, isAbort, isPlanProblem, problemOf, readBody } from "./http.js";
 
 const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000];
 /** The server's heartbeats come every 15 s: this long without a byte means a dead connection. */
@@ -116,9 +118,11 @@ export class LiveStream {
    * @param {(state: LiveState, detail?: string) => void} handlers.onState
    * @param {() => void} handlers.onResume called when a connection opens again after a loss:
    *   whatever the server could not replay is fetched again by the caller
+   * @param {(error: import("./http.js").ApiError) => void} [handlers.onRefused] called when the
+   *   plan does not include the stream (the stream stays closed until opened again)
    */
-  constructor({ onLmp, onKpi, onState, onResume }) {
-    this.handlers = { onLmp, onKpi, onState, onResume };
+  constructor({ onLmp, onKpi, onState, onResume, onRefused = () => {} }) {
+    this.handlers = { onLmp, onKpi, onState, onResume, onRefused };
     /** @type {AbortController|null} the connection's, null when closed */
     this.controller = null;
     this.locationIds = [];
@@ -190,9 +194,23 @@ export class LiveStream {
       return;
     }
     const type = response.headers.get("Content-Type") ?? "";
-    if (!response.ok || !response.body || !type.startsWith("text/event-stream")) {
+    if (!response.ok) {
+      const problem = problemOf(response, await readBody(response).catch(() => null));
+      if (!current()) return;
+      if (isPlanProblem(problem)) {
+        this.close();
+        this.lost = false;
+        this.handlers.onState("closed", "not in your plan");
+        this.handlers.onRefused(problem);
+        return;
+      }
+      const wait = response.status === 429 && problem.retryAfter > 0 ? problem.retryAfter * 1000 : 0;
+      this.retryLater(`HTTP ${response.status}`, wait);
+      return;
+    }
+    if (!response.body || !type.startsWith("text/event-stream")) {
       response.body?.cancel().catch(() => {});
-      this.retryLater(response.ok ? `not an event stream (${type || "no type"})` : `HTTP ${response.status}`);
+      this.retryLater(`not an event stream (${type || "no type"})`);
       return;
     }
     this.failures = 0;
@@ -243,11 +261,15 @@ export class LiveStream {
     }
   }
 
-  /** A request failed: try again after a backoff that grows with each failure. */
-  retryLater(reason) {
+  /**
+   * A request failed: try again after a backoff that grows with each failure.
+   * @param {string} reason
+   * @param {number} [atLeastMs] the server's `Retry-After`, when it gave one
+   */
+  retryLater(reason, atLeastMs = 0) {
     this.lost = true;
     this.controller = null;
-    const wait = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
+    const wait = Math.max(atLeastMs, BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]);
     this.failures += 1;
     this.handlers.onState("reconnecting", `${reason}; retry in ${Math.round(wait / 1000)} s`);
     this.retryTimer = window.setTimeout(() => this.connect(), wait);

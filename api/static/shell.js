@@ -3,15 +3,22 @@
 // the links between the views. Without a session only the sign-in form is shown; the address
 // asked for is kept and opened after signing in. The way back from a single sign-on
 // (`#/sso/<ticket>`) shows the sign-in form while the ticket is traded, then the prices.
+// The user's feature flags are read once after signing in (flags.js). The Operators link shows
+// once the operators' accounts route has answered 200, which is asked when an owner or admin
+// opens the admin view (or the operators' address): nobody else is asked, so nobody else is
+// refused. A billing member, who reads no prices, starts on the Usage & plan view.
 
 import { describeError, getJson } from "./api.js";
 import { getSession, logout, onSessionChange, restoreSession } from "./auth.js";
 import { initAdmin, leaveAdmin, loadAdmin, renderAdminTitle, resetAdmin } from "./admin.js";
+import { initBilling, leaveBilling, loadBillingView, renderBillingTitle, resetBilling } from "./billing.js";
 import { showProblem } from "./dom.js";
+import { loadFlags, resetFlags } from "./flags.js";
 import { finishSso, focusLogin, initLogin, resetLogin } from "./login.js";
+import { initOperators, isOperator, leaveOperators, loadOperators, probeOperator, resetOperators } from "./operators.js";
 import { currentRoute, parseRoute, replaceHash } from "./router.js";
 import { initSessions, loadSessions, resetSessions } from "./sessions.js";
-import { isAdminRole } from "./widgets.js";
+import { isAdminRole, readsMarket } from "./widgets.js";
 
 const $ = (selector) => /** @type {HTMLElement} */ (document.querySelector(selector));
 
@@ -21,6 +28,8 @@ const VIEWS = {
   dashboard: { view: $("#dashboard-view"), title: "", focus: null, skip: "#latest-panel" },
   sessions: { view: $("#sessions-view"), title: "Sessions", focus: "#sessions-title", skip: "#sessions-view" },
   admin: { view: $("#admin-view"), title: "Admin", focus: "#admin-title", skip: "#admin-view" },
+  billing: { view: $("#billing-view"), title: "Usage & plan", focus: "#billing-title", skip: "#billing-view" },
+  operators: { view: $("#operators-view"), title: "Operators", focus: "#operators-title", skip: "#operators-view" },
 };
 
 const ui = {
@@ -32,6 +41,8 @@ const ui = {
   navDashboard: $("#nav-dashboard"),
   navSessions: $("#nav-sessions"),
   navAdmin: $("#nav-admin"),
+  navBilling: $("#nav-billing"),
+  navOperators: $("#nav-operators"),
   signOut: /** @type {HTMLButtonElement} */ ($("#sign-out")),
   statusLine: $("#status-line"),
   footer: $("#page-footer"),
@@ -75,6 +86,7 @@ function renderHeader() {
     ui.org.textContent = "";
     ui.role.textContent = "";
     ui.navAdmin.hidden = true;
+    ui.navOperators.hidden = true;
     return;
   }
   const name = profile?.display_name || session.user.display_name;
@@ -85,6 +97,8 @@ function renderHeader() {
   ui.role.textContent = session.role;
   ui.role.dataset.role = session.role;
   ui.navAdmin.hidden = !isAdminRole(session.role);
+  ui.navOperators.hidden = !isAdminRole(session.role) || isOperator() !== true;
+  ui.navDashboard.hidden = !readsMarket(session.role);
 }
 
 /** The user's name and organisations (`/v1/me`), for the header; the header works without. */
@@ -95,6 +109,7 @@ async function loadProfile() {
     profile = me;
     renderHeader();
     renderAdminTitle();
+    renderBillingTitle();
   } catch {
     // The header shows the organisation id instead of its name.
   }
@@ -103,6 +118,8 @@ async function loadProfile() {
 /** @param {import("./router.js").View} view */
 function show(view) {
   if (shown === "admin" && view !== "admin") leaveAdmin();
+  if (shown === "billing" && view !== "billing") leaveBilling();
+  if (shown === "operators" && view !== "operators") leaveOperators();
   const changed = shown !== view;
   shown = view;
   for (const [name, { view: element }] of Object.entries(VIEWS)) element.hidden = name !== view;
@@ -115,6 +132,8 @@ function show(view) {
     [ui.navDashboard, "dashboard"],
     [ui.navSessions, "sessions"],
     [ui.navAdmin, "admin"],
+    [ui.navBilling, "billing"],
+    [ui.navOperators, "operators"],
   ]) {
     if (name === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -153,8 +172,14 @@ function route() {
     route();
     return;
   }
-  if (target.view === "admin" && !isAdminRole(session.role)) {
+  if ((target.view === "admin" || target.view === "operators") && !isAdminRole(session.role)) {
     replaceHash("#/");
+    route();
+    return;
+  }
+  if (target.view === "dashboard" && !readsMarket(session.role)) {
+    // A billing member reads no prices: the plan is what there is for them.
+    replaceHash("#/billing");
     route();
     return;
   }
@@ -166,6 +191,11 @@ function route() {
     loadSessions();
   } else if (target.view === "admin") {
     loadAdmin();
+    probeOperator();
+  } else if (target.view === "billing") {
+    loadBillingView(target.query);
+  } else if (target.view === "operators") {
+    loadOperators();
   }
 }
 
@@ -194,17 +224,26 @@ async function completeSso(ticket) {
 function onChange(change) {
   if (change.type === "signed-in") {
     profile = null;
+    resetOperators();
     renderHeader();
     loadProfile();
+    loadFlags();
     if (booted) route();
   } else if (change.type === "refreshed") {
-    // The role may have changed: the admin link and view follow it.
+    // The role may have changed: the admin and operators' links and views follow it.
+    const admin = isAdminRole(getSession()?.role);
+    if (!admin && isOperator() !== null) resetOperators();
+    if (!readsMarket(getSession()?.role)) dashboard.stop();
     renderHeader();
-    if (shown === "admin" && !isAdminRole(getSession()?.role)) route();
+    if ((shown === "admin" || shown === "operators") && !admin) route();
+    else if (shown === "dashboard" && !readsMarket(getSession()?.role)) route();
   } else {
     dashboard.stop();
     resetSessions();
     resetAdmin();
+    resetBilling();
+    resetOperators();
+    resetFlags();
     profile = null;
     showProblem(ui.pageProblem, "");
     resetLogin(change.reason);
@@ -235,6 +274,8 @@ export async function startShell(handlers) {
   initLogin();
   initSessions();
   initAdmin({ context: adminContext });
+  initBilling({ context: adminContext });
+  initOperators({ onStatus: () => renderHeader() });
   ui.signOut.addEventListener("click", signOut);
   onSessionChange(onChange);
   window.addEventListener("hashchange", () => route());

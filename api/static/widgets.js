@@ -4,11 +4,25 @@
 import { h, timeElement } from "./dom.js";
 import { DASH, formatUtcFull, formatUtcShort, humaniseSeconds, parseTime } from "./format.js";
 
-export const ROLES = Object.freeze(["owner", "admin", "analyst", "viewer"]);
+export const ROLES = Object.freeze(["owner", "admin", "analyst", "viewer", "billing"]);
 export const ADMIN_ROLES = Object.freeze(["owner", "admin"]);
+/** The roles that manage the organisation's subscription: checkout, the portal, invoices. */
+export const BILLING_ROLES = Object.freeze(["owner", "admin", "billing"]);
+/** The roles that read market data (billing does not: it only pays for it). */
+export const MARKET_ROLES = Object.freeze(["owner", "admin", "analyst", "viewer"]);
 
 export function isAdminRole(role) {
   return ADMIN_ROLES.includes(String(role ?? ""));
+}
+
+export function isBillingRole(role) {
+  return BILLING_ROLES.includes(String(role ?? ""));
+}
+
+/** Whether a role reads prices; an unknown role is given the benefit of the doubt. */
+export function readsMarket(role) {
+  const name = String(role ?? "");
+  return !ROLES.includes(name) || MARKET_ROLES.includes(name);
 }
 
 /** `3 h 12 min ago` or `in 2 d 4 h` from now. */

@@ -119,9 +119,12 @@ def _api_up(url: str) -> bool:
 
 
 @contextmanager
-def identity_path(settings: Settings, test_id: str, logs: Path) -> Iterator[IdentityPath]:
+def identity_path(
+    settings: Settings, test_id: str, logs: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[IdentityPath]:
     """The three processes running, and org A (one user and one API key per role) and org B
-    (an owner) made through the log."""
+    (an owner) made through the log, both on the enterprise tier. `extra_env`: more settings
+    of the processes (Stripe, the operators' organisation, the meter's window)."""
     schema = test_id
     catalog = TopicCatalog(f"{test_id}.")
     ensure_topics(settings.bootstrap_servers, catalog)
@@ -139,6 +142,7 @@ def identity_path(settings: Settings, test_id: str, logs: Path) -> Iterator[Iden
         "OPTIBID_LOG_FORMAT": "json",
         "OPTIBID_AUTH_KEY_RING_TTL_S": "2",  # a rotation reaches the API within seconds
         "OPTIBID_API_HEARTBEAT_S": "0.5",  # live streams ask again for their credential
+        **(extra_env or {}),
     }
     handler = WorkerProcess(test_id, logs, command="identity")
     handler.start()
@@ -198,6 +202,8 @@ def _populate(path: IdentityPath) -> None:
         path.bus, name="Desk B", owner_user_id=other_id, timeout_s=30
     )
     path.other = Person("owner", other_email, other_password, other_id, org_b)
+    for org in (org_a, org_b):  # every dataset and right, and room for the tests' requests
+        provisioning.set_tier(path.bus, org_id=org, tier="enterprise", timeout_s=30)
     path.member(org_b, other_id)
     for person in path.people.values():
         path.member(org_a, person.user_id)

@@ -166,6 +166,8 @@ def _identity(
             bus, Vault(keys), email=OWNER_EMAIL, password=OWNER_PASSWORD, timeout_s=60
         )
         org = provisioning.create_organization(bus, name="Desk", owner_user_id=owner, timeout_s=30)
+        # every dataset, CSV, live updates and all history (the day served is years ago)
+        provisioning.set_tier(bus, org_id=org, tier="enterprise", timeout_s=30)
         key = provisioning.create_api_key(
             bus, org_id=org, name="tests", role="analyst", scope="read",
             actor=provisioning.Actor(owner, "user", "test", org_id=org), timeout_s=30,

@@ -47,6 +47,7 @@ from tests.integration.streams_util import PROJECT
 MARKET = frozenset({"owner", "admin", "analyst", "viewer"})
 MANAGERS = frozenset({"owner", "admin"})
 USERS = frozenset({"owner", "admin", "analyst", "viewer", "billing"})  # as users, not keys
+BILLING = frozenset({"owner", "admin", "billing"})
 DAY = {"start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z"}
 PUBLIC = {
     ("POST", "/v1/auth/login"),
@@ -59,6 +60,8 @@ PUBLIC = {
     ("POST", "/v1/auth/sso/saml/acs"),
     ("GET", "/v1/auth/sso/{connection_id}/saml/metadata"),
     ("POST", "/v1/auth/sso/exchange"),
+    # Stripe's events, verified by their signature (tests/integration/test_billing_month.py)
+    ("POST", "/v1/billing/stripe/webhook"),
 }
 
 
@@ -89,6 +92,7 @@ class Route:
     writes: bool = False  # API keys need the scope "read commands"
     body: Callable[[], dict[str, Any]] | None = None
     params: dict[str, str] | None = None
+    operators: bool = False  # the operators' routes: 403 to everyone of another organisation
 
 
 def _email() -> dict[str, Any]:
@@ -180,13 +184,30 @@ ROUTES = [
     ),
     Route("DELETE", "/v1/orgs/{org_id}/sso/{connection_id}", MANAGERS, 404, writes=True),
     Route("POST", "/v1/orgs/{org_id}/sso/{connection_id}/test", MANAGERS, 404, writes=True),
-]
+    Route("GET", "/v1/usage", USERS, 200),
+    Route("GET", "/v1/me/flags", USERS, 200, users_only=True),
+    Route("GET", "/v1/billing", BILLING, 200),
+    Route("GET", "/v1/billing/invoices", BILLING, 200),
+    # no Stripe connected on this API: 503, after the principal and the account are checked
+    Route("POST", "/v1/billing/checkout", BILLING, 503, writes=True,
+          body=lambda: {"tier": "starter"}),
+    Route("POST", "/v1/billing/portal", BILLING, 503, writes=True),
+    # no operators' organisation configured on this API: nobody is an operator
+    Route("GET", "/v1/admin/accounts", MANAGERS, 403, operators=True),
+    Route("GET", "/v1/admin/orgs/{org_id}/usage", MANAGERS, 403, operators=True),
+    Route("PUT", "/v1/admin/orgs/{org_id}/tier", MANAGERS, 403, writes=True, operators=True,
+          body=lambda: {"tier": "starter"}),
+    Route("GET", "/v1/admin/flags", MANAGERS, 403, operators=True),
+    Route("PUT", "/v1/admin/flags/{flag}", MANAGERS, 403, writes=True, operators=True,
+          body=lambda: {"enabled": True}),
+    Route("DELETE", "/v1/admin/flags/{flag}", MANAGERS, 403, writes=True, operators=True),
+]  # fmt: skip
 
 
 def _url(route: Route, org_id: str) -> str:
     return route.template.format(
         org_id=org_id, user_id="usr_nobody", key_id="key_nobody", session_id="0" * 32,
-        invitation_id="inv_nobody", connection_id="conn_nobody",
+        invitation_id="inv_nobody", connection_id="conn_nobody", flag="matrix_flag",
     )  # fmt: skip
 
 
@@ -210,6 +231,8 @@ def _expected(route: Route, role: str, kind: str, own: bool) -> int:
         return 403
     if kind == "api_key" and route.writes and role not in MANAGERS:
         return 403  # a "read" key; owner and admin keys here have "read commands"
+    if route.operators:
+        return 403
     if "{org_id}" in route.template and not own:
         return 404
     return route.ok

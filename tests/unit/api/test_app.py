@@ -51,7 +51,7 @@ def app() -> FastAPI:
     # dependency is down until a test stands one in
     return create_app(
         "postgresql://optibid@127.0.0.1:1/optibid", "redis://127.0.0.1:1/0", SCHEMA,
-        auth_settings=AUTH,
+        auth_settings=AUTH, rate_limits=False,
     )  # fmt: skip
 
 
@@ -152,6 +152,16 @@ class AsyncStubRedis:
 
     async def hget(self, key: str, field: str) -> bytes | None:
         return self.stub.hget(key, field)
+
+    async def execute(self, *commands: tuple[str, ...]) -> list[Any]:
+        """As api.resp.RespClient answers: HGETALL flat, HGET a value or None."""
+        replies: list[Any] = []
+        for name, *args in commands:
+            if name == "HGETALL":
+                replies.append([x for kv in self.stub.hgetall(args[0]).items() for x in kv])
+            else:
+                replies.append(self.stub.hget(args[0], args[1]))
+        return replies
 
 
 class UnmigratedPool:
@@ -278,7 +288,10 @@ def test_ready_names_each_dependency_that_is_down(app: FastAPI) -> None:
 def test_latest_prices_answer_alike_through_the_hot_path_and_fastapi(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.deps, "aredis", AsyncStubRedis(StubRedis({"lmp": PRICES})))
+    stub = AsyncStubRedis(StubRedis({"lmp": PRICES}))
+    monkeypatch.setattr(app.state.deps, "aredis", stub)
+    monkeypatch.setattr(app.state.deps, "resp", stub)
+    monkeypatch.setattr(app.state.deps.metering, "resp", stub)
 
     def rows(asgi: Any, query: str) -> list[dict[str, Any]]:
         answer = get(asgi, f"/v1/lmp/latest{query}")

@@ -95,7 +95,7 @@ def _get(app: FastAPI, path: str, headers: dict[str, str]) -> httpx.Response:
 def app() -> FastAPI:
     return create_app(
         "postgresql://optibid@127.0.0.1:1/optibid", "redis://127.0.0.1:1/0", "demo",
-        auth_settings=AUTH,
+        auth_settings=AUTH, rate_limits=False,
     )  # fmt: skip
 
 
@@ -157,14 +157,14 @@ def test_a_sessions_token_is_refused_when_its_read_models_do_not_answer(app: Fas
 
 def test_cors_is_closed_by_default_and_open_to_the_origins_configured() -> None:
     closed = create_app("postgresql://x@127.0.0.1:1/x", "redis://127.0.0.1:1/0", "demo",
-                        auth_settings=AUTH)  # fmt: skip
+                        auth_settings=AUTH, rate_limits=False)  # fmt: skip
     origin = {"Origin": "https://desk.example.com", "Authorization": f"Bearer {token()}"}
     assert "access-control-allow-origin" not in _get(closed, "/v1/catalog/isos", origin).headers
     settings = AuthSettings(
         ring=AUTH.ring, service_tokens=True, cors_origins=("https://desk.example.com",)
     )
     opened = create_app("postgresql://x@127.0.0.1:1/x", "redis://127.0.0.1:1/0", "demo",
-                        auth_settings=settings)  # fmt: skip
+                        auth_settings=settings, rate_limits=False)  # fmt: skip
     for path in ("/v1/catalog/isos", "/v1/lmp/latest"):  # FastAPI's routes and the hot path
         answer = _get(opened, path, origin)
         assert answer.headers["access-control-allow-origin"] == "https://desk.example.com", path

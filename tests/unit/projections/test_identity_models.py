@@ -78,6 +78,14 @@ AGGREGATE_OF = {
     **dict.fromkeys(("SessionStarted", "SessionRefreshed", "SessionRevoked"), "session"),
     **dict.fromkeys(("SsoConfigured", "SsoRemoved"), "organization"),
     **dict.fromkeys(("EmailClaimed", "EmailReleased"), "email"),
+    **dict.fromkeys(
+        (
+            "TierChanged", "StripeCustomerLinked", "SubscriptionActivated", "InvoicePaid",
+            "PaymentFailed", "SubscriptionCanceled", "DowngradedForNonPayment",
+        ),
+        "account",
+    ),
+    **dict.fromkeys(("FeatureFlagSet", "FeatureFlagRemoved"), "flag"),
 }  # fmt: skip
 
 
@@ -118,7 +126,8 @@ def test_every_statement_names_only_identity_tables_of_the_schema() -> None:
 
 def test_the_tables_are_those_of_the_migrations() -> None:
     text = "".join(
-        (MIGRATIONS_DIR / name).read_text() for name in ("0004_identity.sql", "0005_sso.sql")
+        (MIGRATIONS_DIR / name).read_text()
+        for name in ("0004_identity.sql", "0005_sso.sql", "0006_billing.sql")
     )
     assert set(re.findall(r"CREATE TABLE (\w+)", text)) == set(im.TABLES)
 

@@ -241,13 +241,16 @@ def invoices(principal: BillingReader, deps: DependenciesDep) -> InvoiceList:
 @router.post(
     "/v1/billing/stripe/webhook",
     summary="Stripe's events (signed); each becomes one billing command",
-    responses=problems(400),
+    responses=problems(400, 404),
 )
 async def stripe_webhook(request: Request) -> WebhookReceipt:
     deps = Dependencies.of(request)
     settings = deps.billing.settings
-    if not settings.webhook_key:
-        raise ProblemError(503, "Billing unavailable", "no webhook signing key is configured")
+    if not settings.webhook_key:  # no endpoint to Stripe on this deployment
+        raise ProblemError(
+            404, "Not found", "Stripe webhooks are not configured on this API"
+            " (OPTIBID_STRIPE_WEBHOOK_KEY)", code="billing_not_configured",
+        )  # fmt: skip
     payload = await request.body()
     signature = request.headers.get("stripe-signature", "")
     try:

@@ -265,6 +265,26 @@ def test_market_time_columns_and_resampling(served: Served) -> None:
     assert month["lmp_usd_per_mwh"] == pytest.approx(sum(v[1] for v in want.values()) / 300)
 
 
+def test_a_dry_run_counts_the_rows_a_query_would_return_without_reading_them(
+    served: Served,
+) -> None:
+    query = {**day_range(), "iso": "pjm", "location_id": LOCATION}
+    rows = len(get(served, "/v1/lmp", **query).json()["data"])
+    cost = get(served, "/v1/lmp", **query, dry_run="true")
+    assert cost.status_code == 200, cost.text
+    body = cost.json()
+    assert (body["dry_run"], body["rows"], body["matching"]) == (True, rows, 300)
+    assert body["tier"] == "enterprise"
+    assert body["quota"]["limit"] is None  # enterprise: no monthly quota
+    assert body["quota"]["within"] is True
+    page = get(served, "/v1/lmp", **query, limit=100, dry_run="true").json()
+    assert (page["rows"], page["matching"], page["page_limit"]) == (100, 300, 100)
+    hourly = get(served, "/v1/lmp", **query, resample="1h", dry_run="true").json()
+    actual = len(get(served, "/v1/lmp", **query, resample="1h").json()["data"])
+    assert (hourly["series"], hourly["buckets"]) == (1, 25)
+    assert hourly["rows"] >= actual == 25  # at most: a bucket without data has no row
+
+
 def test_as_of_answers_with_the_value_known_then_and_shows_lineage(served: Served) -> None:
     key = served.day.revised[0]
     location, start = key[2], key[3]

@@ -35,7 +35,7 @@ from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
 from tests.integration.identity_util import IdentityPath, identity_path, wait_until
 from tests.integration.kafka_util import read_topic
-from tests.integration.streams_util import ChildProcess, WorkerProcess
+from tests.integration.streams_util import ChildProcess, WorkerProcess, free_port
 from tests.integration.stripe_peer import API_KEY, stripe_mock  # noqa: F401  # the fixture
 
 WEBHOOK_KEY = "whsec_optibidMonthTest"
@@ -397,3 +397,39 @@ def test_each_key_is_held_to_its_rate_and_the_others_are_unaffected(month: Ident
         assert len(sent) >= 1.5 * expected  # it was driven well past its rate
         assert all(status in (200, 429) for _, status in sent)
     assert {status for _, status in results[calm]} == {200}, REFUSALS[-3:]
+
+
+def test_while_redis_is_away_free_is_refused_and_professional_served(
+    month: IdentityPath, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The tiers' Redis-down rule, on an API whose Redis does not answer: the free tier is
+    refused with 503 (fail closed), the professional tier served unmetered (fail open)."""
+    _, _, free_key = _org(month, "Closed Desk")
+    pro, _, pro_key = _org(month, "Open Desk")
+    provisioning.set_tier(month.bus, org_id=pro, tier="professional", timeout_s=30)
+    wait_until(lambda: _account(month, pro)["tier"] == "professional", 30, "the tier")
+    port = free_port()
+    env = {**month.env, "OPTIBID_API_PORT": str(port), "OPTIBID_REDIS_URL": "redis://127.0.0.1:1/0"}
+    api = ChildProcess(tmp_path_factory.mktemp("no-redis") / "api.log")
+    api.spawn([sys.executable, "-m", "optibid", "api"], env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url), 60, "the API without Redis")
+        today = datetime.now(UTC).date()
+        day = {"start": str(today), "end": str(today + timedelta(days=1))}
+        closed = httpx.get(f"{url}/v1/lmp", params=day, headers={"X-API-Key": free_key}, timeout=30)
+        assert closed.status_code == 503, closed.text
+        assert closed.json()["code"] == "limiter_unavailable"
+        assert int(closed.headers["retry-after"]) >= 1
+        opened = httpx.get(f"{url}/v1/lmp", params=day, headers={"X-API-Key": pro_key}, timeout=30)
+        assert opened.status_code == 200, opened.text
+        assert "ratelimit" not in opened.headers  # served unmetered: nothing counted
+    finally:
+        api.stop()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -72,6 +72,7 @@ if [ "$want" = test ]; then
   need xmlsec1 has xmlsec1 # the SAML peers sign and verify with it
   need nodejs has node # the OpenID Connect peers (oidc-provider) run on it
   need npm has npm
+  need prometheus has promtool # promtool checks and unit-tests the rules in ops/prometheus
 fi
 if [ -n "$stripe_mock_missing" ]; then
   need golang-go go_binary # only to build stripe-mock

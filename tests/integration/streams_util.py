@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,10 +22,24 @@ from tests.integration.kafka_util import messages
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+# Ports for the processes the tests start, below the system's ephemeral range: a port the
+# system handed out (bind to 0) is in that range, where any outgoing connection (a Kafka
+# client's, say) may take it before the process binds it; below it, only listeners compete.
+_FREE_PORTS = range(12_000, 20_000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now, chosen at random below the ephemeral
+    range (see _FREE_PORTS)."""
+    for _ in range(200):
+        port = random.choice(_FREE_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_FREE_PORTS}")
 
 
 class ChildProcess:

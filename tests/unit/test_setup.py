@@ -71,7 +71,7 @@ def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
     _stub(machine, "initdb")  # PostgreSQL is found on PATH as well as in its Debian folder
     assert _missing(machine, "demo") == f"{STACK} python3-pip"
     assert _missing(machine, "test") == (
-        f"{STACK} chromium chromium-driver xmlsec1 nodejs npm golang-go python3-pip"
+        f"{STACK} chromium chromium-driver xmlsec1 nodejs npm prometheus golang-go python3-pip"
         f" stripe-mock@{STRIPE_MOCK}"
     )
     assert _missing(machine, "uv") == "python3-pip"
@@ -79,7 +79,7 @@ def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
 
 def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
     for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
-                 "node", "npm"):  # fmt: skip
+                 "node", "npm", "promtool"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     _built_stripe_mock(machine)
@@ -88,7 +88,7 @@ def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
 
 def test_stripe_mock_needs_go_only_until_it_is_built(machine: Path) -> None:
     for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
-                 "node", "npm"):  # fmt: skip
+                 "node", "npm", "promtool"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     everything = {"python": "exit 0"}
@@ -141,7 +141,7 @@ def timescale_machine(machine: Path, tmp_path: Path) -> dict[str, str]:
     """A machine with everything the stack needs, PostgreSQL 15 from Debian's package, no
     TimescaleDB, and its source in the vendor folder; dpkg-query answers from a table."""
     for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
-                 "node", "npm"):  # fmt: skip
+                 "node", "npm", "promtool"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     _built_stripe_mock(machine)

@@ -184,17 +184,13 @@ class Metering:
 
     # the tier
 
-    async def tier_of(self, org_id: str) -> Tier:
-        cached = self._tiers.get(org_id)
-        if cached is not None:
-            return TIERS.get(cached, TIERS["free"])
-        return await self._tier_read(org_id)
-
-    async def _tier_read(self, org_id: str) -> Tier:
+    def _tier_now(self, org_id: str) -> Tier:
+        """The organisation's tier: remembered, else read (on the caller's thread); while
+        PostgreSQL does not answer, the last one read within STALE_S, else free."""
         name = self._tiers.get(org_id)
         if name is None:
             try:
-                name = await run_in_threadpool(self._read_tier, org_id)
+                name = self._read_tier(org_id)
             except psycopg.Error as exc:
                 stale = self._tiers.stale(org_id, STALE_S)
                 log.warning("api.tier_unread", org_id=org_id, error=str(exc), stale=stale)
@@ -218,19 +214,15 @@ class Metering:
     # usage this month
 
     async def used_rows(self, org_id: str, now: datetime) -> int:
+        """`used_rows_now`, read on a worker thread when not remembered."""
         used = self._used.get(org_id)
-        if used is None:
-            try:
-                used = await run_in_threadpool(self._read_used, org_id, now)
-            except psycopg.Error as exc:
-                stale = self._used.stale(org_id, STALE_S)
-                log.warning("api.usage_unread", org_id=org_id, error=str(exc))
-                return stale or 0
-            self._used.put(org_id, used)
-        return used
+        if used is not None:
+            return used
+        return await run_in_threadpool(self.used_rows_now, org_id, now)
 
     def used_rows_now(self, org_id: str, now: datetime) -> int:
-        """`used_rows` for a caller on a worker thread."""
+        """Rows served this month: remembered, else read (on the caller's thread); while
+        PostgreSQL does not answer, the last count read within STALE_S, else 0."""
         used = self._used.get(org_id)
         if used is None:
             try:
@@ -266,7 +258,10 @@ class Metering:
         the Served it is metered as, also left in its scope. Raises the refusal."""
         began = request.scope.get(BEGAN_KEY) or time.perf_counter()
         cached = self._tiers.get(principal.org_id)  # the hot path: no coroutine for a hit
-        tier = TIERS[cached] if cached in TIERS else await self._tier_read(principal.org_id)
+        if cached in TIERS:
+            tier = TIERS[cached]
+        else:
+            tier = await run_in_threadpool(self._tier_now, principal.org_id)
         route = route_of(request)
         dataset = DATASET_OF_ROUTE.get(route)
         served = Served(principal, tier, route, dataset, began, self.enabled, request.method,

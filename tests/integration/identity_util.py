@@ -111,7 +111,8 @@ class IdentityPath:
         return "\n".join(f"--- {n}\n{p.logs()[-3000:]}" for n, p in self.processes.items())
 
 
-def _api_up(url: str) -> bool:
+def api_up(url: str) -> bool:
+    """Whether an API process at `url` answers its health route."""
     try:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
@@ -159,7 +160,7 @@ def identity_path(
         {"identity": handler, "project-identity": projector, "api": api},
     )  # fmt: skip
     try:
-        wait_until(lambda: _api_up(path.url), 60, "the API to answer")
+        wait_until(lambda: api_up(path.url), 60, "the API to answer")
         _populate(path)
         yield path
     finally:

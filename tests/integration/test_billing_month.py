@@ -33,7 +33,7 @@ from projections.redis_sink import values_key
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde
-from tests.integration.identity_util import IdentityPath, identity_path, wait_until
+from tests.integration.identity_util import IdentityPath, api_up, identity_path, wait_until
 from tests.integration.kafka_util import read_topic
 from tests.integration.streams_util import ChildProcess, WorkerProcess, free_port
 from tests.integration.stripe_peer import API_KEY, stripe_mock  # noqa: F401  # the fixture
@@ -414,7 +414,7 @@ def test_while_redis_is_away_free_is_refused_and_professional_served(
     api.spawn([sys.executable, "-m", "optibid", "api"], env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _up(url), 60, "the API without Redis")
+        wait_until(lambda: api_up(url), 60, "the API without Redis")
         today = datetime.now(UTC).date()
         day = {"start": str(today), "end": str(today + timedelta(days=1))}
         closed = httpx.get(f"{url}/v1/lmp", params=day, headers={"X-API-Key": free_key}, timeout=30)
@@ -426,10 +426,3 @@ def test_while_redis_is_away_free_is_refused_and_professional_served(
         assert "ratelimit" not in opened.headers  # served unmetered: nothing counted
     finally:
         api.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

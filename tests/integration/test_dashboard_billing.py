@@ -36,7 +36,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from optibid.settings import Settings
 from projections import identity_reads
 from tests.integration.conftest import _cleanup, _delete_internal
-from tests.integration.identity_util import IdentityPath, Person, _api_up, identity_path, wait_until
+from tests.integration.identity_util import IdentityPath, Person, api_up, identity_path, wait_until
 from tests.integration.streams_util import ChildProcess, free_port
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -69,7 +69,7 @@ def operators_url(path: IdentityPath, tmp_path_factory: pytest.TempPathFactory) 
     api.spawn([sys.executable, "-m", "optibid", "api"], env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _api_up(url), 60, "the operators' API to answer")
+        wait_until(lambda: api_up(url), 60, "the operators' API to answer")
         yield url
     except Exception:
         print(api.logs()[-4000:])

@@ -124,19 +124,40 @@ _V = TypeVar("_V")
 _Row = TypeVar("_Row")
 
 
+CACHE_REQUESTS = Counter(
+    "optibid_api_cache_requests_total",
+    "Lookups in the API's per-process caches, by cache and result (hit, miss)",
+    ["cache", "result"],
+)
+
+
 @dataclass
 class TtlCache(Generic[_K, _V]):
-    """A bounded map whose entries expire: least recently stored out first."""
+    """A bounded map whose entries expire: least recently stored out first. A named cache
+    counts its lookups in optibid_api_cache_requests_total (both results start at 0)."""
 
     ttl_s: float = CACHE_TTL_S
     size: int = CACHE_ENTRIES
+    name: str = ""
     _entries: OrderedDict[_K, tuple[float, _V]] = field(default_factory=OrderedDict)
+
+    _hits: Counter | None = field(default=None, init=False, repr=False)
+    _misses: Counter | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.name:
+            self._hits = CACHE_REQUESTS.labels(self.name, "hit")
+            self._misses = CACHE_REQUESTS.labels(self.name, "miss")
 
     def get(self, key: _K) -> _V | None:
         """The value stored within the TTL (None: none, or older)."""
         entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+            if self._misses is not None:
+                self._misses.inc()
             return None
+        if self._hits is not None:
+            self._hits.inc()
         return entry[1]
 
     def stale(self, key: _K, max_age_s: float) -> _V | None:
@@ -214,12 +235,16 @@ class Authenticator:
         self._generation = 0  # counts the rings read that differ from the one before
         # verified tokens, with the ring generation that verified them: a token is checked
         # again once another ring was read (its key may have been retired since)
-        self._tokens: TtlCache[str, tuple[AccessClaims, int]] = TtlCache(ttl_s=60.0)
-        self._sessions: TtlCache[str, SessionRow | None] = TtlCache()
-        self._keys: TtlCache[str, KeyRow | None] = TtlCache()
+        self._tokens: TtlCache[str, tuple[AccessClaims, int]] = TtlCache(
+            ttl_s=60.0, name="access_token"
+        )
+        self._sessions: TtlCache[str, SessionRow | None] = TtlCache(name="session")
+        self._keys: TtlCache[str, KeyRow | None] = TtlCache(name="api_key")
         # credential -> (principal, ring generation, when it stops being valid): a hit skips
         # every check for VERDICT_TTL_S, so a change counts within that plus CACHE_TTL_S
-        self._verdicts: TtlCache[str, tuple[Principal, int, float]] = TtlCache(ttl_s=VERDICT_TTL_S)
+        self._verdicts: TtlCache[str, tuple[Principal, int, float]] = TtlCache(
+            ttl_s=VERDICT_TTL_S, name="principal"
+        )
         self.on_key_use = on_key_use
 
     # --- the key ring ---

@@ -179,8 +179,8 @@ class Metering:
         self.resp = resp  # the hot path's pipelining client (api.resp), else redis-py
         self.enabled = enabled
         self.publisher = publisher
-        self._tiers: TtlCache[str, str] = TtlCache(TIER_TTL_S, 4096)
-        self._used: TtlCache[str, int] = TtlCache(USED_TTL_S, 4096)
+        self._tiers: TtlCache[str, str] = TtlCache(TIER_TTL_S, 4096, "tier")
+        self._used: TtlCache[str, int] = TtlCache(USED_TTL_S, 4096, "usage")
 
     # the tier
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from time import monotonic
 from typing import Any
 
@@ -19,14 +20,25 @@ import structlog
 from confluent_kafka import KafkaError, Producer
 from prometheus_client import Gauge, start_http_server
 
+from optibid.lag_watch import LagWatch
+
 log = structlog.get_logger(__name__)
 
 
-def observe_role(bootstrap: str, role: str, metrics_host: str, metrics_port: int | None) -> None:
-    """A role's Prometheus endpoint (when a port is given) and its broker watch."""
+def observe_role(
+    bootstrap: str,
+    role: str,
+    metrics_host: str,
+    metrics_port: int | None,
+    groups: Sequence[str] = (),
+) -> None:
+    """A role's Prometheus endpoint (when a port is given), its broker watch and the lag
+    watch of its consumer `groups`."""
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host)
     BrokerWatch(bootstrap, role)
+    if groups:
+        LagWatch(bootstrap, groups)
 
 
 BROKER_UP = Gauge("optibid_broker_up", "1 while this role reaches a Kafka broker, else 0", ["role"])

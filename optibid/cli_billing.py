@@ -12,6 +12,7 @@ import typer
 
 from billing.stripe_gateway import StripeGateway
 from identity.bus import CommandBus
+from optibid.billing_jobs import GROUP as BILLING_GROUP
 from optibid.billing_jobs import GraceSweeper, UsageReporter, every
 from optibid.broker_watch import observe_role
 from optibid.cli_common import console
@@ -49,7 +50,8 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
         port = settings.billing_metrics_port if metrics_port is None else metrics_port
-        observe_role(settings.bootstrap_servers, "billing", settings.metrics_host, port)
+        group = f"{catalog.prefix}{BILLING_GROUP}"
+        observe_role(settings.bootstrap_servers, "billing", settings.metrics_host, port, [group])
         with RegistryClient(settings.schema_registry_url) as registry:
             serde = AvroSerde(registry)
             with CommandBus(settings.bootstrap_servers, serde, catalog) as bus:

@@ -16,6 +16,7 @@ from optibid.cli_common import console
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
+from projections.identity_models import GROUP as IDENTITY_GROUP
 from projections.identity_models import IdentityProjector
 from projections.identity_models import Progress as RunProgress
 from schemas.errors import ContractError
@@ -58,7 +59,10 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
         port = settings.identity_projector_metrics_port if metrics_port is None else metrics_port
-        observe_role(settings.bootstrap_servers, "identity-projector", settings.metrics_host, port)
+        group = f"{catalog.prefix}{IDENTITY_GROUP}"
+        observe_role(
+            settings.bootstrap_servers, "identity-projector", settings.metrics_host, port, [group]
+        )
         try:
             with RegistryClient(settings.schema_registry_url) as registry:
                 projector = IdentityProjector(

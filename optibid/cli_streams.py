@@ -117,7 +117,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the KPI workers: per-series hourly and daily KPIs, DA-RT spread, basis and
         benchmarks, to the kpi.* topics."""
-        settings = _prepared(settings_of(), "kpis", metrics_port)
+        settings = _prepared(settings_of(), "kpis", metrics_port, app_id)
         config = app_config(
             KpiWorkerConfig,
             settings,
@@ -143,7 +143,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the identity command handler: identity.commands decided per organisation and
         user, to identity.events, identity.command_outcomes and audit.events."""
-        settings = _prepared(settings_of(), "identity", metrics_port)
+        settings = _prepared(settings_of(), "identity", metrics_port, app_id)
         config = app_config(
             IdentityWorkerConfig, settings, "identity", app_id=app_id, store=store,
             web_port=web_port,
@@ -235,7 +235,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the stream workers: validate, normalise, revisions, gaps, backfill requests,
         freshness."""
-        settings = _prepared(settings_of(), "worker", metrics_port)
+        settings = _prepared(settings_of(), "worker", metrics_port, app_id)
         config = worker_config(
             settings,
             app_id=app_id,
@@ -247,10 +247,11 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         _serve(settings, config, StreamWorker, loglevel)
 
 
-def _prepared(settings: Settings, role: str, metrics_port: int) -> Settings:
-    """Settings of a stream role whose contracts are in place and whose metrics are served."""
+def _prepared(settings: Settings, role: str, metrics_port: int, group: str) -> Settings:
+    """Settings of a stream role whose contracts are in place and whose metrics (with its
+    consumer group's lag) are served."""
     prepare_contracts(settings)
-    observe_role(settings.bootstrap_servers, role, settings.metrics_host, metrics_port)
+    observe_role(settings.bootstrap_servers, role, settings.metrics_host, metrics_port, [group])
     return settings
 
 

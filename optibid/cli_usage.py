@@ -18,6 +18,7 @@ from optibid.cli_common import console
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
+from projections.usage_models import GROUP as USAGE_GROUP
 from projections.usage_models import Progress as RunProgress
 from projections.usage_models import UsageProjector
 from schemas.errors import ContractError
@@ -66,7 +67,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         OPTIBID_METER_WINDOW_S seconds, each sent to usage.windows once closed."""
         settings = settings_of()
         prepare_contracts(settings)
-        observe_role(settings.bootstrap_servers, "meter", settings.metrics_host, metrics_port)
+        observe_role(
+            settings.bootstrap_servers, "meter", settings.metrics_host, metrics_port, [app_id]
+        )
         config = meter_config(settings, app_id=app_id, store=store, web_port=web_port)
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         worker = MeterWorker(config)
@@ -106,7 +109,10 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
         port = settings.usage_projector_metrics_port if metrics_port is None else metrics_port
-        observe_role(settings.bootstrap_servers, "usage-projector", settings.metrics_host, port)
+        group = f"{catalog.prefix}{USAGE_GROUP}"
+        observe_role(
+            settings.bootstrap_servers, "usage-projector", settings.metrics_host, port, [group]
+        )
         try:
             with RegistryClient(settings.schema_registry_url) as registry:
                 projector = UsageProjector(

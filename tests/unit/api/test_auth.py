@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from api.app import create_app, serve
 from api.auth import ROLE_PERMISSIONS, Permission, Principal, TtlCache, authorize
@@ -170,3 +171,24 @@ def test_cors_is_closed_by_default_and_open_to_the_origins_configured() -> None:
         assert answer.headers["access-control-allow-origin"] == "https://desk.example.com", path
     other = {**origin, "Origin": "https://elsewhere.example"}
     assert "access-control-allow-origin" not in _get(opened, "/v1/catalog/isos", other).headers
+
+
+def test_a_named_cache_counts_hits_and_misses_from_zero() -> None:
+    def count(result: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "optibid_api_cache_requests_total", {"cache": "unit-test", "result": result}
+        )
+
+    cache: TtlCache[str, int] = TtlCache(ttl_s=60.0, name="unit-test")
+    before_hits, before_misses = count("hit"), count("miss")
+    assert before_hits is not None
+    assert before_misses is not None
+    assert cache.get("a") is None
+    cache.put("a", 1)
+    assert cache.get("a") == 1
+    assert cache.get("a") == 1
+    assert count("hit") == before_hits + 2
+    assert count("miss") == before_misses + 1
+    unnamed: TtlCache[str, int] = TtlCache()
+    unnamed.get("a")
+    assert count("miss") == before_misses + 1

@@ -104,17 +104,29 @@ def stage(spec: TableSpec, rows: Sequence[Row]) -> Staged:
         return Staged(list(rows), [True] * len(rows))
     if spec.revisions:
         revision_at = spec.index("revision")
+        tiebreak_at = spec.index(spec.tiebreak) if spec.tiebreak else None
+
+        def order(row: Row) -> tuple[Any, ...]:  # revision, then the tiebreak (None lowest)
+            if tiebreak_at is None:
+                return (row[revision_at],)
+            tie = row[tiebreak_at]
+            return (
+                (row[revision_at], tie is not None, tie)
+                if tie is not None
+                else (row[revision_at], False)
+            )
+
         unique: dict[tuple[Any, Any], int] = {}
         best: dict[Any, int] = {}
         kept: list[Row] = []
         for row in rows:
             key = key_of(row)
-            revision = row[revision_at]
-            if (key, revision) in unique:
+            version = order(row)
+            if (key, version) in unique:
                 continue
-            unique[key, revision] = len(kept)
+            unique[key, version] = len(kept)
             winner = best.get(key)
-            if winner is None or revision > kept[winner][revision_at]:
+            if winner is None or version > order(kept[winner]):
                 best[key] = len(kept)
             kept.append(row)
         latest = [False] * len(kept)
@@ -465,14 +477,25 @@ class PgWriter:
                 if c not in spec.key
             )
             compare = sql.SQL(">" if spec.guard_prefers == "higher" else "<")
-            action = sql.SQL("DO UPDATE SET {assignments} WHERE excluded.{g} {cmp} t.{g}").format(
-                assignments=assignments, g=sql.Identifier(spec.guard), cmp=compare
+            guard: sql.Composable = sql.Identifier(spec.guard)
+            new, old = sql.SQL("excluded.{}").format(guard), sql.SQL("t.{}").format(guard)
+            if spec.tiebreak:  # row comparison: the tiebreak decides only equal revisions
+                tie = sql.Identifier(spec.tiebreak)
+                new = sql.SQL("({}, excluded.{})").format(new, tie)
+                old = sql.SQL("({}, t.{})").format(old, tie)
+            action = sql.SQL("DO UPDATE SET {assignments} WHERE {new} {cmp} {old}").format(
+                assignments=assignments, new=new, cmp=compare, old=old
             )
-        # staged rows are unique per (key, revision): the highest revision of a key is its
+        # staged rows are unique per (key, revision[, tiebreak]): the highest of a key is its
         # winner, the one `stage` flags
         latest = sql.SQL("DISTINCT ON ({key}) ").format(key=key) if spec.revisions else sql.SQL("")
+        tie_order = (
+            sql.SQL(", {} DESC NULLS LAST").format(sql.Identifier(spec.tiebreak))
+            if spec.tiebreak
+            else sql.SQL("")
+        )
         order = (
-            sql.SQL(" ORDER BY {key}, revision DESC").format(key=key)
+            sql.SQL(" ORDER BY {key}, revision DESC{tie}").format(key=key, tie=tie_order)
             if spec.revisions
             else sql.SQL("")
         )
@@ -490,18 +513,35 @@ class PgWriter:
                 sql.SQL("t.{}").format(sql.Identifier(c)) for c in spec.column_names
             )
             # the stored rows the upsert is about to replace: a staged revision above theirs
-            supersede = sql.SQL(
-                "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
-                " FROM (SELECT {key}, max(revision) AS revision FROM {stage} GROUP BY {key}) s"
-                " JOIN {table} t ON {m} AND t.revision < s.revision ON CONFLICT DO NOTHING"
-            ).format(**names, stored_columns=stored_columns)
+            if spec.tiebreak:
+                tie = sql.Identifier(spec.tiebreak)
+                supersede = sql.SQL(
+                    "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
+                    " FROM (SELECT DISTINCT ON ({key}) {key}, revision, {tie} FROM {stage}"
+                    " ORDER BY {key}, revision DESC, {tie} DESC NULLS LAST) s"
+                    " JOIN {table} t ON {m} AND (t.revision, t.{tie}) < (s.revision, s.{tie})"
+                    " ON CONFLICT DO NOTHING"
+                ).format(**names, stored_columns=stored_columns, tie=tie)
+            else:
+                supersede = sql.SQL(
+                    "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
+                    " FROM (SELECT {key}, max(revision) AS revision FROM {stage} GROUP BY {key})"
+                    " s JOIN {table} t ON {m} AND t.revision < s.revision ON CONFLICT DO NOTHING"
+                ).format(**names, stored_columns=stored_columns)
             # once upserted, every staged revision but its key's current one (which the table
             # holds, be it this batch's or the stored one brought again)
+            same_tie = (
+                sql.SQL(" AND t.{c} IS NOT DISTINCT FROM s.{c}").format(
+                    c=sql.Identifier(spec.tiebreak)
+                )
+                if spec.tiebreak
+                else sql.SQL("")
+            )
             keep_superseded = sql.SQL(
                 "INSERT INTO {superseded} ({columns}) SELECT {columns} FROM {stage} s"
-                " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision = s.revision)"
-                " ON CONFLICT DO NOTHING"
-            ).format(**names)
+                " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision = s.revision"
+                "{same_tie}) ON CONFLICT DO NOTHING"
+            ).format(**names, same_tie=same_tie)
         return _Statements(
             stage=copy_into(stage_table),
             copy=copy_into(table),

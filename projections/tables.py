@@ -41,16 +41,22 @@ class TableSpec:
     guard_prefers: Literal["higher", "lower"] = "higher"
     time_column: str | None = None
     revisions: bool = False
+    # revisions tables: the column that orders two rows of one key at the same revision (the
+    # higher stays, NULL lowest), so which one is current never depends on arrival order
+    tiebreak: str | None = None
 
     def __post_init__(self) -> None:
         names = self.column_names
-        missing = [c for c in (*self.key, self.guard, self.time_column) if c and c not in names]
+        wanted = (*self.key, self.guard, self.time_column, self.tiebreak)
+        missing = [c for c in wanted if c and c not in names]
         if missing:
             raise ValueError(f"table {self.name}: {missing} are not among its columns")
         if self.time_column and self.time_column not in self.key:
             raise ValueError(f"table {self.name}: the partition key must be in the primary key")
         if self.revisions and self.guard != "revision":
             raise ValueError(f"table {self.name}: a revisions table needs the revision guard")
+        if self.tiebreak and not self.revisions:
+            raise ValueError(f"table {self.name}: a tiebreak orders revisions; it has none")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -84,6 +90,7 @@ def _market_data(
     values: tuple[tuple[str, PgType], ...],
     *,
     supersedes: bool = False,
+    tiebreak: str | None = None,
 ) -> TableSpec:
     """A market-data table: one row per series (`series`, the leading key columns) and
     interval at its current revision, every revision kept. `series` and `values` (the columns
@@ -105,6 +112,7 @@ def _market_data(
         guard="revision",
         time_column="interval_start_utc",
         revisions=True,
+        tiebreak=tiebreak,
     )
 
 
@@ -126,6 +134,9 @@ LOAD = _market_data(
     "load",
     (("iso", "text"), ("area_id", "text"), ("load_kind", "text")),
     (("area_type", "text"), ("load_mw", "float8"), ("forecast_made_at_utc", "timestamptz")),
+    # forecasts of one interval made at different times can carry the same revision (the
+    # ISO's publication); the latest forecast is the current one
+    tiebreak="forecast_made_at_utc",
 )
 
 FUEL_MIX = _market_data(

@@ -18,11 +18,12 @@ from optibid import stack
 from optibid.settings import Settings
 from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
+from projections.folds import Row
 from projections.migrate import migrate, migrations
 from projections.models import READ_MODEL_LIST, read_model
 from projections.pg import Batch, PgWriter
 from projections.query import history, latest_all
-from projections.tables import LMP, TABLES
+from projections.tables import LMP, LOAD, TABLES
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
 from tests.integration.kafka_util import read_topic, wait_until
@@ -224,6 +225,58 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
     ]
     assert superseded == [("A", 1), ("B", 0), ("F", 1)]
     assert offsets == {("t", 0): 7}
+
+
+def load_row(area: str, kind: str, made_hours_before: int | None, revision: int, mw: float) -> Row:
+    """A load row of the hour at DAY_START: a forecast made some hours before, or an actual."""
+    made = None if made_hours_before is None else DAY_START - timedelta(hours=made_hours_before)
+    values = {
+        "iso": "CAISO", "area_id": area, "load_kind": kind, "interval_start_utc": DAY_START,
+        "interval_minutes": 60, "area_type": "TAC", "load_mw": mw,
+        "forecast_made_at_utc": made, "revision": revision, "run_id": "r",
+        "source_dataset": "load", "event_id": f"{area}-{kind}-{made_hours_before}-{revision}",
+        "occurred_at_utc": DAY_START, "recorded_at_utc": DAY_START, "source": "test",
+    }  # fmt: skip
+    return tuple(values[c] for c in LOAD.column_names)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one batch", "batch per row"])
+def test_forecasts_of_one_interval_at_one_revision_keep_the_latest_whatever_the_order(
+    stack_settings: Settings, db_schema: str, split: bool
+) -> None:
+    """Two forecasts of an hour made at different times can carry the same revision (the
+    ISO published both at once, on different partitions): the later forecast is current in
+    every arrival order, in one batch or apart, so a rebuild equals the live projection.
+    Actuals (no forecast time) keep the plain revision guard."""
+    rows = [
+        load_row("X", "FORECAST", 72, 5, 100.0),  # made three days before
+        load_row("X", "FORECAST", 24, 5, 110.0),  # made a day before: current
+        load_row("Y", "ACTUAL", None, 1, 200.0),
+        load_row("Y", "ACTUAL", None, 2, 201.0),  # a correction: current
+    ]
+    results = []
+    for order in (rows, list(reversed(rows))):
+        with psycopg.connect(stack_settings.postgres_dsn) as conn:
+            migrate(conn, db_schema)
+            conn.execute(f'TRUNCATE "{db_schema}".load, "{db_schema}".load_superseded')
+            conn.commit()
+            writer = PgWriter(db_schema, "load", [LOAD])
+            writer.attach(conn)
+            batches = [[r] for r in order] if split else [order]
+            for offset, batch_rows in enumerate(batches, 1):
+                batch = Batch(rows={"load": batch_rows}, events=len(batch_rows))
+                batch.offsets["t", 0] = offset
+                write_retrying(writer, conn, batch)
+            current = conn.execute(
+                f'SELECT area_id, revision, load_mw FROM "{db_schema}".load ORDER BY 1'
+            ).fetchall()
+            superseded = conn.execute(
+                f'SELECT area_id, revision, load_mw FROM "{db_schema}".load_superseded ORDER BY 1'
+            ).fetchall()
+        results.append((current, superseded))
+    assert results[0][0] == [("X", 5, 110.0), ("Y", 2, 201.0)]
+    assert results[1] == results[0]
+    assert ("Y", 1, 200.0) in results[0][1]
 
 
 def test_live_day_equals_its_rebuild_and_poison_goes_to_the_dlq(

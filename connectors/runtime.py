@@ -41,6 +41,7 @@ RESPONSES = Counter(
     "Responses handled, by outcome (published, no_data, rejected)",
     ["iso", "dataset", "outcome"],
 )
+OUTCOMES = ("published", "no_data", "rejected")
 LATENCY = Histogram(
     "optibid_connector_publish_latency_seconds",
     "Seconds from an interval's end to its publish (freshness)",
@@ -111,6 +112,8 @@ class ConnectorRuntime:
         self.iso = iso
         self.dataset = dataset
         self.source = f"connector:{iso.value}"
+        for outcome in OUTCOMES:  # every outcome a series from the start, rejected files at 0
+            RESPONSES.labels(iso.value, dataset.value, outcome)
         self.parser: Parser = parser_for(iso, dataset)
         self.flush_timeout_s = flush_timeout_s
         self.raw_topic = catalog.raw(iso, dataset)

@@ -45,6 +45,9 @@ ENFORCED = Counter(
 REPORTED = Counter(
     "optibid_billing_meter_events_total", "Usage windows reported to Stripe, by result", ["result"]
 )  # reported, no_customer, empty, failed
+ENFORCED.labels("downgraded")  # series from the start, at 0 (refusals add their own code)
+for _result in ("reported", "no_customer", "empty", "failed"):
+    REPORTED.labels(_result)
 
 
 class Reporter(Protocol):

@@ -27,6 +27,7 @@ from connectors.replay import replay, replay_files
 from connectors.simulate import Faults
 from connectors.sources import SimulatedSource
 from optibid import demo_identity, stack
+from optibid.broker_watch import observe_role
 from optibid.settings import PROJECT_ROOT, Settings
 from optibid.wiring import connector_runtime, prepare_contracts
 from projections.migrate import migrate
@@ -242,7 +243,15 @@ class Services:
         raise RuntimeError(f"no prices of {missing} reached the API in {deadline_s:.0f} s")
 
     def live(self, locations: int) -> None:
-        """Simulated live feeds of the real-time datasets, polled on each ISO's cadence."""
+        """Simulated live feeds of the real-time datasets, polled on each ISO's cadence; their
+        connector metrics on OPTIBID_DEMO_METRICS_PORT."""
+        settings = self.settings
+        observe_role(
+            settings.bootstrap_servers,
+            "connector",
+            settings.metrics_host,
+            settings.demo_metrics_port,
+        )
         for iso, datasets in ISO_DATASETS.items():
             for dataset in datasets:
                 if CADENCE[dataset][0] > timedelta(minutes=15):
@@ -266,6 +275,10 @@ class Services:
         table.add_row("live updates (SSE)", f"{self.url}/v1/live")
         table.add_row("sign-in (one user and API key per role)", str(self.credentials))
         table.add_row("logs", str(self.settings.state_dir / "logs"))
+        port = self.settings.demo_metrics_port
+        if port:
+            url = f"http://{self.settings.metrics_host}:{port}/metrics"
+            table.add_row("live feeds' metrics", url)
         self.console.print(table)
         self.console.print(
             f"[bold]Dashboard: {self.url}/dashboard/[/]  (live feeds on each ISO's cadence;"

@@ -36,7 +36,7 @@ after a restart the batch is read again from the committed offsets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -46,7 +46,7 @@ import structlog
 from faust.types import Message
 from prometheus_client import Counter, Gauge
 
-from schemas.catalog import Dataset, TopicCatalog, TopicSpec
+from schemas.catalog import Dataset, Iso, TopicCatalog, TopicSpec
 from schemas.contracts import ContractSet
 from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
@@ -98,6 +98,16 @@ BEYOND_REACH = Counter(
     "Missing intervals older than the ISO serves, given up without a request",
     ["iso", "dataset"],
 )
+
+
+def _series_at_zero(datasets: Iterable[tuple[Iso, Dataset]]) -> None:
+    """A gap and backfill-request series per ISO dataset from the start, at 0 (labelled, as
+    the gaps are, with the ISO's wire name)."""
+    for iso, dataset in datasets:
+        GAPS.labels(iso.wire, dataset.value)
+        REQUESTS.labels(iso.wire, dataset.value)
+
+
 REANNOUNCE_EVERY = timedelta(hours=1)  # O(open gaps) sends: rare, not every few ticks
 
 
@@ -171,6 +181,7 @@ class StreamWorker:
         self.registry = RegistryClient(config.registry_url)
         self.serde = AvroSerde(self.registry, ContractSet())
         self.processor = market_processor(config, self.catalog, self.serde)
+        _series_at_zero(self.processor.raw_topics.values())
         self.app, self.transport = worker_app(config, self.process_market)
         self._encoders: dict[str, Encoder] = {}
         self.topic = BytesTopics(self.app)

@@ -50,6 +50,8 @@ from schemas.registry import RegistryClient
 from schemas.serde import AvroSerde, Encoder
 from streams.meter import (
     REQUEST_SCHEMA,
+    STREAM_TIME,
+    WALL_CLOCK,
     OrgMeter,
     PartitionClock,
     add,
@@ -90,6 +92,8 @@ WINDOWS = Counter(
     "Usage windows closed and sent, by the clock that closed them",
     ["clock"],  # stream_time, wall_clock
 )
+for _clock in (STREAM_TIME, WALL_CLOCK):  # series from the start, at 0
+    WINDOWS.labels(_clock)
 ORGS_OPEN = Gauge(
     "optibid_meter_organizations_open",
     "Organisations with an open usage window (or one to send) on this worker",

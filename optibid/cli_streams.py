@@ -102,12 +102,20 @@ def validation_config(settings: Settings) -> ValidationConfig:
     return ValidationConfig(bounds=bounds)
 
 
+APP_ID_HELP = "Consumer group and table namespace (default: the topic prefix, then optibid-ROLE)."
+
+
+def default_app_id(settings: Settings, name: str) -> str:
+    """A worker's app id (its consumer group, and its tables' changelog topics) under the
+    settings' topic prefix, so stacks sharing a broker under different prefixes never share
+    a group."""
+    return f"{settings.topic_prefix}{name}"
+
+
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     @app.command("kpis")
     def kpis(
-        app_id: Annotated[str, typer.Option(help="Consumer group and table namespace.")] = (
-            "optibid-kpis"
-        ),
+        app_id: Annotated[str | None, typer.Option(help=APP_ID_HELP)] = None,
         store: Annotated[str, typer.Option(help="Table store: rocksdb:// or memory://")] = (
             "rocksdb://"
         ),
@@ -117,7 +125,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the KPI workers: per-series hourly and daily KPIs, DA-RT spread, basis and
         benchmarks, to the kpi.* topics."""
-        settings = _prepared(settings_of(), "kpis", metrics_port, app_id)
+        settings = settings_of()
+        app_id = app_id or default_app_id(settings, "optibid-kpis")
+        settings = _prepared(settings, "kpis", metrics_port, app_id)
         config = app_config(
             KpiWorkerConfig,
             settings,
@@ -131,9 +141,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
 
     @app.command("identity")
     def identity(
-        app_id: Annotated[str, typer.Option(help="Consumer group and table namespace.")] = (
-            "optibid-identity"
-        ),
+        app_id: Annotated[str | None, typer.Option(help=APP_ID_HELP)] = None,
         store: Annotated[str, typer.Option(help="Table store: rocksdb:// or memory://")] = (
             "rocksdb://"
         ),
@@ -143,7 +151,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the identity command handler: identity.commands decided per organisation and
         user, to identity.events, identity.command_outcomes and audit.events."""
-        settings = _prepared(settings_of(), "identity", metrics_port, app_id)
+        settings = settings_of()
+        app_id = app_id or default_app_id(settings, "optibid-identity")
+        settings = _prepared(settings, "identity", metrics_port, app_id)
         config = app_config(
             IdentityWorkerConfig, settings, "identity", app_id=app_id, store=store,
             web_port=web_port,
@@ -217,9 +227,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
 
     @app.command("worker")
     def worker(
-        app_id: Annotated[
-            str, typer.Option(help="Consumer group and table namespace.")
-        ] = "optibid-streams",
+        app_id: Annotated[str | None, typer.Option(help=APP_ID_HELP)] = None,
         store: Annotated[
             str, typer.Option(help="Table store: rocksdb:// or memory://")
         ] = "rocksdb://",
@@ -235,7 +243,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     ) -> None:
         """Run the stream workers: validate, normalise, revisions, gaps, backfill requests,
         freshness."""
-        settings = _prepared(settings_of(), "worker", metrics_port, app_id)
+        settings = settings_of()
+        app_id = app_id or default_app_id(settings, "optibid-streams")
+        settings = _prepared(settings, "worker", metrics_port, app_id)
         config = worker_config(
             settings,
             app_id=app_id,

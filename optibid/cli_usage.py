@@ -15,6 +15,7 @@ import typer
 
 from optibid.broker_watch import observe_role
 from optibid.cli_common import console
+from optibid.cli_streams import APP_ID_HELP, default_app_id
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
@@ -53,9 +54,7 @@ def meter_config(
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
     @app.command("meter")
     def meter(
-        app_id: Annotated[str, typer.Option(help="Consumer group and table namespace.")] = (
-            "optibid-meter"
-        ),
+        app_id: Annotated[str | None, typer.Option(help=APP_ID_HELP)] = None,
         store: Annotated[str, typer.Option(help="Table store: rocksdb:// or memory://")] = (
             "rocksdb://"
         ),
@@ -66,6 +65,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         """Run the usage meter: usage.requests counted per organisation into windows of
         OPTIBID_METER_WINDOW_S seconds, each sent to usage.windows once closed."""
         settings = settings_of()
+        app_id = app_id or default_app_id(settings, "optibid-meter")
         prepare_contracts(settings)
         observe_role(
             settings.bootstrap_servers, "meter", settings.metrics_host, metrics_port, [app_id]

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     usage_projector_metrics_port: int = Field(
         9474, description="Prometheus metrics port of `optibid project-usage` (0: none)."
     )
+    demo_metrics_port: int = Field(
+        9472,
+        description="Prometheus port of `optibid demo`'s own process (its live feeds'"
+        " connector metrics); 0: none.",
+    )
     billing_metrics_port: int = Field(
         9475, description="Prometheus metrics port of `optibid billing` (0: none)."
     )
@@ -148,6 +153,15 @@ class Settings(BaseSettings):
     )
     stripe_meter_event: str = Field(
         "optibid_rows", description="Event name of the Stripe Billing Meter of rows served."
+    )
+    backup_key: SecretStr | None = Field(
+        None,
+        description="Master key of backups (base64 of 32 bytes); or use backup_key_file.",
+    )
+    backup_key_file: Path | None = Field(
+        None,
+        description='Master key file of backups, JSON {"key_id": ..., "key": base64} as a KMS'
+        " hands out (`optibid backup-key FILE` makes one).",
     )
     platform_org_id: str | None = Field(
         None,

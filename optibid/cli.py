@@ -14,6 +14,7 @@ from rich.table import Table
 from optibid import (
     cli_admin,
     cli_api,
+    cli_backup,
     cli_billing,
     cli_connectors,
     cli_identity,
@@ -209,6 +210,7 @@ cli_usage.register(app, _settings)
 cli_api.register(app, _settings)
 cli_billing.register(app, _settings)
 cli_admin.register(app, _settings)
+cli_backup.register(app, _settings)
 
 
 def main() -> None:

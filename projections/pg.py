@@ -515,33 +515,45 @@ class PgWriter:
             # the stored rows the upsert is about to replace: a staged revision above theirs
             if spec.tiebreak:
                 tie = sql.Identifier(spec.tiebreak)
+                # two rows of one (key, revision) differ in the tiebreak only: the superseded
+                # table keeps the higher of them, whichever came first
+                revision_key = sql.SQL(", ").join(sql.Identifier(c) for c in spec.revisions_key)
+                others = sql.SQL(", ").join(
+                    sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                    for c in spec.column_names
+                    if c not in spec.revisions_key
+                )
+                on_conflict = sql.SQL(
+                    " ON CONFLICT ({rk}) DO UPDATE SET {others} WHERE excluded.{tie} > t.{tie}"
+                ).format(rk=revision_key, others=others, tie=tie)
                 supersede = sql.SQL(
-                    "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
+                    "INSERT INTO {superseded} AS t ({columns}) SELECT {stored_columns}"
                     " FROM (SELECT DISTINCT ON ({key}) {key}, revision, {tie} FROM {stage}"
                     " ORDER BY {key}, revision DESC, {tie} DESC NULLS LAST) s"
                     " JOIN {table} t ON {m} AND (t.revision, t.{tie}) < (s.revision, s.{tie})"
-                    " ON CONFLICT DO NOTHING"
-                ).format(**names, stored_columns=stored_columns, tie=tie)
+                    "{on_conflict}"
+                ).format(**names, stored_columns=stored_columns, tie=tie, on_conflict=on_conflict)
+                # once upserted, every staged row but its key's current one, the highest of a
+                # (key, revision) once
+                keep_superseded = sql.SQL(
+                    "INSERT INTO {superseded} AS t ({columns}) SELECT DISTINCT ON ({rk})"
+                    " {columns} FROM {stage} s WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m}"
+                    " AND t.revision = s.revision AND t.{tie} IS NOT DISTINCT FROM s.{tie})"
+                    " ORDER BY {rk}, {tie} DESC NULLS LAST{on_conflict}"
+                ).format(**names, rk=revision_key, tie=tie, on_conflict=on_conflict)
             else:
                 supersede = sql.SQL(
                     "INSERT INTO {superseded} ({columns}) SELECT {stored_columns}"
                     " FROM (SELECT {key}, max(revision) AS revision FROM {stage} GROUP BY {key})"
                     " s JOIN {table} t ON {m} AND t.revision < s.revision ON CONFLICT DO NOTHING"
                 ).format(**names, stored_columns=stored_columns)
-            # once upserted, every staged revision but its key's current one (which the table
-            # holds, be it this batch's or the stored one brought again)
-            same_tie = (
-                sql.SQL(" AND t.{c} IS NOT DISTINCT FROM s.{c}").format(
-                    c=sql.Identifier(spec.tiebreak)
-                )
-                if spec.tiebreak
-                else sql.SQL("")
-            )
-            keep_superseded = sql.SQL(
-                "INSERT INTO {superseded} ({columns}) SELECT {columns} FROM {stage} s"
-                " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision = s.revision"
-                "{same_tie}) ON CONFLICT DO NOTHING"
-            ).format(**names, same_tie=same_tie)
+                # once upserted, every staged revision but its key's current one (which the
+                # table holds, be it this batch's or the stored one brought again)
+                keep_superseded = sql.SQL(
+                    "INSERT INTO {superseded} ({columns}) SELECT {columns} FROM {stage} s"
+                    " WHERE NOT EXISTS (SELECT FROM {table} t WHERE {m} AND t.revision"
+                    " = s.revision) ON CONFLICT DO NOTHING"
+                ).format(**names)
         return _Statements(
             stage=copy_into(stage_table),
             copy=copy_into(table),

@@ -1,11 +1,14 @@
 #!/bin/sh
 # System packages and uv for the two commands of the quick start, on Debian/Ubuntu.
 #   ops/setup.sh demo   the local stack's servers: Java 17, Maven, PostgreSQL, Redis (and uv)
-#   ops/setup.sh test   the same, headless Chromium with its driver (the dashboard's test), and
-#                       stripe-mock (the billing gateway's test peer, see below)
+#   ops/setup.sh test   the same, headless Chromium with its driver (the dashboard's test),
+#                       stripe-mock (the billing gateway's test peer, see below), Debian's
+#                       prometheus (promtool), helm and OpenTofu built with Go (the chart's and
+#                       the Terraform modules' checks; ops/tools/*.sh) and checkov (uv's cache)
 #   ops/setup.sh uv     uv only (lint, the Python environment)
 #   ops/setup.sh --check demo|test|uv   print what is missing (one line: the packages, and
-#                       stripe-mock@VERSION when its build is not cached yet), change nothing
+#                       stripe-mock@, helm@, tofu@VERSION for builds not cached yet), change
+#                       nothing
 # With demo and test, when ../shared/vendor holds TimescaleDB's source and the server lacks it,
 # also what `optibid stack up` needs to build it: cmake, a C compiler, the OpenSSL and GSSAPI
 # headers, and the server's own headers at exactly the installed server's version (an unpinned
@@ -58,6 +61,16 @@ stripe_mock_missing="" # the build to make, when `test` wants it and the cache l
 if [ "$want" = test ] && [ ! -x "$stripe_mock_dir/bin/stripe-mock" ]; then
   stripe_mock_missing=" stripe-mock@$STRIPE_MOCK_VERSION"
 fi
+# helm and OpenTofu (or terraform, when on PATH) for the chart's and the modules' checks, built
+# with Go by ops/tools/helm.sh and ops/tools/terraform.sh into the same cache (when missing)
+tools=$(dirname "$0")/tools
+tools_missing=""
+if [ "$want" = test ]; then
+  for tool in helm terraform; do
+    build=$(/bin/sh "$tools/$tool.sh" --check)
+    [ -z "$build" ] || tools_missing="$tools_missing $build"
+  done
+fi
 
 if [ "$want" != uv ]; then
   need make has make
@@ -74,8 +87,8 @@ if [ "$want" = test ]; then
   need npm has npm
   need prometheus has promtool # promtool checks and unit-tests the rules in ops/prometheus
 fi
-if [ -n "$stripe_mock_missing" ]; then
-  need golang-go go_binary # only to build stripe-mock
+if [ -n "$stripe_mock_missing$tools_missing" ]; then
+  need golang-go go_binary # only to build stripe-mock, helm and OpenTofu
 fi
 if ! uv_runs >/dev/null 2>&1; then
   need python3-pip pip_runs # Debian's python3 comes without pip
@@ -133,7 +146,7 @@ timescale_needs() {
 
 if [ -n "$check_only" ]; then
   timescale_needs
-  echo "${missing# }${timescale_missing}${stripe_mock_missing}" | sed 's/^ //'
+  echo "${missing# }${timescale_missing}${stripe_mock_missing}${tools_missing}" | sed 's/^ //'
   exit 0
 fi
 
@@ -179,6 +192,8 @@ build_stripe_mock() { # go install into a .partial folder, renamed when whole
 if [ -n "$stripe_mock_missing" ]; then
   build_stripe_mock || exit 1
 fi
+case $tools_missing in *helm@*) /bin/sh "$tools/helm.sh" || exit 1 ;; esac
+case $tools_missing in *tofu@*) /bin/sh "$tools/terraform.sh" || exit 1 ;; esac
 
 if ! uv_runs >/dev/null 2>&1; then
   echo "== installing uv: $python -m pip install --user uv"
@@ -193,4 +208,9 @@ fi
 if ! uv_runs >/dev/null 2>&1; then
   echo "uv still does not run as \`$python -m uv\`; install it: $python -m pip install --user uv" >&2
   exit 1
+fi
+if [ "$want" = test ]; then
+  # checkov (tests/unit/test_terraform.py) as a tool of its own, its many pins apart from the
+  # project's environment; fetched once into uv's cache
+  "$python" -m uv tool run --from checkov==3.3.30 checkov --version >/dev/null
 fi

@@ -16,6 +16,9 @@ STACK = "make openjdk-17-jre-headless maven redis-server"
 _PINNED = re.search(r"^STRIPE_MOCK_VERSION=(\S+)$", SETUP.read_text(), re.MULTILINE)
 assert _PINNED is not None, "ops/setup.sh pins stripe-mock's version"
 STRIPE_MOCK = _PINNED[1]
+TOOLS = SETUP.parent / "tools"
+HELM = re.findall(r"^HELM_VERSION=(\S+)$", (TOOLS / "helm.sh").read_text(), re.MULTILINE)[0]
+TOFU = re.findall(r"^TOFU_VERSION=(\S+)$", (TOOLS / "terraform.sh").read_text(), re.MULTILINE)[0]
 
 
 def _stub(folder: Path, name: str, script: str = "exit 0") -> None:
@@ -63,6 +66,14 @@ def _built_stripe_mock(machine: Path) -> None:
     _stub(folder, "stripe-mock")
 
 
+def _built_tools(machine: Path) -> None:
+    """helm and OpenTofu as ops/tools/*.sh leave them in the (fake) user's cache."""
+    for name, version, binary in (("helm", HELM, "helm"), ("tofu", TOFU, "tofu")):
+        folder = machine.parent / "cache" / "optibid" / name / version / "bin"
+        folder.mkdir(parents=True)
+        _stub(folder, binary)
+
+
 def _postgres_installed() -> bool:
     return any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 
@@ -72,7 +83,7 @@ def test_a_bare_machine_needs_the_stack_and_pip(machine: Path) -> None:
     assert _missing(machine, "demo") == f"{STACK} python3-pip"
     assert _missing(machine, "test") == (
         f"{STACK} chromium chromium-driver xmlsec1 nodejs npm prometheus golang-go python3-pip"
-        f" stripe-mock@{STRIPE_MOCK}"
+        f" stripe-mock@{STRIPE_MOCK} helm@{HELM} tofu@{TOFU}"
     )
     assert _missing(machine, "uv") == "python3-pip"
 
@@ -83,7 +94,25 @@ def test_a_machine_with_everything_needs_nothing(machine: Path) -> None:
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     _built_stripe_mock(machine)
+    _built_tools(machine)
     assert _missing(machine, "test", python="exit 0") == ""
+
+
+def test_helm_and_opentofu_need_go_until_built_and_terraform_stands_for_opentofu(
+    machine: Path,
+) -> None:
+    for name in ("make", "mvn", "redis-server", "initdb", "chromium", "chromedriver", "xmlsec1",
+                 "node", "npm", "promtool"):  # fmt: skip
+        _stub(machine, name)
+    _stub(machine, "java", _java("17.0.15"))
+    _built_stripe_mock(machine)
+    everything = {"python": "exit 0"}
+    assert _missing(machine, "test", **everything) == f"golang-go helm@{HELM} tofu@{TOFU}"
+    assert _missing(machine, "demo", **everything) == ""  # only the tests use them
+    _stub(machine, "terraform")  # a terraform on PATH formats the modules as well
+    assert _missing(machine, "test", **everything) == f"golang-go helm@{HELM}"
+    _built_tools(machine)
+    assert _missing(machine, "test", **everything) == ""
 
 
 def test_stripe_mock_needs_go_only_until_it_is_built(machine: Path) -> None:
@@ -91,6 +120,7 @@ def test_stripe_mock_needs_go_only_until_it_is_built(machine: Path) -> None:
                  "node", "npm", "promtool"):  # fmt: skip
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
+    _built_tools(machine)
     everything = {"python": "exit 0"}
     assert _missing(machine, "test", **everything) == f"golang-go stripe-mock@{STRIPE_MOCK}"
     go_root = machine.parent / "go"  # Go's release tarball, off PATH
@@ -145,6 +175,7 @@ def timescale_machine(machine: Path, tmp_path: Path) -> dict[str, str]:
         _stub(machine, name)
     _stub(machine, "java", _java("17.0.15"))
     _built_stripe_mock(machine)
+    _built_tools(machine)
     vendor = tmp_path / "vendor"
     vendor.mkdir()
     (vendor / "timescaledb-2.28.3.tar.gz").write_bytes(b"")

@@ -18,6 +18,7 @@ from optibid import (
     cli_billing,
     cli_connectors,
     cli_identity,
+    cli_ops,
     cli_projections,
     cli_streams,
     cli_usage,
@@ -211,6 +212,7 @@ cli_api.register(app, _settings)
 cli_billing.register(app, _settings)
 cli_admin.register(app, _settings)
 cli_backup.register(app, _settings)
+cli_ops.register(app, _settings)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ runs the demo's live feeds until SIGTERM.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -206,7 +207,7 @@ def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
         delete_topics(settings.bootstrap_servers, [t.name for t in catalog])
 
 
-def traffic(path: Pipeline, credentials: Path) -> None:
+def traffic(path: Pipeline, credentials: Path) -> str:
     """What makes the API's, identity's and the DLQ's series: the demo organisation, sign-ins
     (one failed), requests (one refused by the tier) and one undecodable raw record per ISO."""
     catalog = TopicCatalog(path.settings.topic_prefix)
@@ -235,6 +236,7 @@ def traffic(path: Pipeline, credentials: Path) -> None:
     for iso, datasets in ISO_DATASETS.items():
         topic = catalog.raw(iso, datasets[0]).name
         produce(path.settings, topic, [(b"not-avro", b"\x00not an Avro record")])
+    return str(viewer["api_key"])
 
 
 def missing_series(path: Pipeline, expr: str) -> list[str]:
@@ -253,7 +255,7 @@ def missing_series(path: Pipeline, expr: str) -> list[str]:
 def test_every_panel_expression_returns_series(pipeline: Pipeline, tmp_path: Path) -> None:
     began = time.monotonic()
     wait_until(lambda: api_up(pipeline.api_url), 90, "the API to answer")
-    traffic(pipeline, tmp_path / "demo-credentials.json")
+    viewer_key = traffic(pipeline, tmp_path / "demo-credentials.json")
     cases = [(e, expr) for e in expressions() for expr in concrete(e.expr)]
     assert len(cases) >= len(expressions()) > 0
     pending: list[tuple[Expression, str]] = list(cases)
@@ -293,6 +295,25 @@ def test_every_panel_expression_returns_series(pipeline: Pipeline, tmp_path: Pat
     # the ISO dashboard was asked about every ISO
     assert set(ISOS) == {iso.value for iso in ISO_DATASETS}
     assert not any("$" in expr for _, expr in cases)
+
+    # the post-deployment smoke test passes on this deployment, and fails when the feeds are
+    # held to an age no run can meet
+    passed = smoke(pipeline.api_url, "--api-key", viewer_key)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert json.loads(passed.stdout.splitlines()[-1]) == {
+        "url": pipeline.api_url, "checks": 8, "failed": []
+    }  # fmt: skip
+    stale = smoke(pipeline.api_url, "--api-key", viewer_key, "--max-age-minutes", "0")
+    assert stale.returncode == 1
+    assert json.loads(stale.stdout.splitlines()[-1])["failed"] == ["freshness"]
+
+
+def smoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "optibid", "smoke", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
 
 
 def _feeds() -> None:

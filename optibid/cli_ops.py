@@ -16,16 +16,14 @@ from optibid.smoke import Smoke
 
 
 def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
-    del settings_of  # the smoke test reads nothing but its arguments
-
     @app.command("smoke")
     def smoke(
         url: Annotated[str, typer.Argument(help="Base URL of the deployed API.")],
         api_key: Annotated[
             str | None,
             typer.Option(
-                envvar="OPTIBID_SMOKE_API_KEY",
-                help="An API key (a viewer's is enough): also check prices and freshness.",
+                help="An API key (a viewer's is enough): also check prices and freshness"
+                " (default OPTIBID_SMOKE_API_KEY).",
             ),
         ] = None,
         max_age_minutes: Annotated[
@@ -36,6 +34,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         """Check a deployment: health, readiness, metrics, signing keys, dashboard, security
         headers, credentials required; with an API key, every ISO's latest prices and
         freshness. Exits 1 when any check fails."""
+        if api_key is None:
+            stored = settings_of().smoke_api_key
+            api_key = None if stored is None else stored.get_secret_value()
         job = Smoke(url, api_key, timedelta(minutes=max_age_minutes), timeout_s)
         try:
             results = job.run()

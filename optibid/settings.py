@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         description='Master key file of backups, JSON {"key_id": ..., "key": base64} as a KMS'
         " hands out (`optibid backup-key FILE` makes one).",
     )
+    smoke_api_key: SecretStr | None = Field(
+        None, description="API key `optibid smoke` uses to check prices and freshness."
+    )
     platform_org_id: str | None = Field(
         None,
         description="The operators' organisation: its owners and admins see every "

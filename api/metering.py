@@ -55,6 +55,7 @@ from billing import ratelimit
 from billing.ratelimit import RateLimiter
 from billing.tiers import ANCILLARY_PRICES, FUEL_MIX, KPIS, LMP, LOAD, TIERS, Tier
 from projections import identity_reads, usage_reads
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.envelope import envelope
 from schemas.registry import RegistryClient
@@ -434,6 +435,7 @@ class UsagePublisher:
                     )
                     producer = Producer(
                         {
+                            **kafka_client.librdkafka(),
                             "bootstrap.servers": self.bootstrap,
                             "enable.idempotence": True,
                             "linger.ms": 50,

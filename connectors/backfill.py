@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 from connectors.errors import ConnectorError, FetchError, NoDataError
 from connectors.runtime import ConnectorRuntime, RunStats, new_run
 from connectors.sources import Source
+from schemas import kafka_client
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.envelope import envelope
 from schemas.serde import AvroSerde
@@ -103,6 +104,7 @@ class BackfillWorker:
         self._encode_done = serde.encoder(self.completed.subject, self.completed.value_schema)
         self.consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": bootstrap,
                 "group.id": group_id,
                 "enable.auto.commit": False,

@@ -26,6 +26,7 @@ from connectors.events import RAW_SCHEMA_OF_KIND, raw_event
 from connectors.parsing import Parser, parser_for
 from connectors.records import Record, interval_end
 from connectors.simulate import Payload
+from schemas import kafka_client
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.envelope import envelope
 from schemas.offsets import watermarks
@@ -130,6 +131,7 @@ class ConnectorRuntime:
             raise ConnectorError(f"{self.raw_topic.name} carries {self.raw_topic.value_schema}")
         self.producer = Producer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
@@ -303,6 +305,7 @@ class ConnectorRuntime:
         key = self._checkpoint_key(stream).encode()
         consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"checkpoint-reader-{uuid.uuid4()}",
                 "enable.auto.commit": False,

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from identity.handler import AUDIT_SCHEMA, COMMAND_SCHEMA, contract_record
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.envelope import envelope
 from schemas.errors import ContractError
@@ -74,9 +75,16 @@ class CommandBus:
         self._encode = serde.encoder(self.commands.subject, self.commands.value_schema)
         self.audit_topic = catalog.audit()
         self._encode_audit = serde.encoder(self.audit_topic.subject, self.audit_topic.value_schema)
-        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        self._producer = Producer(
+            {
+                **kafka_client.librdkafka(),
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+            }
+        )
         self._consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": bootstrap,
                 "group.id": f"optibid-command-bus-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False,

@@ -63,6 +63,7 @@ from optibid.backup_format import (
     unwrap_key,
     wrap_key,
 )
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.offsets import watermarks
 from schemas.registry import RegistryClient
@@ -224,12 +225,15 @@ class Backup:
         target = self.folder / backup_id
         (target / "segments").mkdir(parents=True)
         data_key = secrets.token_bytes(KEY_BYTES)
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient(
+            {**kafka_client.librdkafka(), "bootstrap.servers": self.bootstrap, "log_level": 0}
+        )
         specs = {s.name: (s.partitions, s.config) for s in source_topics(self.catalog)}
         for name, partitions in changelog_topics(admin, self.catalog.prefix).items():
             specs[name] = (partitions, {"cleanup.policy": "compact"})
         consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"optibid-backup-{backup_id}",  # never commits
                 "enable.auto.commit": False,
@@ -541,7 +545,13 @@ class Restore:
 
     def check_empty(self) -> None:
         """Refuse a target that holds records of any topic to restore."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "optibid-restore"})
+        consumer = Consumer(
+            {
+                **kafka_client.librdkafka(),
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "optibid-restore",
+            }
+        )
         try:
             existing = consumer.list_topics(timeout=30).topics
             full = []
@@ -598,6 +608,7 @@ class Restore:
         moved to the same places. Returns the records sent."""
         producer = Producer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "enable.idempotence": True,
                 "linger.ms": 20,
@@ -692,7 +703,9 @@ class Restore:
     def _move_groups(self, offsets: Mapping[str, list[TopicPartition]]) -> None:
         if not offsets:
             return
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient(
+            {**kafka_client.librdkafka(), "bootstrap.servers": self.bootstrap, "log_level": 0}
+        )
         for group, partitions in offsets.items():
             request = [ConsumerGroupTopicPartitions(group, partitions)]
             try:

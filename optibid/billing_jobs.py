@@ -30,6 +30,7 @@ from prometheus_client import Counter
 from billing.stripe_gateway import BillingGatewayError
 from identity.bus import CommandBus, new_command
 from projections import identity_reads
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.offsets import watermarks
 from schemas.serde import AvroSerde
@@ -111,6 +112,7 @@ class UsageReporter:
         at the start); the number of windows reported."""
         consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "group.id": self.group,
                 "enable.auto.commit": False,

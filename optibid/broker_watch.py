@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, Producer
 from prometheus_client import Gauge, start_http_server
 
 from optibid.lag_watch import LagWatch
+from schemas import kafka_client
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,7 @@ class BrokerWatch:
         period_ms = int(interval_s * 1000)
         self._client = Producer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": bootstrap,
                 "client.id": f"optibid-{role}-broker-watch",
                 "statistics.interval.ms": period_ms,

@@ -27,6 +27,7 @@ from optibid import (
 from optibid.demo import run_demo
 from optibid.logs import configure_logging
 from optibid.settings import Settings
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.contracts import ContractSet
 from schemas.errors import ContractError
@@ -53,6 +54,8 @@ out = Console()
 def _settings() -> Settings:
     settings = Settings()
     configure_logging(settings)
+    # every Kafka client of this process connects as the settings say (schemas.kafka_client)
+    kafka_client.configure(settings.kafka_security, settings.topic_replication_factor)
     return settings
 
 

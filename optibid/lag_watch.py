@@ -24,6 +24,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Gauge
 
+from schemas import kafka_client
+
 log = structlog.get_logger(__name__)
 
 CONSUMER_LAG = Gauge(
@@ -63,7 +65,9 @@ class LagWatch:
     def __init__(self, bootstrap: str, groups: Sequence[str], interval_s: float = 10.0) -> None:
         self.groups = tuple(groups)
         self.interval_s = interval_s
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        self._admin = AdminClient(
+            {**kafka_client.librdkafka(), "bootstrap.servers": bootstrap, "log_level": 0}
+        )
         self._stop = threading.Event()
         self._shown: dict[str, set[Partition]] = {g: set() for g in self.groups}
         self._failing = False

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projections.hypertables import Options
+from schemas.kafka_client import KafkaSecurity
 from schemas.vocabulary import ISOS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Loopback address the local stack binds to.")
     kafka_port: int = Field(29092, description="Kafka broker listener port.")
     kafka_controller_port: int = Field(29093, description="Kafka KRaft controller port.")
+    kafka_sasl_port: int = Field(
+        29094, description="The local Kafka's SASL_PLAINTEXT (PLAIN) listener port."
+    )
     kafka_heap_mb: int = Field(512, description="Kafka JVM heap (-Xms/-Xmx), MiB.")
     registry_port: int = Field(28081, description="Schema registry HTTP port.")
     registry_heap_mb: int = Field(384, description="Schema registry JVM heap, MiB.")
@@ -103,6 +107,25 @@ class Settings(BaseSettings):
 
     # Point at external services instead of the local stack (clusters, Helm).
     kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers override.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How Kafka clients connect: SASL_SSL for MSK (SCRAM) and Confluent Cloud.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism: PLAIN (Confluent Cloud), SCRAM-SHA-512 (MSK)."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user name (a Confluent Cloud API key)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (a Confluent Cloud API secret)."
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="CA bundle for the brokers' TLS certificates (default: the system's)."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replicas of the topics OptiBid creates (3 on managed Kafka)."
+    )
     registry_url: str | None = Field(
         None, description="Confluent-compatible registry URL override."
     )
@@ -261,6 +284,17 @@ class Settings(BaseSettings):
     def env_name(cls, field_name: str) -> str:
         """The environment variable that sets a field (kafka_port: OPTIBID_KAFKA_PORT)."""
         return f"{cls.model_config.get('env_prefix', '')}{field_name.upper()}"
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        password = self.kafka_sasl_password
+        return KafkaSecurity(
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            self.kafka_sasl_username,
+            None if password is None else password.get_secret_value(),
+            self.kafka_ssl_ca_location,
+        )
 
     @property
     def bootstrap_servers(self) -> str:

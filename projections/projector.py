@@ -55,6 +55,7 @@ from projections.models import ReadModel, TopicSource
 from projections.pg import Batch, PgWriter, TopicPartitionKey
 from projections.redis_sink import RedisSink
 from projections.rowdecode import ROW_DECODE_ERRORS, RowDecoder, row_decoder
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.errors import DeserializationError, RegistryUnavailableError
 from schemas.offsets import watermarks
@@ -252,7 +253,12 @@ class Projector:
         self.dlq_topic = catalog.projection_dlq(model.name)
         self._dlq_encode: Encoder | None = None
         self._producer = Producer(
-            {"bootstrap.servers": config.bootstrap, "enable.idempotence": True, "log_level": 3}
+            {
+                **kafka_client.librdkafka(),
+                "bootstrap.servers": config.bootstrap,
+                "enable.idempotence": True,
+                "log_level": 3,
+            }
         )
         self._conn: psycopg.Connection[Any] | None = None
         self.redis: RedisSink | None = None
@@ -327,6 +333,7 @@ class Projector:
         stored = self.writer.stored_offsets(conn)
         consumer = Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.config.bootstrap,
                 "group.id": f"{self.catalog.prefix}optibid-projector-{self.model.name}",
                 "enable.auto.commit": False,

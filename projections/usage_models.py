@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from psycopg import sql
 
 from projections.errors import ProjectionError
+from schemas import kafka_client
 from schemas.catalog import TopicCatalog
 from schemas.errors import DeserializationError, RegistryUnavailableError
 from schemas.offsets import watermarks
@@ -331,6 +332,7 @@ class UsageProjector:
     def _consumer(self) -> Consumer:
         return Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "group.id": self.group_id,
                 "enable.auto.commit": False,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas import kafka_client
 from schemas.catalog import TopicSpec
 from schemas.errors import ContractError
 
@@ -18,7 +19,9 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float 
     An existing topic with a different partition count is an error: repartitioning a
     keyed topic breaks per-series ordering, so it is never done silently.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000})
+    admin = AdminClient(
+        {**kafka_client.librdkafka(), "bootstrap.servers": bootstrap, "socket.timeout.ms": 10_000}
+    )
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:
@@ -31,7 +34,7 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float 
                 f" {bootstrap}, the catalog says {spec.partitions}"
             )
     missing = [
-        NewTopic(spec.name, spec.partitions, 1, config=spec.config)
+        NewTopic(spec.name, spec.partitions, kafka_client.replication_factor(), config=spec.config)
         for spec in wanted
         if spec.name not in existing
     ]
@@ -79,7 +82,7 @@ def _await_leaders(admin: AdminClient, bootstrap: str, names: list[str], timeout
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({**kafka_client.librdkafka(), "bootstrap.servers": bootstrap})
     names = list(names)
     if not names:
         return

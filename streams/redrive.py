@@ -31,6 +31,7 @@ from confluent_kafka import (
 )
 from prometheus_client import Counter as MetricCounter
 
+from schemas import kafka_client
 from schemas.catalog import Dataset, Iso, TopicCatalog
 from schemas.errors import DeserializationError
 from schemas.serde import AvroSerde
@@ -122,6 +123,7 @@ class Redriver:
         consumer = self._consumer(redrive_group(dlq, selected))
         producer = Producer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
@@ -181,6 +183,7 @@ class Redriver:
     def _consumer(self, group: str) -> Consumer:
         return Consumer(
             {
+                **kafka_client.librdkafka(),
                 "bootstrap.servers": self.bootstrap,
                 "group.id": group,
                 "enable.auto.commit": False,

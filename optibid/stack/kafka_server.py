@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ from optibid.stack.errors import StackError
 POM = maven.OPS_DIR / "kafka" / "pom.xml"
 LOG4J2 = maven.OPS_DIR / "kafka" / "log4j2.properties"
 READY_TOPIC = "__optibid_ready"
+SASL_USER = "optibid"
 # librdkafka logs every refused connection while the broker boots; the probe reports failure itself
 QUIET = {"log_level": 2}
 
@@ -24,24 +26,48 @@ QUIET = {"log_level": 2}
 class KafkaServer(maven.JavaServer):
     name = "kafka"
     port_field = "kafka_port"
-    extra_port_fields = ("kafka_controller_port",)
+    extra_port_fields = ("kafka_controller_port", "kafka_sasl_port")
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def sasl_credentials(self) -> tuple[str, str]:
+        """(user, password) of the SASL listener: made once per stack, kept in its folder."""
+        path = self.dir / "sasl-password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return SASL_USER, path.read_text().strip()
+
     def _properties(self) -> str:
         s = self.settings
+        user, password = self.sasl_credentials()
+        # the SASL listener (PLAIN, loopback) is for the clients' security path and its tests;
+        # the plaintext one for everything else
+        jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required"
+            f' username="{user}" password="{password}" user_{user}="{password}";'
+        )
+        listeners = (
+            f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port},"
+            f"SASL_PLAINTEXT://{s.host}:{s.kafka_sasl_port}"
+        )
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.bootstrap.servers={s.host}:{s.kafka_controller_port}",
-                f"listeners=PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://{s.host}:{s.kafka_port}",
+                f"listeners={listeners}",
+                f"advertised.listeners=PLAINTEXT://{s.host}:{s.kafka_port},"
+                f"SASL_PLAINTEXT://{s.host}:{s.kafka_sasl_port}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+                "SASL_PLAINTEXT:SASL_PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
+                "sasl.enabled.mechanisms=PLAIN",
+                f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
                 f"log.dirs={self.dir / 'data'}",
                 # one node: internal topics must not ask for more replicas than exist,
                 # or transactions and consumer offsets never become available

@@ -4,6 +4,7 @@ outputs and table changes out, all with the producer before the records are acke
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Protocol, cast
@@ -11,12 +12,33 @@ from typing import Protocol, cast
 import faust
 from faust.types import Message
 
+from schemas import kafka_client
 from schemas.catalog import TopicSpec
+from schemas.kafka_client import KafkaSecurity
 from schemas.topics import ensure_topics
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import current_event, producer_of
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
 from streams.runtime.tables import ChangelogBatchTable
+
+
+def credentials(security: KafkaSecurity) -> faust.types.auth.CredentialsT | None:
+    """The process's Kafka security as faust's (aiokafka's) credentials; None for plaintext."""
+    context = None
+    if security.tls:
+        context = ssl.create_default_context(
+            cafile=None if security.ca_location is None else str(security.ca_location)
+        )
+    if security.sasl:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            ssl_context=context,
+            mechanism=security.mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def faust_app(
@@ -41,7 +63,8 @@ def faust_app(
         store=store,
         datadir=data_dir,
         topic_partitions=6,
-        topic_replication_factor=1,
+        topic_replication_factor=kafka_client.replication_factor(),
+        broker_credentials=credentials(kafka_client.security()),
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_port=web_port,

@@ -166,27 +166,10 @@ if [ -n "$timescale_missing" ]; then
   fi
 fi
 
-build_stripe_mock() { # go install into a .partial folder, renamed when whole
-  go=$(go_binary | head -n 1)
-  partial=$stripe_mock_dir.partial
-  rm -rf "$partial"
-  mkdir -p "$partial"
-  echo "== building stripe-mock $STRIPE_MOCK_VERSION with $("$go" version) into $stripe_mock_dir"
-  began=$(date +%s)
-  log=$partial/build.log
-  # -modcacherw: the module cache can be deleted like any folder; -trimpath: the binary names no
-  # folder of this machine; the GOFLAGS of the environment do not apply to this build
-  if ! env GOPATH="$partial/gopath" GOMODCACHE="$partial/gopath/pkg/mod" GOBIN="$partial/bin" \
-    GOCACHE="$partial/gocache" GOFLAGS="-modcacherw -trimpath" CGO_ENABLED=0 \
-    "$go" install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "building stripe-mock failed (its last lines above; all of them in $log)" >&2
-    return 1
-  fi
-  rm -rf "$partial/gocache" # the build's intermediate objects, not needed to run it
-  rm -rf "$stripe_mock_dir"
-  mv "$partial" "$stripe_mock_dir"
-  echo "stripe-mock built in $(($(date +%s) - began)) s"
+. "$tools/go-install.sh"
+build_stripe_mock() {
+  go_install "stripe-mock $STRIPE_MOCK_VERSION" "$stripe_mock_dir" \
+    "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" "$(go_binary | head -n 1)"
 }
 
 if [ -n "$stripe_mock_missing" ]; then

@@ -65,6 +65,7 @@ from optibid.backup_format import (
 )
 from schemas import kafka_client
 from schemas.catalog import TopicCatalog, TopicSpec
+from schemas.errors import SchemaNotFoundError
 from schemas.offsets import watermarks
 from schemas.registry import RegistryClient
 from schemas.topics import ensure_topics
@@ -437,10 +438,13 @@ class Backup:
         out = {}
         with RegistryClient(self.registry_url) as registry:
             for schema_id in sorted(ids):
-                out[str(schema_id)] = {
-                    "schema": registry.schema_by_id(schema_id),
-                    "topics": sorted(ids[schema_id]),
-                }
+                try:
+                    schema = registry.schema_by_id(schema_id)
+                except SchemaNotFoundError:
+                    # a value that only looks framed (a poison record starting with a zero
+                    # byte): kept as it is, restored as it is
+                    continue
+                out[str(schema_id)] = {"schema": schema, "topics": sorted(ids[schema_id])}
         return out
 
     def _keys(self, backup_id: str, data_key: bytes, target: Path) -> dict[str, Any] | None:
@@ -482,12 +486,9 @@ def reframed(
         return value
     old_id = struct.unpack(">I", value[1:5])[0]
     new_id = ids.get((topic, old_id))
-    if new_id is None:
-        raise BackupError(
-            f"{topic}[{partition}] offset {record['offset']}: schema id {old_id} is not in the"
-            " backup's schemas"
-        )
-    if new_id == old_id:
+    if new_id is None or new_id == old_id:
+        # no schema of that id was in the registry at backup time: a poison record that only
+        # looks framed, restored byte for byte (the workers dead-letter it again)
         return value
     return bytes([MAGIC]) + struct.pack(">I", new_id) + value[5:]
 

@@ -43,30 +43,9 @@ if [ -z "$go" ]; then
   exit 1
 fi
 
-build() { # build MAJOR VERSION: go install into a .partial folder, renamed when whole
-  major=$1
-  version=$2
-  dir=$cache/$version
-  partial=$dir.partial
-  rm -rf "$partial"
-  mkdir -p "$partial"
-  echo "== building helm $version with $("$go" version) into $dir"
-  began=$(date +%s)
-  log=$partial/build.log
-  # -modcacherw: the module cache can be deleted like any folder; -trimpath: the binary names no
-  # folder of this machine; the GOFLAGS of the environment do not apply to this build
-  if ! env GOPATH="$partial/gopath" GOMODCACHE="$partial/gopath/pkg/mod" GOBIN="$partial/bin" \
-    GOCACHE="$partial/gocache" GOFLAGS="-modcacherw -trimpath" CGO_ENABLED=0 \
-    "$go" install "helm.sh/helm/$major/cmd/helm@$version" >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "building helm $version failed (its last lines above; all of them in $log)" >&2
-    rm -rf "$partial/gocache"
-    return 1
-  fi
-  rm -rf "$partial/gocache" # the build's intermediate objects, not needed to run it
-  rm -rf "$dir"
-  mv "$partial" "$dir"
-  echo "helm $version built in $(($(date +%s) - began)) s"
+. "$(dirname "$0")/go-install.sh"
+build() { # build MAJOR VERSION
+  go_install "helm $2" "$cache/$2" "helm.sh/helm/$1/cmd/helm@$2" "$go"
 }
 
 if ! build v4 "$HELM_VERSION"; then

@@ -105,8 +105,8 @@ class KafkaServer(maven.JavaServer):
                 f"-Dlog4j2.configurationFile={LOG4J2}",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # one word: an id may begin with "-", which the tool would take for an option
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
                 "--standalone",

@@ -17,7 +17,7 @@ from api.metering import BEGAN_KEY, SCOPE_KEY, Metering
 from api.problems import bad_parameter, respond
 
 REQUESTS = Counter("optibid_api_requests_total", "API requests", ["route", "status"])
-LATENCY = Histogram("optibid_api_request_seconds", "API request latency", ["route"])
+LATENCY = Histogram("optibid_api_request_seconds", "API request latency", ["route", "status"])
 
 _METRICS: dict[tuple[str, int], tuple[Any, Any]] = {}  # route templates x statuses: bounded
 
@@ -136,7 +136,8 @@ class Edge:
             route = scope.get("hot_path") or getattr(scope.get("route"), "path", "unmatched")
             children = _METRICS.get((route, status))
             if children is None:  # made once per route and status: labels() costs per call
-                children = (LATENCY.labels(route), REQUESTS.labels(route, str(status)))
+                code = str(status)
+                children = (LATENCY.labels(route, code), REQUESTS.labels(route, code))
                 _METRICS[route, status] = children
             children[0].observe(seconds)
             children[1].inc()

@@ -670,6 +670,20 @@ API = Board(
                     unit="s",
                     width=8,
                 ),
+                Panel(
+                    "Latency p99, by status",
+                    "99th percentile per answer status over the rate interval: refusals (4xx)"
+                    " and failures (5xx) apart from answers served.",
+                    (
+                        q(
+                            "histogram_quantile(0.99, sum by (status, le) (rate("
+                            "optibid_api_request_seconds_bucket[$__rate_interval])))",
+                            "{{status}}",
+                        ),
+                    ),
+                    unit="s",
+                    width=24,
+                ),
             ),
         ),
         Row(

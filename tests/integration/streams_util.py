@@ -28,16 +28,23 @@ PROJECT = Path(__file__).resolve().parents[2]
 _FREE_PORTS = range(12_000, 20_000)
 
 
+_GIVEN: set[int] = set()  # never the same port twice in one session: a test's processes bind
+# theirs a while after asking, and two random draws of one port failed a start
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on now, chosen at random below the ephemeral
-    range (see _FREE_PORTS)."""
+    """A port on 127.0.0.1 that nothing listens on now and no earlier call returned, chosen at
+    random below the ephemeral range (see _FREE_PORTS)."""
     for _ in range(200):
         port = random.choice(_FREE_PORTS)
+        if port in _GIVEN:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(port)
             return port
     raise RuntimeError(f"no free port in {_FREE_PORTS}")
 

@@ -7,8 +7,8 @@ consumer in one process stalled the stream worker after a broker restart, cause 
 Each round (10 s) it asks the group coordinator for the committed offsets and the partition
 leaders for the latest offsets, and sets `optibid_consumer_lag_records{group,topic,partition}`
 to what is written but not yet committed. A partition the group has not committed yet counts
-from the partition's earliest offset. Series of partitions the group no longer has are removed, so the
-gauge holds one series per partition of the role's groups, whatever the uptime.
+from the partition's earliest offset. Series of partitions the group no longer has are removed,
+so the gauge holds one series per partition of the role's groups, whatever the uptime.
 
 The lag is of committed offsets: a worker that has read records but not yet committed them
 (faust commits every few seconds) shows them as lag until it does. That is the lag a

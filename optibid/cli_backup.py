@@ -19,13 +19,14 @@ from rich.table import Table
 from optibid.backup import Backup, Restore, RestoreResult, read_model_checksums
 from optibid.backup_format import BackupError, MasterKey, new_key_file
 from optibid.cli_common import console
+from optibid.cli_projections import projector_config
 from optibid.settings import Settings
 from optibid.wiring import prepare_contracts
 from projections.errors import ProjectionError
 from projections.identity_models import IdentityProjector
 from projections.migrate import migrate
 from projections.models import READ_MODELS_BY_NAME, read_model
-from projections.projector import Projector, ProjectorConfig
+from projections.projector import Projector
 from projections.usage_models import UsageProjector
 from schemas.catalog import TopicCatalog
 from schemas.errors import ContractError
@@ -59,15 +60,7 @@ def rebuild_read_models(settings: Settings, catalog: TopicCatalog, stop: threadi
     parallel threads, then identity and usage); returns the events folded."""
     with psycopg.connect(settings.postgres_dsn, autocommit=False) as conn:
         migrate(conn, settings.db_schema, settings.hypertable_options)
-    config = ProjectorConfig(
-        bootstrap=settings.bootstrap_servers,
-        postgres_dsn=settings.postgres_dsn,
-        db_schema=settings.db_schema,
-        redis_url=settings.redis_dsn,
-        batch_max_events=20_000,
-        batch_max_wait_s=1.0,
-        chunk_target_bytes=settings.hypertable_options.chunk_target_bytes,
-    )
+    config = projector_config(settings, batch_events=20_000, batch_wait_s=1.0)
     events = [0]
     failures: list[BaseException] = []
     lock = threading.Lock()

@@ -127,7 +127,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         benchmarks, to the kpi.* topics."""
         settings = settings_of()
         app_id = app_id or default_app_id(settings, "optibid-kpis")
-        settings = _prepared(settings, "kpis", metrics_port, app_id)
+        settings = _prepared(settings, "kpis", metrics_port)
         config = app_config(
             KpiWorkerConfig,
             settings,
@@ -153,7 +153,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         user, to identity.events, identity.command_outcomes and audit.events."""
         settings = settings_of()
         app_id = app_id or default_app_id(settings, "optibid-identity")
-        settings = _prepared(settings, "identity", metrics_port, app_id)
+        settings = _prepared(settings, "identity", metrics_port)
         config = app_config(
             IdentityWorkerConfig, settings, "identity", app_id=app_id, store=store,
             web_port=web_port,
@@ -245,7 +245,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         freshness."""
         settings = settings_of()
         app_id = app_id or default_app_id(settings, "optibid-streams")
-        settings = _prepared(settings, "worker", metrics_port, app_id)
+        settings = _prepared(settings, "worker", metrics_port)
         config = worker_config(
             settings,
             app_id=app_id,
@@ -257,13 +257,11 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         _serve(settings, config, StreamWorker, loglevel)
 
 
-def _prepared(settings: Settings, role: str, metrics_port: int, group: str) -> Settings:
+def _prepared(settings: Settings, role: str, metrics_port: int) -> Settings:
     """Settings of a stream role whose contracts are in place and whose metrics are served.
     Its consumer group's lag is not measured from inside its own process: a lag watch (an
     admin client asking the group's offsets every 10 s) beside faust's consumer stalled the
-    stream worker after a broker restart (tests/integration/test_outages.py). `group` is the
-    group that is not watched here."""
-    del group
+    stream worker after a broker restart (tests/integration/test_outages.py)."""
     prepare_contracts(settings)
     observe_role(settings.bootstrap_servers, role, settings.metrics_host, metrics_port)
     return settings

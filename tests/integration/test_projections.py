@@ -18,6 +18,7 @@ from optibid import stack
 from optibid.settings import Settings
 from optibid.stack.postgres_server import PostgresServer
 from optibid.stack.redis_server import RedisServer
+from projections import hypertables
 from projections.folds import Row
 from projections.migrate import drop_schema, migrate, migrations
 from projections.models import READ_MODEL_LIST, read_model
@@ -43,10 +44,26 @@ from tests.integration.projections_util import (
 from tests.unit.projections.test_batch import lmp_row
 
 
+def migrate_uncompressed(conn: psycopg.Connection[Any], schema: str) -> None:
+    """`schema` migrated without a compression policy: the tests below write rows of 2024,
+    old enough for the policy to take their chunk the moment it runs, and its lock on the
+    chunk deadlocks with the writes. The projector meets that by writing the batch again
+    (`write_retrying` does the same); these tests check the writes alone."""
+    migrate(conn, schema, hypertables.Options(compress_after=None))
+
+
 @pytest.fixture
 def migrated(stack_settings: Settings, db_schema: str) -> str:
     with psycopg.connect(stack_settings.postgres_dsn) as conn:
         migrate(conn, db_schema)
+    return db_schema
+
+
+@pytest.fixture
+def uncompressed(stack_settings: Settings, db_schema: str) -> str:
+    """A migrated schema without a compression policy (for writes checked alone)."""
+    with psycopg.connect(stack_settings.postgres_dsn) as conn:
+        migrate_uncompressed(conn, db_schema)
     return db_schema
 
 
@@ -172,13 +189,13 @@ def write_retrying(writer: PgWriter, conn: psycopg.Connection[Any], batch: Batch
 
 
 def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revision(
-    stack_settings: Settings, migrated: str
+    stack_settings: Settings, uncompressed: str
 ) -> None:
     """New keys go in by COPY; a batch meeting a stored key, or bringing a key twice, falls
     back to the upsert (the revision guard), a redelivered batch changes nothing, and later
     clean batches COPY again. Every revision but the current one is kept once in the
     superseded table; the revisions view lists them all."""
-    writer = PgWriter(migrated, "lmp", [LMP])
+    writer = PgWriter(uncompressed, "lmp", [LMP])
     batches = [
         [lmp_row("A", 0, 1, 10.0), lmp_row("B", 0, 1, 20.0)],
         # a correction, an older revision arriving late, a new key
@@ -197,10 +214,10 @@ def test_batches_copied_straight_in_or_upserted_keep_the_guard_and_every_revisio
             batch.offsets["t", 0] = offset
             write_retrying(writer, conn, batch)
         current = conn.execute(
-            f'SELECT location_id, revision, lmp_usd_per_mwh FROM "{migrated}".lmp ORDER BY 1'
+            f'SELECT location_id, revision, lmp_usd_per_mwh FROM "{uncompressed}".lmp ORDER BY 1'
         ).fetchall()
-        revisions = location_revisions(conn, migrated, "lmp_revisions")
-        superseded = location_revisions(conn, migrated, "lmp_superseded")
+        revisions = location_revisions(conn, uncompressed, "lmp_revisions")
+        superseded = location_revisions(conn, uncompressed, "lmp_superseded")
         offsets = writer.stored_offsets(conn)
     assert current == [
         ("A", 2, 11.0),
@@ -259,7 +276,7 @@ def test_forecasts_of_one_interval_at_one_revision_keep_the_latest_whatever_the_
     for number, order in enumerate((rows, list(reversed(rows)))):
         schema = f"{db_schema}_{number}"  # a schema each: no TRUNCATE racing TimescaleDB's jobs
         with psycopg.connect(stack_settings.postgres_dsn) as conn:
-            migrate(conn, schema)
+            migrate_uncompressed(conn, schema)
             writer = PgWriter(schema, "load", [LOAD])
             writer.attach(conn)
             batches = [[r] for r in order] if split else [order]

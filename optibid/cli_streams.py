@@ -259,9 +259,9 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
 
 def _prepared(settings: Settings, role: str, metrics_port: int) -> Settings:
     """Settings of a stream role whose contracts are in place and whose metrics are served.
-    Its consumer group's lag is not measured from inside its own process: a lag watch (an
-    admin client asking the group's offsets every 10 s) beside faust's consumer stalled the
-    stream worker after a broker restart (tests/integration/test_outages.py)."""
+    Its consumer group's lag is measured by its faust app from its own consumer
+    (`streams.runtime.lag`), not by a lag watch asking the broker: an admin client beside
+    faust's consumer stalled the stream worker after a broker restart."""
     prepare_contracts(settings)
     observe_role(settings.bootstrap_servers, role, settings.metrics_host, metrics_port)
     return settings

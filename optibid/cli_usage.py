@@ -67,7 +67,7 @@ def register(app: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         settings = settings_of()
         app_id = app_id or default_app_id(settings, "optibid-meter")
         prepare_contracts(settings)
-        # no lag watch beside faust's consumer (see cli_streams._prepared)
+        # its lag is measured by its faust app (see cli_streams._prepared)
         observe_role(settings.bootstrap_servers, "meter", settings.metrics_host, metrics_port)
         config = meter_config(settings, app_id=app_id, store=store, web_port=web_port)
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from schemas.kafka_client import KafkaSecurity
 from schemas.topics import ensure_topics
 from streams.runtime.consumer import BatchConsumer, BatchHandler, BatchTransport
 from streams.runtime.internals import current_event, producer_of
+from streams.runtime.lag import watch_lag
 from streams.runtime.producer import KeyPartitioner, ProducerBatches
 from streams.runtime.tables import ChangelogBatchTable
 
@@ -146,7 +147,8 @@ def worker_app(
     config: WorkerAppConfig, handler: BatchHandler
 ) -> tuple[faust.App, BatchTransport | None]:
     """A worker's faust app and, when its config says batch, the transport that hands whole
-    fetches of its batch topics to `handler` (the worker then names those topics on it)."""
+    fetches of its batch topics to `handler` (the worker then names those topics on it). The
+    app measures its consumer group's lag (`streams.runtime.lag`)."""
     app = faust_app(
         config.app_id,
         config.broker,
@@ -160,6 +162,7 @@ def worker_app(
     if config.batch:
         transport = BatchTransport(app.conf.broker_consumer, app, handler)
         app.transport = transport
+    watch_lag(app)
     return app, transport
 
 

@@ -12,7 +12,7 @@ and `PINNED` must match the installed versions (pyproject.toml pins them exactly
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
 from typing import Any, cast
@@ -20,6 +20,7 @@ from typing import Any, cast
 import faust
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
@@ -43,6 +44,7 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
     ("faust.transport.consumer:Consumer", "_drain_messages"),
     ("faust.transport.consumer:Consumer", "_unacked_messages"),
     ("faust.transport.consumer:Consumer", "_read_offset"),
+    ("faust.transport.consumer:Consumer", "_committed_offset"),
     ("faust.transport.consumer:Consumer", "_add_gap"),
     ("faust.transport.consumer:Consumer", "_n_acked"),
     ("faust.transport.consumer:Consumer", "_commit_every"),
@@ -53,6 +55,12 @@ RELIED_ON: tuple[tuple[str, str], ...] = (
 def producer_of(app: faust.App) -> Any:
     """The app's aiokafka producer (an AIOKafkaProducer, untyped), started if need be."""
     return cast(aiokafka_driver.Producer, app.producer)._ensure_producer()
+
+
+def committed_offsets(consumer: Any) -> dict[TP, int | None]:
+    """The offsets faust last committed (or found committed at assignment) per partition of
+    `consumer` (a faust Consumer); None where the group has no commit."""
+    return dict(cast(Mapping[TP, "int | None"], consumer._committed_offset))
 
 
 def partition_for(producer: Any, key: bytes, partitions: list[int]) -> int:

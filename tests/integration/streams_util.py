@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
 from schemas.serde import AvroSerde
@@ -88,18 +91,39 @@ class WorkerProcess(ChildProcess):
         self.test_id = test_id
         self.state_dir = state_dir
         self.command = command  # `worker` (market data) or `kpis`
+        self.metrics_port = 0
         super().__init__(state_dir / f"{test_id}-{command}.log")
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.test_id}-{self.command}"
 
     def start(self, env: dict[str, str] | None = None) -> None:
         env = {**os.environ, **(env or {}), "OPTIBID_TOPIC_PREFIX": f"{self.test_id}."}
+        self.metrics_port = free_port()
         argv = [
             sys.executable, "-m", "optibid", self.command,
-            "--app-id", f"{self.test_id}-{self.command}",
+            "--app-id", self.app_id,
             "--store", "rocksdb://",
             "--web-port", str(free_port()),
-            "--metrics-port", str(free_port()),
+            "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
         self.spawn(argv, env)
+
+    def consumer_lag(self) -> dict[tuple[str, int], float]:
+        """optibid_consumer_lag_records of the worker's group, by (topic, partition), as its
+        metrics endpoint serves them now (empty while it does not answer)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        return {
+            (sample.labels["topic"], int(sample.labels["partition"])): sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "optibid_consumer_lag_records"
+            for sample in family.samples
+            if sample.labels["group"] == self.app_id
+        }
 
 
 def raw_in_order(

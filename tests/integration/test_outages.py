@@ -24,7 +24,7 @@ from optibid.settings import Settings
 from optibid.stack import Server
 from optibid.stack.kafka_server import KafkaServer
 from optibid.stack.registry_server import RegistryServer
-from schemas.catalog import Dataset, Iso, TopicCatalog
+from schemas.catalog import MARKET_DATA_PARTITIONS, Dataset, Iso, TopicCatalog
 from schemas.serde import AvroSerde
 from tests.integration.kafka_util import count_records, read_topic, wait_until
 from tests.integration.projections_util import ProjectorProcess, lmp_rows
@@ -153,6 +153,19 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_only_identical
     for role in (roles.worker, roles.projector):  # each says so, in order
         logs = role.logs()
         assert logs.index("broker.unavailable") < logs.rindex("broker.available"), logs[-3000:]
+    # the worker still measures its group's lag after the restart: every source partition,
+    # all committed
+    raw = catalog.raw(Iso.PJM, Dataset.LMP_RT_5MIN).name
+    wait_until(lambda: _all_committed(roles.worker, raw), 60, "no consumer lag after the restart")
+
+
+def _all_committed(worker: WorkerProcess, topic: str) -> bool:
+    """The worker shows a lag for each partition of `topic`, all 0 (and none of a table's
+    changelog: only source partitions are committed)."""
+    lag = worker.consumer_lag()
+    assert not [t for t, _ in lag if "changelog" in t or "__assignor" in t], lag
+    of_topic = {p: v for (t, p), v in lag.items() if t == topic}
+    return len(of_topic) == MARKET_DATA_PARTITIONS and set(of_topic.values()) == {0.0}
 
 
 REGISTRY_OUTAGE_S = 60.0
@@ -190,6 +203,15 @@ def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_noth
         loads = 0
         for name, data in source.fetch(Dataset.LOAD, DAY, DAY + timedelta(hours=23)):
             loads += len(load_runtime.handle_payload(name, data, new_run("SIMULATE")))
+        # the load records wait in the worker: its consumer lag says how many
+        raw_load = catalog.raw(Iso.PJM, Dataset.LOAD).name
+        waiting = count_records(stack_settings, raw_load)
+        assert waiting > 0
+
+        def load_lag() -> float:
+            return sum(v for (t, _), v in roles.worker.consumer_lag().items() if t == raw_load)
+
+        wait_until(lambda: load_lag() == waiting, 40, f"{waiting} records of consumer lag")
         time.sleep(max(0.0, REGISTRY_OUTAGE_S - (time.monotonic() - began)))
         roles.assert_alive()
         assert count_records(stack_settings, catalog.core("load").name) == 0  # still waiting
@@ -210,3 +232,4 @@ def test_the_registry_down_for_a_minute_delays_new_schemas_and_dead_letters_noth
     assert "registry.unavailable" in logs
     assert "registry.available" in logs
     roles.assert_alive()
+    wait_until(lambda: _all_committed(roles.worker, raw_load), 60, "the lag gone once committed")

@@ -25,7 +25,16 @@ RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 RUNBOOK = PROMETHEUS / "RUNBOOK.md"
 RUNBOOK_PATH = "ops/prometheus/RUNBOOK.md"
-PACKAGES = ("connectors", "streams", "projections", "api", "optibid", "identity", "billing")
+PACKAGES = (
+    "schemas",
+    "connectors",
+    "streams",
+    "projections",
+    "api",
+    "optibid",
+    "identity",
+    "billing",
+)
 KINDS = ("Counter", "Gauge", "Histogram", "Summary")
 SEVERITIES = {"page", "ticket"}
 SUFFIXES = ("_total", "_bucket", "_sum", "_count")

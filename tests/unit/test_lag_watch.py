@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optibid.lag_watch import lags
+from schemas.consumer_lag import lags
 
 
 def test_lag_is_latest_minus_committed() -> None:

@@ -322,7 +322,10 @@ PIPELINE = Board(
                 Panel(
                     "Consumer lag, by group and partition",
                     "Records written to a partition and not yet committed by the consumer "
-                    "group (stream worker, KPI worker, identity handler, meter, projectors).",
+                    "group (stream worker, KPI worker, identity handler, meter, identity and "
+                    "usage projectors, billing). Alerts OptibidConsumerLagGrowing (a group over "
+                    "1000 and growing for 30 minutes) and OptibidConsumerLagHigh (over 100000 "
+                    "for 15 minutes).",
                     (
                         q(
                             "max by (group, topic, partition) (optibid_consumer_lag_records)",

@@ -21,7 +21,6 @@ puts the keys back and rebuilds every read model from the topics.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import struct
@@ -64,6 +63,7 @@ from optibid.backup_format import (
     unwrap_key,
     wrap_key,
 )
+from projections.query import table_checksum
 from schemas import kafka_client
 from schemas.catalog import TopicCatalog, TopicSpec
 from schemas.errors import SchemaNotFoundError
@@ -135,13 +135,10 @@ class RestoreResult:
 
 def read_model_checksums(dsn: str, schema: str) -> dict[str, tuple[int, str]]:
     """(rows, digest) of every table of the read-model schema, equal for equal contents in any
-    physical order: each row's text hashed (MD5), the hashes' two 60-bit halves summed as
-    numerics (no sort, no text that grows with the table), the digest an MD5 of the count and
-    both sums. Where the projectors have read to (`projection_offsets`) is left out: offsets
-    are the log's, not the data."""
+    physical order (`projections.query.table_checksum`). Where the projectors have read to
+    (`projection_offsets`) is left out: offsets are the log's, not the data."""
     out: dict[str, tuple[int, str]] = {}
     with psycopg.connect(dsn) as conn:
-        conn.execute("SET TIME ZONE 'UTC'")
         tables = conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
@@ -149,18 +146,8 @@ def read_model_checksums(dsn: str, schema: str) -> dict[str, tuple[int, str]]:
             (schema,),
         ).fetchall()
         for (table,) in tables:
-            if table in ("projection_offsets", "schema_migrations"):
-                continue
-            query = sql.SQL(
-                "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 15))::bit(60)::int8::numeric),"
-                " 0), coalesce(sum(('x' || substr(h, 16, 15))::bit(60)::int8::numeric), 0)"
-                " FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
-            ).format(sql.Identifier(schema, table))
-            row = conn.execute(query).fetchone()
-            assert row is not None
-            rows, first, second = int(row[0]), row[1], row[2]
-            digest = hashlib.md5(f"{rows}:{first}:{second}".encode(), usedforsecurity=False)
-            out[str(table)] = (rows, digest.hexdigest() if rows else "")
+            if table not in ("projection_offsets", "schema_migrations"):
+                out[str(table)] = table_checksum(conn, schema, str(table))
     return out
 
 

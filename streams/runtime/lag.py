@@ -31,6 +31,33 @@ LEADER_TOPIC_SUFFIX = "-__assignor-__leader"
 EARLIEST_TIMEOUT_S = 5.0
 
 
+def partition_lags(
+    latest: Mapping[TP, int],
+    committed: Mapping[TP, int | None],
+    earliest: Mapping[TP, int],
+) -> dict[Partition, int]:
+    """Lag per partition from a faust consumer's view: `latest` offsets (high watermarks),
+    `committed` offsets (None where the group never committed) and the `earliest` offsets
+    known for partitions never committed. An empty partition has no lag; a partition with
+    records, no commit and no earliest offset known yet is left out (not guessed)."""
+    done: dict[Partition, int] = {}
+    first: dict[Partition, int] = {}
+    shown: dict[Partition, int] = {}
+    for tp, end in latest.items():
+        key = (tp.topic, tp.partition)
+        offset = committed.get(tp)
+        if offset is not None:
+            done[key] = offset
+        elif end == 0:
+            done[key] = 0
+        elif tp in earliest:
+            first[key] = earliest[tp]
+        else:
+            continue
+        shown[key] = end
+    return lags(done, first, shown)
+
+
 class ConsumerLag:
     """The lag of `app`'s consumer group, set on `optibid_consumer_lag_records`."""
 
@@ -72,22 +99,7 @@ class ConsumerLag:
         ]
         if unknown:
             await self._ask_earliest(unknown)
-        shown: dict[Partition, int] = {}
-        done: dict[Partition, int] = {}
-        first: dict[Partition, int] = {}
-        for tp, end in latest.items():
-            key = (tp.topic, tp.partition)
-            offset = committed.get(tp)
-            if offset is not None:
-                done[key] = offset
-            elif end == 0:
-                done[key] = 0
-            elif tp in self._earliest:
-                first[key] = self._earliest[tp]
-            else:
-                continue  # neither committed nor its earliest offset known yet
-            shown[key] = end
-        result = lags(done, first, shown)
+        result = partition_lags(latest, committed, self._earliest)
         self._gauges.show(result)
         return result
 

@@ -1,13 +1,14 @@
 """Consumer lag of a faust worker's group, read from its own consumer on the app's timer.
 
 Every `interval_s` the worker's assigned source partitions (not its tables' changelogs, not
-faust's leader topic) are measured from what the consumer already holds: the partition's
-latest offset (the high watermark of its last fetch) minus the offset faust last committed.
-No other client talks to the broker for it (an admin client beside faust's consumer stalled
-the stream worker after a broker restart). Only a partition holding records the group has
-never committed asks the broker once for its earliest offset (the lag counts from there, as
-retention may have deleted the rest); a partition not fetched yet is not shown. Series of
-partitions the worker no longer holds are removed (`schemas.consumer_lag.LagGauges`).
+faust's leader topic) are measured from what the consumer already holds in memory: the
+partition's latest offset (the high watermark of its last fetch) minus the offset faust last
+committed. Nothing talks to the broker for it: an admin client beside faust's consumer stalled
+the stream worker after a broker restart, and a request for a partition's earliest offset
+through faust's consumer thread stalled a worker starting on a backlog. A partition the group
+never committed counts from offset 0 until its first commit (records that retention deleted
+before the group ever read them count until then); a partition not fetched yet is not shown.
+Series of partitions the worker no longer holds are removed (`schemas.consumer_lag.LagGauges`).
 
 The lag is of committed offsets, as for the other roles: records read but not yet committed
 (faust commits every few seconds) count until they are, since a restart would read them again.
@@ -15,7 +16,6 @@ The lag is of committed offsets, as for the other roles: records read but not ye
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import faust
@@ -28,34 +28,15 @@ from streams.runtime.internals import committed_offsets
 log = structlog.get_logger(__name__)
 
 LEADER_TOPIC_SUFFIX = "-__assignor-__leader"
-EARLIEST_TIMEOUT_S = 5.0
 
 
 def partition_lags(
-    latest: Mapping[TP, int],
-    committed: Mapping[TP, int | None],
-    earliest: Mapping[TP, int],
+    latest: Mapping[TP, int], committed: Mapping[TP, int | None]
 ) -> dict[Partition, int]:
-    """Lag per partition from a faust consumer's view: `latest` offsets (high watermarks),
-    `committed` offsets (None where the group never committed) and the `earliest` offsets
-    known for partitions never committed. An empty partition has no lag; a partition with
-    records, no commit and no earliest offset known yet is left out (not guessed)."""
-    done: dict[Partition, int] = {}
-    first: dict[Partition, int] = {}
-    shown: dict[Partition, int] = {}
-    for tp, end in latest.items():
-        key = (tp.topic, tp.partition)
-        offset = committed.get(tp)
-        if offset is not None:
-            done[key] = offset
-        elif end == 0:
-            done[key] = 0
-        elif tp in earliest:
-            first[key] = earliest[tp]
-        else:
-            continue
-        shown[key] = end
-    return lags(done, first, shown)
+    """Lag per partition from a faust consumer's view: `latest` offsets (high watermarks) and
+    `committed` offsets (None where the group never committed: counted from offset 0)."""
+    done = {(tp.topic, tp.partition): offset for tp, offset in committed.items() if offset}
+    return lags(done, {}, {(tp.topic, tp.partition): end for tp, end in latest.items()})
 
 
 class ConsumerLag:
@@ -65,8 +46,6 @@ class ConsumerLag:
         self.app = app
         self.group = str(app.conf.id)
         self._gauges = LagGauges(self.group)
-        self._earliest: dict[TP, int] = {}  # of never-committed partitions, while assigned
-        self._failing = False
 
     def sources(self) -> set[TP]:
         """The assigned partitions the group commits: its tables' changelogs and faust's
@@ -78,7 +57,7 @@ class ConsumerLag:
             if tp.topic not in changelogs and not tp.topic.endswith(LEADER_TOPIC_SUFFIX)
         }
 
-    async def measure(self) -> dict[Partition, int]:
+    def measure(self) -> dict[Partition, int]:
         """Measure now, set the gauges and return the lag per partition."""
         consumer = self.app.consumer
         assigned = self.sources()
@@ -91,30 +70,9 @@ class ConsumerLag:
                 continue
             if end is not None:
                 latest[tp] = end
-        self._earliest = {tp: o for tp, o in self._earliest.items() if tp in assigned}
-        unknown = [
-            tp
-            for tp, end in latest.items()
-            if committed.get(tp) is None and end > 0 and tp not in self._earliest
-        ]
-        if unknown:
-            await self._ask_earliest(unknown)
-        result = partition_lags(latest, committed, self._earliest)
+        result = partition_lags(latest, committed)
         self._gauges.show(result)
         return result
-
-    async def _ask_earliest(self, partitions: list[TP]) -> None:
-        try:
-            answer: Mapping[TP, int] = await asyncio.wait_for(
-                self.app.consumer.earliest_offsets(*partitions), EARLIEST_TIMEOUT_S
-            )
-        except Exception as exc:  # a timeout or any broker error: asked again next round
-            if not self._failing:  # said once per outage; those partitions wait for a commit
-                log.warning("consumer_lag.earliest_unavailable", group=self.group, error=repr(exc))
-            self._failing = True
-            return
-        self._failing = False
-        self._earliest.update({tp: int(o) for tp, o in answer.items() if o is not None})
 
 
 def watch_lag(app: faust.App, interval_s: float = 10.0) -> ConsumerLag:
@@ -125,7 +83,7 @@ def watch_lag(app: faust.App, interval_s: float = 10.0) -> ConsumerLag:
     @app.timer(interval=interval_s)  # type: ignore[untyped-decorator]
     async def consumer_lag() -> None:
         try:
-            await lag.measure()
+            lag.measure()
         except Exception as exc:  # a metric never stops the worker
             log.warning("consumer_lag.failed", group=lag.group, error=repr(exc))
 

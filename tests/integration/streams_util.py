@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from optibid.settings import Settings
 from schemas.catalog import TopicCatalog
@@ -31,8 +32,9 @@ PROJECT = Path(__file__).resolve().parents[2]
 _FREE_PORTS = range(12_000, 20_000)
 
 
-_GIVEN: set[int] = set()  # never the same port twice in one session: a test's processes bind
-# theirs a while after asking, and two random draws of one port failed a start
+# never the same port twice in one session: a test's processes bind theirs a while after
+# asking, and two random draws of one port failed a start
+_GIVEN: set[int] = set()
 
 
 def free_port() -> int:
@@ -110,18 +112,25 @@ class WorkerProcess(ChildProcess):
         ]  # fmt: skip
         self.spawn(argv, env)
 
-    def consumer_lag(self) -> dict[tuple[str, int], float]:
-        """optibid_consumer_lag_records of the worker's group, by (topic, partition), as its
-        metrics endpoint serves them now (empty while it does not answer)."""
+    def samples(self, family: str) -> list[Sample]:
+        """The samples of the metric `family` its metrics endpoint serves now (none while it
+        does not answer)."""
         try:
             text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
         except httpx.HTTPError:
-            return {}
+            return []
+        return [
+            sample
+            for metric in text_string_to_metric_families(text)
+            if metric.name == family
+            for sample in metric.samples
+        ]
+
+    def consumer_lag(self) -> dict[tuple[str, int], float]:
+        """optibid_consumer_lag_records of the worker's group, by (topic, partition)."""
         return {
             (sample.labels["topic"], int(sample.labels["partition"])): sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name == "optibid_consumer_lag_records"
-            for sample in family.samples
+            for sample in self.samples("optibid_consumer_lag_records")
             if sample.labels["group"] == self.app_id
         }
 

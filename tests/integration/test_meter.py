@@ -15,11 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from optibid.settings import Settings
 from projections import usage_reads
@@ -97,21 +95,11 @@ class MeterProcess(WorkerProcess):
         ]  # fmt: skip
         self.spawn(argv, env)
 
-    @property
-    def app_id(self) -> str:
-        return f"{self.test_id}-meter"
-
     def requests_counted(self) -> dict[str, float]:
         """optibid_meter_requests_total by outcome, as this process counted them."""
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return {}
         return {
             sample.labels["outcome"]: sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name == "optibid_meter_requests"
-            for sample in family.samples
+            for sample in self.samples("optibid_meter_requests")
             if sample.name == "optibid_meter_requests_total"
         }
 
